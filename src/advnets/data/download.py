@@ -1,0 +1,131 @@
+"""Finding dataset files locally, or downloading them with a checksum (DESIGN.md section 3).
+
+Downloads stream into a temporary file beside the destination, are md5-verified, and
+only then renamed into place with `os.replace`, so a destination path either holds a
+verified file or nothing. Files found in local directories are *not* md5-checked: the
+Debian package `dataset-fashion-mnist`, for one, recompresses the upstream ``.gz`` files
+(same images, different bytes), so the caller validates them structurally instead.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from advnets.errors import DataError
+
+_CHUNK = 1 << 20
+
+
+def md5_file(path: str | Path) -> str:
+    """Hex md5 of a file, read in 1 MiB chunks."""
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download(url: str, dest: str | Path, md5: str, timeout: float = 30.0) -> Path:
+    """Download `url` to `dest`, check its md5, and move it into place atomically.
+
+    On any failure (HTTP error, connection error, short body, md5 mismatch) the
+    temporary file is removed, `dest` is left untouched and `DataError` is raised.
+    """
+    dest = Path(dest)
+    hint = f"check the network and the mirror, or download {dest.name} by hand and pass --data-dir DIR"
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    except OSError as e:
+        raise DataError(
+            f"cannot write to {dest.parent}: {e.strerror or e}",
+            "set ADVNETS_DATA (or pass cache_dir) to a writable directory",
+        ) from None
+    try:
+        h, size = hashlib.md5(), 0
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as resp:
+                    length = resp.headers.get("Content-Length")
+                    while chunk := resp.read(_CHUNK):
+                        out.write(chunk)
+                        h.update(chunk)
+                        size += len(chunk)
+            except urllib.error.HTTPError as e:  # before URLError: it is a subclass
+                raise DataError(f"download of {url} failed: HTTP {e.code} {e.reason}", hint) from None
+            except urllib.error.URLError as e:
+                raise DataError(f"cannot connect to {url}: {e.reason}", hint) from None
+            except (OSError, http.client.HTTPException) as e:  # reset, timeout, bad reply
+                raise DataError(f"download of {url} failed: {e!r}", hint) from None
+        # http.client does not raise when the server closes early; check it ourselves.
+        if length is not None and length.isdigit() and size != int(length):
+            raise DataError(f"download of {url} is truncated: got {size} of {length} bytes", hint)
+        got = h.hexdigest()
+        if got != md5.lower():
+            raise DataError(
+                f"checksum mismatch for {url}: expected md5 {md5}, got {got}",
+                "the mirror serves a different or damaged file; try another mirror or pass --data-dir DIR",
+            )
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a cache may be shared
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return dest
+
+
+_download = download  # `fetch` has a parameter called `download`
+
+
+def fetch(
+    filename: str,
+    md5: str,
+    mirrors: Sequence[str],
+    search_dirs: Sequence[str | Path],
+    cache_dir: str | Path,
+    download: bool = True,
+) -> Path:
+    """Return a path to `filename`, downloading it into `cache_dir` if needed.
+
+    Looks in each of `search_dirs` in order, then in `cache_dir`; if absent and
+    `download` is true, tries each mirror (a base URL) in turn, saving the md5-checked
+    file into `cache_dir`. Otherwise raises `DataError` listing where it looked.
+    """
+    cache_dir = Path(cache_dir)
+    looked: list[Path] = []
+    for d in [*search_dirs, cache_dir]:
+        path = Path(d).expanduser() / filename
+        if path in looked:
+            continue
+        if path.is_file():
+            return path
+        looked.append(path)
+    where = ", ".join(str(p.parent) for p in looked)
+    fix = f"pass --data-dir DIR holding {filename}"
+    if not download:
+        source = f" from {mirrors[0]}" if mirrors else ""
+        raise DataError(
+            f"{filename} not found (looked in {where}) and downloads are off",
+            f"{fix}, or run with network access so it can be downloaded{source}",
+        )
+    if not mirrors:
+        raise DataError(f"{filename} not found (looked in {where}) and no mirror is known", fix)
+    failures = []
+    for base in mirrors:
+        url = base if base.endswith("/") else base + "/"
+        try:
+            return _download(url + filename, cache_dir / filename, md5)
+        except DataError as e:
+            failures.append(e.message)
+    raise DataError(
+        f"{filename} not found (looked in {where}) and every mirror failed: " + "; ".join(failures),
+        f"{fix}, or check network access to {mirrors[0]}",
+    )

@@ -1,0 +1,7 @@
+"""Generators, discriminators, maxout, dropout and the noise prior."""
+from .dropout import dropout_mask
+from .mlp import Generator, MaxoutDiscriminator, build_models, marginal_logits
+from .noise import sample_noise
+
+__all__ = ["Generator", "MaxoutDiscriminator", "build_models", "dropout_mask", "marginal_logits",
+           "sample_noise"]

@@ -1,0 +1,123 @@
+"""A run directory: its layout, its config, and loading its trained networks for sampling or evaluation."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .checkpoint import load_checkpoint, load_state
+from .config import Config, from_dict
+from .errors import AdvnetsError, ConfigError, RunError
+from .models import Generator, MaxoutDiscriminator, build_models, sample_noise
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+CHECKPOINT = "checkpoints/last.pt"
+
+
+def resolve_device(name: str) -> torch.device:
+    """cpu | cuda | mps | auto (cuda if present, then mps, then cpu)."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but PyTorch sees no CUDA GPU", "use --device cpu or auto")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("device 'mps' was asked for but it is not available", "use --device cpu or auto")
+    return torch.device(name)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def atomic_save_npy(path: str | Path, array) -> None:
+    import numpy as np
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def read_config(run_dir: str | Path) -> Config:
+    """The config.json of a run directory."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise RunError(f"{run_dir} is not a run directory (no {CONFIG})",
+                       "pass the directory given to `advnets train --out`")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})",
+                          "restore the file or start a new run") from None
+    try:
+        return from_dict(data)
+    except AdvnetsError as exc:
+        raise ConfigError(f"{path}: {exc.message}", exc.hint) from None
+
+
+@dataclass
+class LoadedRun:
+    """A trained run: its config, its networks (in evaluation mode) and where training stopped."""
+    run_dir: Path
+    config: Config
+    generator: Generator
+    discriminator: MaxoutDiscriminator
+    image_shape: tuple[int, ...]
+    epoch: int
+    step: int
+    device: torch.device
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0, batch_size: int = 1000) -> torch.Tensor:
+        """n samples G(z), z ~ p_z drawn from a generator seeded with `seed`; shape (n, C, H, W), on CPU."""
+        rng = torch.Generator(device=self.device).manual_seed(seed)
+        m = self.config.model
+        out = []
+        for start in range(0, n, batch_size):
+            z = sample_noise(min(batch_size, n - start), m.noise_dim, m.noise_prior, rng, self.device)
+            out.append(self.generator(z).cpu())
+        return torch.cat(out) if out else torch.empty(0, *self.image_shape)
+
+
+def load_run(run_dir: str | Path, checkpoint: str | Path | None = None, device: str = "cpu") -> LoadedRun:
+    """Load a run's generator and discriminator from its last (or the given) checkpoint."""
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    path = Path(checkpoint) if checkpoint is not None else run_dir / CHECKPOINT
+    dev = resolve_device(device)
+    payload = load_checkpoint(path, dev)
+    image_shape = tuple(payload["image_shape"])
+    saved = from_dict(json.loads(payload["config"]))
+    if saved.model != config.model:
+        raise RunError(f"checkpoint {path} was written for another model than {run_dir / CONFIG} describes",
+                       "pass a checkpoint of this run")
+    g, d = build_models(config.model, image_shape, None)
+    load_state(g, payload["generator"], "generator", path)
+    load_state(d, payload["discriminator"], "discriminator", path)
+    g.to(dev).eval()
+    d.to(dev).eval()
+    return LoadedRun(run_dir, config, g, d, image_shape, payload["epoch"], payload["g_updates"], dev)

@@ -1,0 +1,19 @@
+"""The paper's optimisation schedules (DESIGN.md §1), as pure functions of the update or epoch count."""
+from __future__ import annotations
+
+
+def learning_rate(update: int, lr: float, decay: float, lr_min: float) -> float:
+    """pylearn2's ExponentialDecay: update t (from 0) uses max(lr / decay**t, lr_min)."""
+    return max(lr / decay ** update, lr_min) if decay != 1.0 else lr
+
+
+def momentum(epoch: int, start: float, end: float, ramp: tuple[int, int]) -> float:
+    """pylearn2's MomentumAdjustor: `start` until epoch ramp[0], then linear to `end` at epoch ramp[1].
+
+    `epoch` counts completed epochs (0 during the first epoch).
+    """
+    first, last = ramp
+    if last <= first:
+        return end if epoch >= first else start
+    alpha = min(max((epoch - first) / (last - first), 0.0), 1.0)
+    return start * (1.0 - alpha) + end * alpha

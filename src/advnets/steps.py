@@ -1,0 +1,168 @@
+"""Gradients of one Algorithm 1 update, written into the networks' `.grad` buffers.
+
+Three ways, all checked against each other in tests/test_steps.py:
+
+* `simultaneous_grads_fused`: the original code's schedule (D and G updated from one minibatch, with the
+  same dropout masks) for the MLP generator and maxout discriminator, by hand. D has one output per
+  example, so the backward pass through D of *any* loss of the logits is the same per-example Jacobian
+  scaled by dLoss/dlogit. One pass of "unit" deltas through D therefore serves both D's loss (its weight
+  gradients) and G's loss (the gradient reaching G's samples): D's weight gradients are never computed for
+  the G update, and nothing of D's forward or backward pass is done twice.
+* `simultaneous_grads_autograd`: the same update with autograd, for any pair of modules.
+* `discriminator_grads` / `generator_grads`: the separate steps of Algorithm 1 as printed (k D steps,
+  then one G step on fresh noise); the G step asks autograd for G's gradients only.
+
+Each returns `StepStats` (tensors, so no device sync per step).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .losses import (discriminator_loss, discriminator_loss_logit_grads, generator_loss,
+                     generator_loss_logit_grad)
+from .models.mlp import Generator, MaxoutDiscriminator
+
+
+@dataclass
+class StepStats:
+    d_loss: torch.Tensor | None = None   # discriminator_loss (= -V/2 on the batch)
+    g_loss: torch.Tensor | None = None   # the generator loss being minimised
+    d_real: torch.Tensor | None = None   # mean D(x) on data
+    d_fake: torch.Tensor | None = None   # mean D(G(z)) on samples
+
+
+def _grad_buffer(p: torch.Tensor) -> torch.Tensor:
+    if p.grad is None:
+        p.grad = torch.zeros_like(p)
+    return p.grad
+
+
+def _set_grads(params, grads) -> None:
+    for p, g in zip(params, grads):
+        _grad_buffer(p).copy_(g)
+
+
+def _masked(h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return h if mask is None else h * mask
+
+
+@torch.no_grad()
+def simultaneous_grads_fused(g: Generator, d: MaxoutDiscriminator, x_real: torch.Tensor,
+                             z: torch.Tensor, masks: list[torch.Tensor | None],
+                             loss_kind: str) -> StepStats:
+    """One simultaneous update's gradients for G and D, by hand (see the module docstring).
+
+    x_real: (m, d) data, z: (m, noise_dim) noise, masks: D's dropout masks for the (2m, .) batch
+    [data; samples]. Both gradients are taken at the current parameters.
+    """
+    m = x_real.shape[0]
+    # --- G forward: x = G(z)
+    g_hidden = []                                        # post-ReLU activations, (m, width) each
+    h = z
+    for layer in g.layers[:-1]:
+        h = torch.addmm(layer.bias, h, layer.weight.t()).relu_()
+        g_hidden.append(h)
+    out = g.layers[-1]
+    y = torch.addmm(out.bias, h, out.weight.t()).sigmoid_()         # (m, d)
+
+    # --- D forward on [data; samples] with one set of masks
+    u = _masked(torch.cat([x_real.reshape(m, -1), y]), masks[0])     # (2m, d)
+    d_inputs, pre, post = [u], [], []
+    for i, layer in enumerate(d.hidden):
+        zl = torch.addmm(layer.bias, u, layer.weight.t()).view(2 * m, d.pieces, -1)  # (2m, P, U)
+        a = zl.amax(dim=1)                                            # (2m, U)
+        pre.append(zl)
+        post.append(a)
+        u = _masked(a, masks[i + 1])
+        d_inputs.append(u)
+    logits = torch.addmm(d.output.bias, u, d.output.weight.t()).squeeze(1)   # (2m,)
+    real, fake = logits[:m], logits[m:]
+
+    # --- dLoss/dlogit for both players: D's loss on all 2m examples, G's on the m samples
+    g_real, g_fake = discriminator_loss_logit_grads(real, fake)
+    g_d = torch.cat([g_real, g_fake])                                 # (2m,)
+    g_g = generator_loss_logit_grad(loss_kind, fake)                  # (m,)
+
+    # --- one backward pass of unit deltas J = dlogit/d(.) through D
+    torch.mv(d_inputs[-1].t(), g_d, out=_grad_buffer(d.output.weight).view(-1))
+    _grad_buffer(d.output.bias).fill_(g_d.sum())
+    j_a = d.output.weight.expand(2 * m, -1)                           # (2m, U) dlogit/du
+    for i in range(len(d.hidden) - 1, -1, -1):
+        layer = d.hidden[i]
+        if masks[i + 1] is not None:
+            j_a = j_a * masks[i + 1]                                  # dlogit/da
+        j_z = ((pre[i] == post[i].unsqueeze(1)) * j_a.unsqueeze(1)).view(2 * m, -1)  # (2m, P*U)
+        # D's weight gradient: sum_n g_d[n] * J_z[n] (x) input[n]
+        torch.mm(j_z.t(), d_inputs[i] * g_d.unsqueeze(1), out=_grad_buffer(layer.weight))
+        torch.mv(j_z.t(), g_d, out=_grad_buffer(layer.bias))
+        if i > 0:
+            j_a = j_z @ layer.weight                                  # (2m, U_prev) dlogit/du
+        else:
+            j_x = j_z[m:] @ layer.weight                              # (m, d) dlogit/du on samples only
+            if masks[0] is not None:
+                j_x = j_x * masks[0][m:]
+    # G's loss: dL_G/dy = g_g * dlogit/dy  (D's weight gradients never enter)
+    delta = j_x.mul_(g_g.unsqueeze(1)).mul_(y * (1 - y))               # (m, d) through the sigmoid
+
+    # --- G backward
+    inputs = [z, *g_hidden]
+    for j in range(len(g.layers) - 1, -1, -1):
+        layer = g.layers[j]
+        torch.mm(delta.t(), inputs[j], out=_grad_buffer(layer.weight))
+        torch.sum(delta, 0, out=_grad_buffer(layer.bias))
+        if j > 0:
+            delta = (delta @ layer.weight).mul_(inputs[j] > 0)        # through the ReLU
+
+    return StepStats(
+        d_loss=discriminator_loss(real, fake), g_loss=generator_loss(loss_kind, fake),
+        d_real=torch.sigmoid(real).mean(), d_fake=torch.sigmoid(fake).mean())
+
+
+def simultaneous_grads_autograd(g: torch.nn.Module, d: torch.nn.Module, x_real: torch.Tensor,
+                                z: torch.Tensor, masks, loss_kind: str) -> StepStats:
+    """The same update as `simultaneous_grads_fused`, through autograd, for any G and D."""
+    m = x_real.shape[0]
+    fake_images = g(z)
+    batch = torch.cat([x_real.reshape(m, -1), fake_images.reshape(m, -1)])
+    logits = d(batch, masks)
+    real, fake = logits[:m], logits[m:]
+    d_loss, g_loss = discriminator_loss(real, fake), generator_loss(loss_kind, fake)
+    d_params, g_params = list(d.parameters()), list(g.parameters())
+    _set_grads(d_params, torch.autograd.grad(d_loss, d_params, retain_graph=True))
+    _set_grads(g_params, torch.autograd.grad(g_loss, g_params))
+    return StepStats(d_loss.detach(), g_loss.detach(), torch.sigmoid(real).mean().detach(),
+                     torch.sigmoid(fake).mean().detach())
+
+
+def discriminator_grads(g: torch.nn.Module, d: torch.nn.Module, x_real: torch.Tensor, z: torch.Tensor,
+                        masks) -> StepStats:
+    """Algorithm 1's D step: ascend V on m data and m samples (G is not differentiated)."""
+    m = x_real.shape[0]
+    with torch.no_grad():
+        fake_images = g(z)
+    logits = d(torch.cat([x_real.reshape(m, -1), fake_images.reshape(m, -1)]), masks)
+    real, fake = logits[:m], logits[m:]
+    # update D: maximise log D(x) + log(1 - D(G(z)))
+    d_loss = discriminator_loss(real, fake)
+    d_params = list(d.parameters())
+    _set_grads(d_params, torch.autograd.grad(d_loss, d_params))
+    return StepStats(d_loss=d_loss.detach(), d_real=torch.sigmoid(real).mean().detach(),
+                     d_fake=torch.sigmoid(fake).mean().detach())
+
+
+def generator_grads(g: torch.nn.Module, d: torch.nn.Module, z: torch.Tensor, masks,
+                    loss_kind: str) -> StepStats:
+    """Algorithm 1's G step on m fresh samples; D's weight gradients are not computed."""
+    fake = d(g(z), masks)
+    # update G: minimise log(1 - D(G(z))) (minimax) or maximise log D(G(z)) (non-saturating)
+    g_loss = generator_loss(loss_kind, fake)
+    g_params = list(g.parameters())
+    _set_grads(g_params, torch.autograd.grad(g_loss, g_params))
+    return StepStats(g_loss=g_loss.detach(), d_fake=torch.sigmoid(fake).mean().detach())
+
+
+def supports_fused(g: torch.nn.Module, d: torch.nn.Module) -> bool:
+    """Whether `simultaneous_grads_fused` knows these network types."""
+    return type(g) is Generator and type(d) is MaxoutDiscriminator
