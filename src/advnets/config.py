@@ -29,6 +29,7 @@ class ModelConfig:
     generator_hidden: tuple[int, ...] = (1200, 1200)  # ReLU layers; output is sigmoid
     generator_init_range: float = 0.05              # weights uniform in +-range, biases 0
     generator_output_bias: str = "marginals"        # marginals: logit of the data's mean pixel | zero
+    generator_output: str = "sigmoid"               # sigmoid (pixels in (0, 1)) | linear (any real value)
     discriminator_units: tuple[int, ...] = (240, 240)  # maxout units per hidden layer
     discriminator_pieces: int = 5                   # linear pieces per maxout unit
     discriminator_init_range: float = 0.005
@@ -195,6 +196,7 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
 _CHOICES = {
     ("model", "noise_prior"): ("uniform", "gaussian"),
     ("model", "generator_output_bias"): ("marginals", "zero"),
+    ("model", "generator_output"): ("sigmoid", "linear"),
     ("train", "schedule"): ("simultaneous", "alternating"),
     ("train", "generator_loss"): ("non-saturating", "minimax"),
     ("train", "optimizer"): ("sgd", "adam"),

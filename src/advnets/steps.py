@@ -165,4 +165,4 @@ def generator_grads(g: torch.nn.Module, d: torch.nn.Module, z: torch.Tensor, mas
 
 def supports_fused(g: torch.nn.Module, d: torch.nn.Module) -> bool:
     """Whether `simultaneous_grads_fused` knows these network types."""
-    return type(g) is Generator and type(d) is MaxoutDiscriminator
+    return type(g) is Generator and g.output == "sigmoid" and type(d) is MaxoutDiscriminator

@@ -67,7 +67,7 @@ class Trainer:
                               f"needs ({t.batch_size} x k={t.k_discriminator_steps})", "lower train.batch_size")
         self.rng = torch.Generator(device=self.device).manual_seed(t.seed)
         self.generator, self.discriminator = build_models(
-            self.config.model, self.image_shape, marginal_logits(self.data).to(self.device), self.rng)
+            self.config.model, self.image_shape, self._output_bias(), self.rng)
         self.generator.to(self.device)
         self.discriminator.to(self.device)
         self.fixed_noise = self.noise(t.grid_size ** 2)
@@ -108,6 +108,15 @@ class Trainer:
                                     for k in v} for s, v in stored.to_dict().items()})
             atomic_write_text(config_path, stored.to_json() + "\n")
         return stored
+
+    def _output_bias(self) -> torch.Tensor | None:
+        """G's output bias from the data's pixel marginals (DESIGN.md §1), when the config asks for it."""
+        if self.config.model.generator_output_bias != "marginals":
+            return None
+        if self.data.min() < 0 or self.data.max() > 1:
+            raise ConfigError("model.generator_output_bias=marginals needs data in [0, 1]",
+                              "use --set model.generator_output_bias=zero")
+        return marginal_logits(self.data)
 
     def _load_train_images(self) -> np.ndarray:
         from .data import load_split

@@ -32,9 +32,12 @@ class Generator(nn.Module):
 
     def __init__(self, noise_dim: int, hidden: tuple[int, ...], image_shape: tuple[int, int, int],
                  init_range: float = 0.05, output_bias: torch.Tensor | None = None,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, output: str = "sigmoid"):
         super().__init__()
+        if output not in ("sigmoid", "linear"):
+            raise ValueError(f"unknown generator output {output!r}")
         self.noise_dim = noise_dim
+        self.output = output
         self.image_shape = tuple(image_shape)
         widths = [noise_dim, *hidden, math.prod(image_shape)]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
@@ -48,7 +51,9 @@ class Generator(nn.Module):
         h = z                                            # (B, noise_dim)
         for layer in self.layers[:-1]:
             h = torch.relu(layer(h))                     # (B, hidden)
-        x = torch.sigmoid(self.layers[-1](h))            # (B, C*H*W), pixels in (0, 1)
+        x = self.layers[-1](h)                           # (B, C*H*W)
+        if self.output == "sigmoid":
+            x = torch.sigmoid(x)                         # pixels in (0, 1)
         return x.view(-1, *self.image_shape)
 
 
@@ -111,7 +116,8 @@ def build_models(model_config, image_shape: tuple[int, int, int], output_bias: t
     """G and D from a `ModelConfig`, initialised from `generator` (G first, then D)."""
     m = model_config
     bias = output_bias if m.generator_output_bias == "marginals" else None
-    g = Generator(m.noise_dim, m.generator_hidden, image_shape, m.generator_init_range, bias, generator)
+    g = Generator(m.noise_dim, m.generator_hidden, image_shape, m.generator_init_range, bias, generator,
+                  m.generator_output)
     d = MaxoutDiscriminator(image_shape, m.discriminator_units, m.discriminator_pieces,
                             m.discriminator_init_range, m.discriminator_input_include_prob,
                             m.discriminator_input_scale, m.discriminator_hidden_include_prob,
