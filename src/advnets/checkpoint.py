@@ -34,8 +34,15 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by `save_checkpoint`; anything else is a CheckpointError, never a crash."""
+MODEL_KEYS = ("config", "image_shape", "generator", "discriminator", "epoch", "g_updates")
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    required: tuple[str, ...] = MODEL_KEYS) -> dict[str, Any]:
+    """Read a checkpoint written by `save_checkpoint`; anything else is a CheckpointError, never a crash.
+
+    `required` names the entries the caller needs; a checkpoint without one of them is refused.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}", "train the run first, or check the path")
@@ -52,6 +59,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if payload.get("version") != VERSION:
         raise CheckpointError(f"checkpoint {path} has format version {payload.get('version')}, "
                               f"this advnets reads version {VERSION}", "use the advnets version that wrote it")
+    missing = [key for key in required if key not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}",
+                              "it was not written by `advnets train`; pass a training checkpoint")
     return payload
 
 

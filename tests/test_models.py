@@ -1,0 +1,86 @@
+import math
+
+import pytest
+import torch
+
+from advnets.config import make_config
+from advnets.models import (Generator, MaxoutDiscriminator, build_models, dropout_mask, marginal_logits,
+                            sample_noise)
+
+
+def test_paper_mnist_shapes_and_init_ranges():
+    g, d = build_models(make_config("paper-mnist").model, (1, 28, 28), torch.full((784,), -2.0),
+                        torch.Generator().manual_seed(0))
+    assert [tuple(l.weight.shape) for l in g.layers] == [(1200, 100), (1200, 1200), (784, 1200)]
+    assert [tuple(l.weight.shape) for l in d.hidden] == [(1200, 784), (1200, 240)]
+    assert tuple(d.output.weight.shape) == (1, 240)
+    assert max(l.weight.abs().max().item() for l in g.layers) <= 0.05
+    assert g.layers[0].weight.abs().max().item() > 0.049           # really uniform on the whole range
+    assert max(l.weight.abs().max().item() for l in d.hidden) <= 0.005
+    assert torch.equal(g.layers[-1].bias, torch.full((784,), -2.0))
+    assert g(torch.zeros(3, 100)).shape == (3, 1, 28, 28)
+
+
+def test_marginal_logits_clip_like_pylearn2():
+    images = torch.tensor([[0.0, 1.0, 0.5], [0.0, 1.0, 0.5]])
+    bias = marginal_logits(images)
+    assert bias[0].item() == pytest.approx(math.log(1e-3 / (1 - 1e-3)), rel=1e-5)
+    assert bias[1].item() == pytest.approx(-bias[0].item(), rel=1e-5)
+    assert bias[2].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_maxout_takes_max_over_pieces():
+    d = MaxoutDiscriminator((1, 1, 2), units=(2,), pieces=3, input_include_prob=1.0, input_scale=1.0,
+                            hidden_include_prob=1.0, hidden_scale=1.0)
+    with torch.no_grad():
+        # piece-major layout: rows [p0u0, p0u1, p1u0, p1u1, p2u0, p2u1]
+        d.hidden[0].weight.copy_(torch.tensor([[1., 0], [0, 1], [2, 0], [0, -1], [-1, 0], [0, 3]]))
+        d.hidden[0].bias.zero_()
+        d.output.weight.copy_(torch.tensor([[1.0, 10.0]]))
+        d.output.bias.zero_()
+    x = torch.tensor([[1.0, 1.0], [-1.0, -1.0]])
+    # unit 0 = max(x0, 2 x0, -x0); unit 1 = max(x1, -x1, 3 x1)
+    assert torch.allclose(d.features(x)[0], torch.tensor([[2.0, 3.0], [1.0, 1.0]]))
+    assert torch.allclose(d.eval()(x), torch.tensor([32.0, 11.0]))
+
+
+def test_dropout_mask_rate_and_scale():
+    g = torch.Generator().manual_seed(0)
+    mask = dropout_mask((1000, 500), 0.8, 1.25, g)
+    assert set(mask.unique().tolist()) == {0.0, 1.25}
+    kept = (mask > 0).float().mean().item()
+    assert kept == pytest.approx(0.8, abs=0.003)                  # 500k draws: std 0.0006
+    assert mask.mean().item() == pytest.approx(1.0, abs=0.004)    # scale x include prob = 1: E[x * mask] = x
+    half = dropout_mask((1000, 500), 0.5, 2.0, g)
+    assert (half > 0).float().mean().item() == pytest.approx(0.5, abs=0.003)
+    assert dropout_mask((3, 3), 1.0, 1.0, g) is None
+
+
+def test_discriminator_dropout_only_in_training():
+    d = MaxoutDiscriminator((1, 4, 4), units=(8,), pieces=2, generator=torch.Generator().manual_seed(1))
+    x = torch.rand(6, 1, 4, 4)
+    d.eval()
+    assert torch.equal(d(x), d(x))                     # deterministic without dropout
+    d.train()
+    masks = d.draw_masks(6, torch.Generator().manual_seed(2))
+    assert masks[0].shape == (6, 16) and masks[1].shape == (6, 8)
+    assert torch.equal(d(x, masks), d(x, masks))
+    assert not torch.equal(d(x, masks), d.eval()(x))
+
+
+def test_noise_priors_have_unit_variance():
+    g = torch.Generator().manual_seed(0)
+    u = sample_noise(20000, 50, "uniform", g)
+    assert u.abs().max().item() <= math.sqrt(3)
+    assert u.var().item() == pytest.approx(1.0, abs=0.01)
+    n = sample_noise(20000, 50, "gaussian", g)
+    assert n.var().item() == pytest.approx(1.0, abs=0.01) and n.abs().max().item() > 3
+    with pytest.raises(ValueError):
+        sample_noise(2, 2, "cauchy", g)
+
+
+def test_linear_generator_output():
+    g = Generator(1, (4,), (1, 1, 1), output="linear", generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        g.layers[-1].bias.fill_(5.0)
+    assert g(torch.zeros(2, 1)).min().item() >= 4.0      # not squashed into (0, 1)
