@@ -100,6 +100,86 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_split(run, split: str, args: argparse.Namespace):
+    from .data import load_split
+
+    d = run.config.data
+    return load_split(d.dataset, split, data_dir=args.data_dir or d.data_dir, download=d.download).images
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+    import warnings
+
+    import numpy as np
+
+    from .eval.parzen import SigmaOnEdgeWarning, parzen_evaluate, sigma_grid
+    from .runs import atomic_write_text, load_run
+
+    run = load_run(args.run, args.checkpoint, args.device)
+    out_dir = Path(args.run) / "eval"
+    report = {"run": str(args.run), "epoch": run.epoch, "step": run.step, "dataset": run.config.data.dataset}
+    if args.nearest:
+        from .eval.neighbours import memorisation_report
+
+        train = _run_split(run, "train", args)
+        report["nearest"] = memorisation_report(run.sample(1000, seed=args.seed + 1), train,
+                                                _run_split(run, "valid", args)[:1000])
+        n = report["nearest"]
+        print(f"mean L2 distance to the nearest training example: samples {n['samples_mean_nn_distance']:.3f}, "
+              f"held-out images {n['held_out_mean_nn_distance']:.3f} (ratio {n['ratio']:.3f})")
+    if args.parzen or not args.nearest:
+        sigmas = (np.array([float(v) for v in args.sigmas.split(",")]) if args.sigmas
+                  else sigma_grid(args.sigma_low, args.sigma_high, args.sigma_num))
+        valid, test = _run_split(run, "valid", args), _run_split(run, "test", args)
+        samples = run.sample(args.n_samples, seed=args.seed)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SigmaOnEdgeWarning)
+            result = parzen_evaluate(samples, valid, test, sigmas)
+        for w in caught:
+            print(f"advnets: warning: {w.message}", file=sys.stderr)
+        report["parzen"] = result.to_dict()
+        print(result.table_line(dataset=run.config.data.dataset))
+        atomic_write_text(out_dir / "parzen.json", json.dumps({**report, **report["parzen"]}, indent=1) + "\n")
+        print(f"wrote {out_dir / 'parzen.json'}")
+    if args.nearest:
+        atomic_write_text(out_dir / "nearest.json", json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+def cmd_figure_samples(args: argparse.Namespace) -> int:
+    from .figures.grids import samples_figure
+    from .runs import load_run
+    from .viz import save_png
+
+    run = load_run(args.run, args.checkpoint, args.device)
+    grid = samples_figure(run, _run_split(run, "train", args), rows=args.rows, cols=args.cols, seed=args.seed)
+    out = save_png(grid, args.out or Path(args.run) / "figures" / "samples.png")
+    print(f"wrote {out}: {args.rows} rows of {args.cols - 1} samples and, framed, the nearest training example")
+    return 0
+
+
+def cmd_figure_interpolate(args: argparse.Namespace) -> int:
+    from .figures.grids import interpolation_figure
+    from .runs import load_run
+    from .viz import save_png
+
+    run = load_run(args.run, args.checkpoint, args.device)
+    grid = interpolation_figure(run, rows=args.rows, steps=args.steps, seed=args.seed)
+    out = save_png(grid, args.out or Path(args.run) / "figures" / "interpolate.png")
+    print(f"wrote {out}: {args.rows} straight lines in z space, {args.steps} samples each")
+    return 0
+
+
+def _run_arguments(p: argparse.ArgumentParser, data: bool = True) -> None:
+    p.add_argument("run", help="run directory written by `advnets train`")
+    p.add_argument("--checkpoint", help="checkpoint file (default RUN/checkpoints/last.pt)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | mps | auto")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    if data:
+        p.add_argument("--data-dir", help="directory holding the dataset files, if not the run's")
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     from .config import make_config, preset_names
 
@@ -146,6 +226,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="checkpoint file (default RUN/checkpoints/last.pt)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | mps | auto")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("eval", help="Parzen-window log-likelihood (Table 1) and a memorisation check",
+                       description="Parzen-window estimate of the test log-likelihood (DESIGN.md §2): N samples "
+                                   "from G, sigma chosen on the validation split, mean and standard error on the "
+                                   "test split. Prints a Table-1 line and writes RUN/eval/parzen.json.")
+    _run_arguments(p)
+    p.add_argument("--parzen", action="store_true", help="Parzen log-likelihood (the default)")
+    p.add_argument("--nearest", action="store_true",
+                   help="mean distance to the nearest training example, of samples vs held-out images")
+    p.add_argument("--n-samples", type=int, default=10000, help="samples drawn from G (default 10000)")
+    p.add_argument("--sigmas", help="comma-separated sigma values (default: the grid below)")
+    p.add_argument("--sigma-low", type=float, default=0.1, help="grid start (default 0.1)")
+    p.add_argument("--sigma-high", type=float, default=1.0, help="grid end (default 1.0)")
+    p.add_argument("--sigma-num", type=int, default=10, help="log-spaced grid size (default 10)")
+    p.set_defaults(func=cmd_eval)
+
+    fig = sub.add_parser("figure", help="the paper's figures for a run (samples, interpolate, toy1d)")
+    figs = fig.add_subparsers(dest="figure", metavar="FIGURE", required=True)
+    p = figs.add_parser("samples", help="Figure 2: random samples, last column the nearest training example",
+                        description="Fair random samples; in the last column, framed, the training example "
+                                    "nearest (L2) to the sample beside it. Default RUN/figures/samples.png.")
+    _run_arguments(p)
+    p.add_argument("--rows", type=int, default=6)
+    p.add_argument("--cols", type=int, default=6, help="columns including the nearest-neighbour column")
+    p.add_argument("--out", help="output PNG")
+    p.set_defaults(func=cmd_figure_samples)
+    p = figs.add_parser("interpolate", help="Figure 3: samples along straight lines in z space",
+                        description="Each row: G(z) for z on the line between two random noise vectors. "
+                                    "Default RUN/figures/interpolate.png.")
+    _run_arguments(p, data=False)
+    p.add_argument("--rows", type=int, default=8)
+    p.add_argument("--steps", type=int, default=10, help="samples per line")
+    p.add_argument("--out", help="output PNG")
+    p.set_defaults(func=cmd_figure_interpolate)
 
     p = sub.add_parser("config", help="print a preset's full configuration as JSON, or list presets")
     p.add_argument("--preset", help="preset name")
