@@ -80,3 +80,31 @@ def test_g_step_equals_fused_g_gradient():
     fused_g = _grads(g)
     generator_grads(g, d, z, [m[8:] for m in masks], "minimax")
     assert all(torch.allclose(u, v, rtol=1e-10, atol=1e-14) for u, v in zip(fused_g, _grads(g)))
+
+
+def test_momentum_inside_the_gradient_products_equals_optimizer_step():
+    from advnets.optim import MomentumSGD
+
+    g, d, gen = _nets()
+    x = torch.rand(10, 64, generator=gen, dtype=torch.float64)
+    z = torch.randn(10, 100, generator=gen, dtype=torch.float64)
+    masks = [m.double() for m in d.draw_masks(20, gen)]
+    params = list(g.parameters()) + list(d.parameters())
+    start = [p.detach().clone() for p in params]
+    results = []
+    for fused_momentum in (False, True):
+        with torch.no_grad():
+            for p, s in zip(params, start):
+                p.copy_(s)
+        opt = MomentumSGD(params, lr=0.1, momentum=0.5)
+        for _ in range(3):                                   # velocity carries over between updates
+            if fused_momentum:
+                simultaneous_grads_fused(g, d, x, z, masks, "non-saturating", opt.velocity_target)
+                opt.apply_velocity()
+            else:
+                simultaneous_grads_fused(g, d, x, z, masks, "non-saturating")
+                opt.step()
+        results.append([p.detach().clone() for p in params])
+    for a, b, s in zip(*results, start):
+        assert not torch.equal(a, s)
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-15)

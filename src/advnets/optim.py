@@ -28,6 +28,23 @@ class MomentumSGD(torch.optim.Optimizer):
                 v.mul_(mu).add_(p.grad, alpha=-lr)
                 p.add_(v)
 
+    # The fused training step can compute v <- momentum * v - lr * g inside the matrix product that yields g
+    # (steps.simultaneous_grads_fused with target=velocity_target); apply_velocity then finishes the step.
+    def velocity_target(self, p: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+        """(velocity of p, momentum, -lr): where a fused gradient product should accumulate."""
+        state = self.state[p]
+        if "velocity" not in state:
+            state["velocity"] = torch.zeros_like(p)
+        group = self.param_groups[0]
+        return state["velocity"], group["momentum"], -group["lr"]
+
+    @torch.no_grad()
+    def apply_velocity(self) -> None:
+        """p <- p + v for every parameter, after velocity_target received this update's gradients."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.add_(self.state[p]["velocity"])
+
 
 def make_optimizer(train_config, params) -> torch.optim.Optimizer:
     """The optimiser a TrainConfig names, for one network's parameters."""

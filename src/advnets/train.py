@@ -22,7 +22,7 @@ from .checkpoint import load_checkpoint, load_state, save_checkpoint
 from .config import Config, from_dict
 from .errors import ConfigError, RunError
 from .models import build_models, marginal_logits, sample_noise
-from .optim import make_optimizer, set_hyperparameters
+from .optim import MomentumSGD, make_optimizer, set_hyperparameters
 from .runs import CHECKPOINT, CONFIG, METRICS, atomic_write_text, read_config, resolve_device
 from .schedules import learning_rate, momentum
 from .steps import (StepStats, discriminator_grads, generator_grads, simultaneous_grads_autograd,
@@ -76,6 +76,8 @@ class Trainer:
         self.opt_g = make_optimizer(t, self.generator.parameters())
         self.opt_d = make_optimizer(t, self.discriminator.parameters())
         self.fused = t.schedule == "simultaneous" and supports_fused(self.generator, self.discriminator)
+        self._owner = {p: opt for opt, net in ((self.opt_g, self.generator), (self.opt_d, self.discriminator))
+                       for p in net.parameters()}
         self.epoch = 0                 # completed epochs
         self.position = 0              # iterations done in the current epoch
         self.g_updates = 0
@@ -134,7 +136,7 @@ class Trainer:
 
     def _next_batch(self, index: int) -> torch.Tensor:
         m = self.config.train.batch_size
-        return self.data[self.perm[index * m:(index + 1) * m]]              # (m, d)
+        return torch.index_select(self.data, 0, self.perm[index * m:(index + 1) * m])   # (m, d)
 
     # ----- one iteration of Algorithm 1
     def iteration(self) -> StepStats:
@@ -144,10 +146,18 @@ class Trainer:
         d_net, g_net = self.discriminator, self.generator
         if t.schedule == "simultaneous":
             x, z, masks = self._next_batch(self.position), self.noise(m), d_net.draw_masks(2 * m, self.rng)
-            grads = simultaneous_grads_fused if self.fused else simultaneous_grads_autograd
-            stats = grads(g_net, d_net, x, z, masks, t.generator_loss)
-            self._step(self.opt_d, self.d_updates, mu)
-            self._step(self.opt_g, self.g_updates, mu)
+            if self.fused and isinstance(self.opt_d, MomentumSGD) and isinstance(self.opt_g, MomentumSGD):
+                # momentum SGD inside the gradient products: v <- mu v - lr g, then p <- p + v
+                self._set_lr(self.opt_d, self.d_updates, mu)
+                self._set_lr(self.opt_g, self.g_updates, mu)
+                stats = simultaneous_grads_fused(g_net, d_net, x, z, masks, t.generator_loss, self._velocity)
+                self.opt_d.apply_velocity()
+                self.opt_g.apply_velocity()
+            else:
+                grads = simultaneous_grads_fused if self.fused else simultaneous_grads_autograd
+                stats = grads(g_net, d_net, x, z, masks, t.generator_loss)
+                self._step(self.opt_d, self.d_updates, mu)
+                self._step(self.opt_g, self.g_updates, mu)
             self.d_updates += 1
         else:
             for j in range(k):                                              # k steps of D
@@ -166,10 +176,16 @@ class Trainer:
             self.on_step(self, stats)
         return stats
 
-    def _step(self, optimizer: torch.optim.Optimizer, updates: int, mu: float) -> None:
+    def _set_lr(self, optimizer: torch.optim.Optimizer, updates: int, mu: float) -> None:
         t = self.config.train
         set_hyperparameters(optimizer, learning_rate(updates, t.lr, t.lr_decay, t.lr_min), mu)
+
+    def _step(self, optimizer: torch.optim.Optimizer, updates: int, mu: float) -> None:
+        self._set_lr(optimizer, updates, mu)
         optimizer.step()
+
+    def _velocity(self, p: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+        return self._owner[p].velocity_target(p)
 
     # ----- the loop
     def iterations_per_epoch(self) -> int:
