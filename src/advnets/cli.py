@@ -138,9 +138,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             result = parzen_evaluate(samples, valid, test, sigmas)
         for w in caught:
             print(f"advnets: warning: {w.message}", file=sys.stderr)
-        report["parzen"] = result.to_dict()
         print(result.table_line(dataset=run.config.data.dataset))
-        atomic_write_text(out_dir / "parzen.json", json.dumps({**report, **report["parzen"]}, indent=1) + "\n")
+        parzen = {k: v for k, v in report.items() if k != "nearest"} | result.to_dict()
+        atomic_write_text(out_dir / "parzen.json", json.dumps(parzen, indent=1) + "\n")
         print(f"wrote {out_dir / 'parzen.json'}")
     if args.nearest:
         atomic_write_text(out_dir / "nearest.json", json.dumps(report, indent=1) + "\n")

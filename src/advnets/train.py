@@ -205,9 +205,9 @@ class Trainer:
                 while self.position < per_epoch and not self._reached_max_steps() and not self._stop:
                     stats = self.iteration()
                     if bar is not None and (self.position % 10 == 0 or self.position == per_epoch):
-                        bar.update(self.position - bar.n)
-                        bar.set_postfix_str(_postfix(stats, (self.position - first) /
+                        bar.set_postfix_str(_postfix(self.g_updates, stats, (self.position - first) /
                                                      (time.perf_counter() - started)), refresh=False)
+                        bar.update(self.position - bar.n)
                     if t.log_every_steps and self.g_updates % t.log_every_steps == 0:
                         self._log({"kind": "step", "step": self.g_updates, "epoch": self.epoch,
                                    **{s: round(getattr(stats, s).item(), 6) for s in _STATS}})
@@ -301,8 +301,8 @@ def train(config: Config | None, run_dir: str | Path, *, resume: bool = False, *
     return Trainer(config, run_dir, resume=resume, **kwargs).run()
 
 
-def _postfix(stats: StepStats, rate: float) -> str:
-    return (f"D {stats.d_loss.item():.3f} G {stats.g_loss.item():.3f} D(x) {stats.d_real.item():.2f} "
+def _postfix(step: int, stats: StepStats, rate: float) -> str:
+    return (f"step {step} D {stats.d_loss.item():.3f} G {stats.g_loss.item():.3f} D(x) {stats.d_real.item():.2f} "
             f"D(G(z)) {stats.d_fake.item():.2f} {rate:.1f} steps/s")
 
 
