@@ -50,6 +50,10 @@ def test_run_directory_contents(tmp_path, digits_images, tiny_overrides):
     assert samples.shape == (5, 1, 8, 8) and 0 <= samples.min() and samples.max() <= 1
     assert torch.equal(samples, loaded.sample(5, seed=3))
     assert not any(p.name.endswith(".tmp") for p in run.rglob("*"))
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (run / "config.json", run / "checkpoints" / "last.pt", run / "samples" / "epoch_0001.png"):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask      # not mkstemp's private 0600
 
 
 def test_training_moves_the_networks(tmp_path, digits_images, tiny_overrides):

@@ -1,9 +1,7 @@
 """Checkpoints: one dict per file, written atomically, read with safe (weights-only) deserialisation."""
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -11,6 +9,7 @@ from typing import Any
 import torch
 
 from .errors import CheckpointError
+from .fileio import atomic_open
 
 FORMAT = "advnets-checkpoint"
 VERSION = 1
@@ -19,18 +18,8 @@ VERSION = 1
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write `payload` (tensors, numbers, strings, lists, dicts) to `path` via a temporary file + rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as f:
+        torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
     return path
 
 

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import torch
 from .checkpoint import load_checkpoint, load_state
 from .config import Config, from_dict
 from .errors import AdvnetsError, ConfigError, RunError
+from .fileio import atomic_open, atomic_write_text  # noqa: F401  (atomic_write_text: used by train, cli)
 from .models import Generator, MaxoutDiscriminator, build_models, sample_noise
 
 CONFIG = "config.json"
@@ -34,32 +33,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def atomic_save_npy(path: str | Path, array) -> None:
     import numpy as np
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_open(path) as f:
+        np.save(f, array)
 
 
 def read_config(run_dir: str | Path) -> Config:

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .fileio import atomic_open
 
 
 def image_grid(images: torch.Tensor | np.ndarray, nrow: int | None = None, padding: int = 2,
@@ -34,17 +34,10 @@ def save_png(array: np.ndarray, path: str | Path) -> Path:
     from PIL import Image
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     mode = "L" if array.shape[2] == 1 else "RGB"
     image = Image.fromarray(array[:, :, 0] if mode == "L" else array, mode)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_open(path) as f:
+        image.save(f, format="PNG")
     return path
 
 

@@ -8,17 +8,15 @@ Debian package `dataset-fashion-mnist`, for one, recompresses the upstream ``.gz
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
 from advnets.errors import DataError
+from advnets.fileio import atomic_open
 
 _CHUNK = 1 << 20
 
@@ -41,16 +39,8 @@ def download(url: str, dest: str | Path, md5: str, timeout: float = 30.0) -> Pat
     dest = Path(dest)
     hint = f"check the network and the mirror, or download {dest.name} by hand and pass --data-dir DIR"
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    except OSError as e:
-        raise DataError(
-            f"cannot write to {dest.parent}: {e.strerror or e}",
-            "set ADVNETS_DATA (or pass cache_dir) to a writable directory",
-        ) from None
-    try:
-        h, size = hashlib.md5(), 0
-        with os.fdopen(fd, "wb") as out:
+        with atomic_open(dest, "wb", suffix=".part") as out:    # removed again on any error below
+            h, size = hashlib.md5(), 0
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as resp:
                     length = resp.headers.get("Content-Length")
@@ -64,21 +54,18 @@ def download(url: str, dest: str | Path, md5: str, timeout: float = 30.0) -> Pat
                 raise DataError(f"cannot connect to {url}: {e.reason}", hint) from None
             except (OSError, http.client.HTTPException) as e:  # reset, timeout, bad reply
                 raise DataError(f"download of {url} failed: {e!r}", hint) from None
-        # http.client does not raise when the server closes early; check it ourselves.
-        if length is not None and length.isdigit() and size != int(length):
-            raise DataError(f"download of {url} is truncated: got {size} of {length} bytes", hint)
-        got = h.hexdigest()
-        if got != md5.lower():
-            raise DataError(
-                f"checksum mismatch for {url}: expected md5 {md5}, got {got}",
-                "the mirror serves a different or damaged file; try another mirror or pass --data-dir DIR",
-            )
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a cache may be shared
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+            # http.client does not raise when the server closes early; check it ourselves.
+            if length is not None and length.isdigit() and size != int(length):
+                raise DataError(f"download of {url} is truncated: got {size} of {length} bytes", hint)
+            got = h.hexdigest()
+            if got != md5.lower():
+                raise DataError(
+                    f"checksum mismatch for {url}: expected md5 {md5}, got {got}",
+                    "the mirror serves a different or damaged file; try another mirror or pass --data-dir DIR",
+                )
+    except OSError as e:                                          # the directory or the disk
+        raise DataError(f"cannot write {dest}: {e.strerror or e}",
+                        "set ADVNETS_DATA (or pass cache_dir) to a writable directory") from None
     return dest
 
 
