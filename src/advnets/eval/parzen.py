@@ -1,0 +1,261 @@
+"""Parzen-window log-likelihood, the estimator of Table 1 (Goodfellow et al. 2014; DESIGN.md §2).
+
+For a test point x and n samples s_i from G, each of dimension d::
+
+    log p(x) = log mean_i N(x; s_i, sigma^2 I)
+             = logsumexp_i(-||x - s_i||^2 / (2 sigma^2)) - log n - d * log(sigma * sqrt(2 pi))
+
+sigma is chosen on a validation set from a grid (the original code: 10 values log-spaced from 0.1 to 1); the test
+mean and its standard error std / sqrt(n) are reported.
+
+How the fast path stays fast and exact (float32; measured within ~1e-4 nats of a float64 brute force):
+- both sets are centred on the samples' mean (distances are translation-invariant; smaller norms, less cancellation);
+- per block of points x chunk of samples, E = ||s||^2 - 2 x.s is one float32 matmul, reused for every sigma, and
+  delta = E - min(E) = ||x - s||^2 - ||x - s_nearest||^2 (each row's largest term is e^0 = 1, no overflow);
+- float32 E is off by ~eps * (||x||^2 + ||s||^2), that / (2 sigma^2) in nats, worst for close pairs and small sigma:
+  the distance to the nearest sample, and to every sample within 25 nats of it at the smallest sigma, is recomputed
+  from explicit differences of the raw inputs in float64 (a block with > 16 such per point goes to float64 whole);
+- chunks are merged with a float64 logaddexp (an online logsumexp), so memory is bounded by the block size;
+- the exponent is clamped at -80 (negligible terms; float32 exp is ~10x slower when it underflows);
+  log n and d * log(sigma sqrt(2 pi)) are float64.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Sequence, Union
+
+import numpy as np
+import torch
+
+from advnets.errors import AdvnetsError
+
+ArrayLike = Union[np.ndarray, torch.Tensor]
+
+# Points per block x samples per chunk: a (256, 2048) float32 block is 2 MiB (plus a scratch one), small enough for
+# cache in the per-sigma exp passes, large enough for an efficient matmul. Memory for 10k x 10k x 784: the centred
+# float32 samples (31 MB) + ~5 MB of blocks, whatever n_points is (benchmarks/parzen.py: ~100 MB of RSS growth).
+BATCH_SIZE = 256
+SAMPLE_CHUNK = 2048
+_EXP_FLOOR = -80.0
+_NEAR_NATS = 25.0  # terms further below the largest than this (at the smallest sigma) are not refined
+_REFINE_ABOVE_NATS = 1e-3  # refine only where float32's error could cost more than this
+_MAX_NEAR_PER_POINT = 16
+
+
+class ParzenInputError(AdvnetsError, ValueError):
+    """Samples or points that cannot be evaluated: empty, mismatched dimensions, NaN or infinite values."""
+
+
+class SigmaOnEdgeWarning(UserWarning):
+    """The chosen sigma is the smallest or largest of the grid: the optimum may lie outside it."""
+
+
+def sigma_grid(low: float = 0.1, high: float = 1.0, num: int = 10) -> np.ndarray:
+    """`num` values log-spaced from `low` to `high` (the original: numpy.logspace(-1, 0, 10))."""
+    if not (0 < low <= high) or num < 1:
+        raise ParzenInputError(f"bad sigma grid low={low}, high={high}, num={num}", "need 0 < low <= high, num >= 1")
+    return np.logspace(math.log10(low), math.log10(high), num)
+
+
+def _as_2d(x: ArrayLike, name: str, device: torch.device, dim: int | None = None) -> torch.Tensor:
+    """(N, ...) array or tensor -> (N, d) tensor on `device`, checked: non-empty, finite, d == dim if given."""
+    if isinstance(x, np.ndarray) and not x.flags.writeable:
+        x = x.copy()  # torch warns on read-only arrays (e.g. read_idx's); we never write, but copy to stay quiet
+    t = torch.as_tensor(x).detach().to(device)
+    if t.ndim == 0 or t.shape[0] == 0 or t[0].numel() == 0:
+        raise ParzenInputError(f"{name} is empty (shape {tuple(t.shape)})", "pass an (N, ...) array with N >= 1")
+    t = t.reshape(t.shape[0], -1)  # (N, d)
+    if dim is not None and t.shape[1] != dim:
+        raise ParzenInputError(f"{name} has {t.shape[1]} dimensions, the samples {dim}", "flatten both the same way")
+    # a float64 sum is finite iff every value is (bar float64 overflow, then the exact check): one fast pass
+    if t.is_floating_point() and not (math.isfinite(t.sum(dtype=torch.float64)) or bool(torch.isfinite(t).all())):
+        raise ParzenInputError(f"{name} contains NaN or infinite values", "check the generator / data for divergence")
+    return t
+
+
+def _sigmas(sigmas: float | Sequence[float] | np.ndarray | None) -> np.ndarray:
+    s = sigma_grid() if sigmas is None else np.atleast_1d(np.asarray(sigmas, dtype=np.float64))
+    if s.ndim != 1 or s.size == 0 or not np.all(np.isfinite(s)) or np.any(s <= 0):
+        raise ParzenInputError(f"bad sigmas {s!r}", "need a non-empty list of positive numbers")
+    return s
+
+
+def _device(device: torch.device | str | None, *xs: ArrayLike) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return next((x.device for x in xs if isinstance(x, torch.Tensor)), torch.device("cpu"))
+
+
+class _Samples:
+    """The samples prepared once: raw (for exact nearest distances), centred in `dtype`, squared norms."""
+
+    def __init__(self, samples: torch.Tensor, dtype: torch.dtype):
+        self.raw = samples  # (n, d)
+        # One shift for both sets, rounded to `dtype` first: a common shift leaves every distance unchanged.
+        self.mean = (samples.sum(0, dtype=torch.float64) / samples.shape[0]).to(dtype)  # (d,)
+        self.centred = samples.to(dtype) - self.mean  # (n, d)
+        self.sq_norm64 = torch.cat([c.pow(2).sum(1, dtype=torch.float64) for c in self.centred.split(4096)])  # (n,)
+        self.sq_norm = self.sq_norm64.to(dtype)  # (n,)
+        self.max_sq_norm = float(self.sq_norm64.max())
+        self.dtype = dtype
+
+
+def _log_likelihood(s: _Samples, points: torch.Tensor, sigmas: np.ndarray, batch_size: int,
+                    sample_chunk: int) -> torch.Tensor:
+    """(K, n_points) float64 log-likelihoods of `points` (n_points, d) under the Parzen window of `s`."""
+    n, d = s.raw.shape
+    if batch_size < 1 or sample_chunk < 1:
+        raise ParzenInputError(f"batch_size={batch_size}, sample_chunk={sample_chunk}", "both must be >= 1")
+    dev, f64 = points.device, torch.float64
+    c = [1.0 / (2.0 * float(sg) ** 2) for sg in sigmas]  # 1 / (2 sigma^2)
+    c64 = torch.tensor(c, dtype=f64, device=dev)[:, None]  # (K, 1)
+    const = torch.tensor(-math.log(n) - d * np.log(sigmas * math.sqrt(2 * math.pi)), dtype=f64, device=dev)  # (K,)
+    out = torch.empty(len(c), points.shape[0], dtype=f64, device=dev)  # (K, n_points)
+    buf = torch.empty(min(batch_size, points.shape[0]) * min(sample_chunk, n) * 2, dtype=s.dtype, device=dev)
+    for p0 in range(0, points.shape[0], batch_size):
+        x_raw = points[p0:p0 + batch_size]  # (B, d)
+        x64 = x_raw.to(f64)
+        x = x_raw.to(s.dtype) - s.mean  # (B, d) centred
+        acc = torch.full((len(c), x.shape[0]), -math.inf, dtype=f64, device=dev)  # (K, B) running logsumexp
+        # |error| of a float32 delta is ~ eps * (||x||^2 + ||s||^2): refine only where it would cost > 1e-3 nats
+        err = 4 * torch.finfo(s.dtype).eps * (s.max_sq_norm + float(x.pow(2).sum(1).max()))
+        near = _NEAR_NATS / max(c) if err * max(c) > _REFINE_ABOVE_NATS else 0.0
+        for s0 in range(0, n, sample_chunk):
+            sc = s.centred[s0:s0 + sample_chunk]  # (C, d)
+            B, C = x.shape[0], sc.shape[0]
+            e = buf[:B * C].view(B, C)
+            torch.addmm(s.sq_norm[s0:s0 + C], x, sc.T, alpha=-2.0, out=e)  # (B, C) ||s||^2 - 2 x.s
+            e_min, idx = e.min(dim=1)  # (B,)
+            delta = e.sub_(e_min[:, None])  # (B, C) >= 0, exactly 0 at the nearest
+            m = (x64 - s.raw[s0 + idx].to(f64)).pow_(2).sum(1)  # (B,) exact ||x - s_nearest||^2
+            if near > 0:  # terms within `near` of the nearest dominate at the smallest sigma: make them exact
+                rows, cols = (delta < near).nonzero(as_tuple=True)  # (P,), (P,)
+                if rows.numel() <= _MAX_NEAR_PER_POINT * B:
+                    d_exact = (x64[rows] - s.raw[s0 + cols].to(f64)).pow_(2).sum(1)  # (P,) explicit differences
+                    delta[rows, cols] = (d_exact - m[rows]).to(s.dtype)
+                else:  # many near-equal terms (e.g. a collapsed generator): this block in float64
+                    e64 = torch.addmm(s.sq_norm64[s0:s0 + C], x.to(f64), sc.to(f64).T, alpha=-2.0)  # (B, C)
+                    delta.copy_(e64 - e64.gather(1, idx[:, None]))
+            t = buf[B * C:2 * B * C].view(B, C)
+            sums = torch.empty(len(c), B, dtype=s.dtype, device=dev)  # (K, B)
+            for k, ck in enumerate(c):
+                torch.mul(delta, -ck, out=t).clamp_(min=_EXP_FLOOR).exp_()
+                torch.sum(t, dim=1, out=sums[k])
+            # the chunk's logsumexp_i(-||x - s_i||^2 / (2 sigma^2)) = -m/(2 sigma^2) + log sum_i exp(-delta/(2 sigma^2))
+            acc = torch.logaddexp(acc, sums.to(f64).log_() - c64 * m)  # (K, B)
+        out[:, p0:p0 + batch_size] = acc + const[:, None]
+    return out
+
+
+def parzen_log_likelihood(samples: ArrayLike, points: ArrayLike, sigmas: float | Sequence[float] | np.ndarray, *,
+                          batch_size: int = BATCH_SIZE, sample_chunk: int = SAMPLE_CHUNK,
+                          device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> ArrayLike:
+    """log mean_i N(x; s_i, sigma^2 I) for every sigma and every point: shape (len(sigmas), n_points), float64.
+
+    `samples` (n, ...) and `points` (n_points, ...) are flattened to (n, d), (n_points, d). Returns a numpy array when
+    `points` is one, else a tensor on `device` (default: the inputs' device, else CPU). `dtype` is the arithmetic of
+    the distance matrix (float32 by default; float64 for a slower, near-exact check).
+    """
+    dev = _device(device, samples, points)
+    with torch.no_grad():
+        s = _Samples(_as_2d(samples, "samples", dev), dtype)
+        x = _as_2d(points, "points", dev, s.raw.shape[1])
+        ll = _log_likelihood(s, x, _sigmas(sigmas), batch_size, sample_chunk)
+    return ll if isinstance(points, torch.Tensor) else ll.cpu().numpy()
+
+
+def parzen_log_likelihood_reference(samples: ArrayLike, points: ArrayLike,
+                                    sigma: float | Sequence[float]) -> np.ndarray:
+    """Straightforward float64 numpy version (explicit differences, a few points at a time): the baseline of the tests
+    and the benchmark. Shape (n_points,) for a scalar sigma, (len(sigma), n_points) for a sequence."""
+    s = np.asarray(samples, dtype=np.float64).reshape(len(samples), -1)  # (n, d)
+    x = np.asarray(points, dtype=np.float64).reshape(len(points), -1)  # (n_points, d)
+    sig = np.atleast_1d(np.asarray(sigma, dtype=np.float64))  # (K,)
+    n, d = s.shape
+    block = max(1, 4_000_000 // s.size)  # ~32 MB of differences at a time
+    out = np.empty((len(sig), len(x)))
+    for p0 in range(0, len(x), block):
+        diff = x[p0:p0 + block, None, :] - s[None, :, :]  # (b, n, d)
+        sq = np.einsum("bnd,bnd->bn", diff, diff)  # (b, n)
+        for k, sg in enumerate(sig):
+            a = -sq / (2 * sg**2)  # (b, n)
+            top = a.max(axis=1)  # (b,) logsumexp = top + log sum exp(a - top)
+            out[k, p0:p0 + block] = (top + np.log(np.exp(a - top[:, None]).sum(axis=1)) - math.log(n)
+                                     - d * math.log(sg * math.sqrt(2 * math.pi)))
+    return out[0] if np.ndim(sigma) == 0 else out
+
+
+def sigma_on_edge(sigma: float, sigmas: Sequence[float] | np.ndarray) -> bool:
+    """True when `sigma` is the smallest or largest of a grid of two or more values (a single sigma is no choice)."""
+    sigmas = np.asarray(sigmas, dtype=np.float64)
+    return bool(sigmas.size > 1 and (sigma <= sigmas.min() or sigma >= sigmas.max()))
+
+
+def _select(s: _Samples, valid: torch.Tensor, sigmas: np.ndarray, batch_size: int, sample_chunk: int, warn: bool):
+    mean_ll = _log_likelihood(s, valid, sigmas, batch_size, sample_chunk).mean(1).cpu().numpy()  # (K,)
+    best = float(sigmas[int(np.argmax(mean_ll))])
+    if warn and sigma_on_edge(best, sigmas):
+        warnings.warn(f"Parzen sigma {best:.4g} is on the edge of the grid [{sigmas.min():.4g}, {sigmas.max():.4g}]; "
+                      "the best sigma may lie outside it -- widen the grid", SigmaOnEdgeWarning, stacklevel=3)
+    return best, mean_ll
+
+
+def select_sigma(samples: ArrayLike, valid: ArrayLike, sigmas: Sequence[float] | np.ndarray | None = None, *,
+                 batch_size: int = BATCH_SIZE, sample_chunk: int = SAMPLE_CHUNK,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
+                 warn: bool = True) -> tuple[float, np.ndarray]:
+    """The sigma of the grid (default `sigma_grid()`) with the best mean validation log-likelihood, and the mean
+    log-likelihood per sigma. Warns (`SigmaOnEdgeWarning`) when it is on the grid's edge; see `sigma_on_edge`."""
+    dev = _device(device, samples, valid)
+    with torch.no_grad():
+        s = _Samples(_as_2d(samples, "samples", dev), dtype)
+        return _select(s, _as_2d(valid, "valid", dev, s.raw.shape[1]), _sigmas(sigmas), batch_size, sample_chunk, warn)
+
+
+@dataclass(frozen=True)
+class ParzenResult:
+    """Table 1's numbers for one model: sigma chosen on validation, test mean log-likelihood and standard error."""
+
+    sigma: float
+    sigmas: tuple[float, ...]
+    valid_ll: tuple[float, ...]  # mean validation log-likelihood per sigma
+    test_mean: float
+    test_stderr: float  # std / sqrt(n_test), ddof=0 like the original parzen_ll.py
+    n_samples: int
+    n_valid: int
+    n_test: int
+    on_edge: bool
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def table_line(self, name: str = "Adversarial nets (this run)", dataset: str | None = None) -> str:
+        """One Table-1 style line, e.g.
+        `Adversarial nets (this run)  mnist  LL 225.1 ± 2.0 (sigma 0.167, 10000 samples, 10000 test points)`."""
+        head = f"{name}  {dataset}" if dataset else name
+        edge = " [sigma on grid edge]" if self.on_edge else ""
+        return (f"{head}  LL {self.test_mean:.1f} ± {self.test_stderr:.1f} (sigma {self.sigma:.3g}, "
+                f"{self.n_samples} samples, {self.n_test} test points){edge}")
+
+
+def parzen_evaluate(samples: ArrayLike, valid: ArrayLike, test: ArrayLike,
+                    sigmas: Sequence[float] | np.ndarray | None = None, *, batch_size: int = BATCH_SIZE,
+                    sample_chunk: int = SAMPLE_CHUNK, device: torch.device | str | None = None,
+                    dtype: torch.dtype = torch.float32, warn: bool = True) -> ParzenResult:
+    """The full protocol: choose sigma on `valid`, then the test log-likelihood at that sigma (mean ± std/sqrt(n))."""
+    t0 = time.perf_counter()
+    dev = _device(device, samples, valid, test)
+    grid = _sigmas(sigmas)
+    with torch.no_grad():
+        s = _Samples(_as_2d(samples, "samples", dev), dtype)
+        v, te = _as_2d(valid, "valid", dev, s.raw.shape[1]), _as_2d(test, "test", dev, s.raw.shape[1])
+        sigma, mean_ll = _select(s, v, grid, batch_size, sample_chunk, warn)
+        ll = _log_likelihood(s, te, np.array([sigma]), batch_size, sample_chunk)[0].cpu().numpy()  # (n_test,)
+    return ParzenResult(sigma=sigma, sigmas=tuple(float(x) for x in grid), valid_ll=tuple(float(x) for x in mean_ll),
+                        test_mean=float(ll.mean()), test_stderr=float(ll.std() / math.sqrt(ll.size)),
+                        n_samples=int(s.raw.shape[0]), n_valid=int(v.shape[0]), n_test=int(ll.size),
+                        on_edge=sigma_on_edge(sigma, grid), seconds=time.perf_counter() - t0)
