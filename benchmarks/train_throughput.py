@@ -10,6 +10,9 @@ Prints one JSON object:
 Timings alternate between the variants in rounds and keep each one's best round (the machine is noisy).
 
     python benchmarks/train_throughput.py [--steps 100] [--rounds 5] [--threads N]
+
+With --preset paper-cifar10-conv (or paper-cifar10-fc, paper-tfd), the autograd step of those networks instead,
+against the convolution + matmul bound: samples/s and its fraction of the bound (benchmarks/image_throughput.py).
 """
 from __future__ import annotations
 
@@ -96,12 +99,21 @@ def time_steps(trainer: Trainer, steps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=100, help="iterations per timed round")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=None, help="iterations per timed round (default 100; 5 with "
+                                                                 "--preset other than paper-mnist)")
+    parser.add_argument("--rounds", type=int, default=None, help="default 5 (3 with --preset)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--preset", default="paper-mnist",
+                        help="paper-mnist (this file) | paper-cifar10-conv | paper-cifar10-fc | paper-tfd")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.preset != "paper-mnist":                           # the CIFAR-10 / TFD networks: image_throughput.py
+        from image_throughput import benchmark
+
+        print(json.dumps(benchmark(args.preset, args.steps or 5, args.rounds or 3), indent=1))
+        return
+    args.steps, args.rounds = args.steps or 100, args.rounds or 5
 
     try:
         from advnets.data import load_split

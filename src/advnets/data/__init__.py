@@ -3,6 +3,9 @@
     from advnets.data import load_split
     split = load_split("mnist", "train", data_dir="~/data/mnist")  # split.images: (50000, 1, 28, 28)
 """
-from advnets.data.sources import DATASETS, Split, default_cache_dir, load_split
+from advnets.data.sources import DATASETS, Split, default_cache_dir, load_data_split, load_split
+from advnets.data.toy import GaussianMixture1D
+from advnets.data.transforms import for_display, global_contrast_normalize
 
-__all__ = ["DATASETS", "Split", "default_cache_dir", "load_split"]
+__all__ = ["DATASETS", "GaussianMixture1D", "Split", "default_cache_dir", "for_display", "global_contrast_normalize",
+           "load_data_split", "load_split"]

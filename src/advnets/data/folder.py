@@ -1,0 +1,130 @@
+"""Your own images as a dataset: every PNG and JPEG file under a folder (recursively), as square images.
+
+- Files: ``*.png``, ``*.jpg``, ``*.jpeg`` in any letter case, in sorted order of their path below the folder;
+  hidden files and folders (names starting with ".") are left out.
+- Each image: EXIF orientation applied; transparency composited onto white; 16-bit grey scaled to 8 bits; the
+  shorter side resized to ``size`` (Lanczos) and the centre cropped to ``size`` x ``size``; pixels / 255.
+- Channels: 1 (grey) or 3 (RGB); 0 picks 1 when every image is grey (including RGB files with R = G = B),
+  else 3. Grey from colour is the luma 0.299 R + 0.587 G + 0.114 B.
+- Files that cannot be decoded (not an image, truncated, ...) are skipped, all counted in one
+  `UnreadableImagesWarning`; decoding happens once, before training, so a bad file never stops an epoch.
+- Splits: one fixed permutation (seed 0) of the readable images: 5% valid, 5% test (at least one each from
+  three images on), the rest train. The decoded images are cached in memory for the three splits.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from advnets.errors import DataError
+
+EXTENSIONS = (".png", ".jpg", ".jpeg")
+DEFAULT_SIZE = 32
+HELD_OUT_FRACTION = 0.05           # of the images, for each of valid and test
+_GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+class UnreadableImagesWarning(UserWarning):
+    """Some files in an image folder could not be decoded and were skipped."""
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files under `folder`, recursively, sorted by relative path; hidden files and folders left out."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(root) / f for f in files if not f.startswith(".") and f.lower().endswith(EXTENSIONS)]
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def decode_image(path: Path, size: int) -> np.ndarray:
+    """One file -> (size, size, 3) uint8 RGB, resized and centre-cropped. Raises on anything unreadable."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as img:
+        img.draft(None, (size, size))               # JPEG: decode at a reduced scale still >= size (fast)
+        img = ImageOps.exif_transpose(img)
+        if img.mode.startswith("I") or img.mode == "F":   # 16-bit / 32-bit grey: scale to 0..255 ourselves
+            a = np.asarray(img, dtype=np.float64)
+            top = 65535.0 if a.max(initial=0) > 255 else 255.0
+            img = Image.fromarray(np.clip(a * (255.0 / top) + 0.5, 0, 255).astype(np.uint8), "L")
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            rgba = img.convert("RGBA")
+            img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+        img = ImageOps.fit(img.convert("RGB"), (size, size), method=Image.Resampling.LANCZOS)
+        return np.asarray(img, dtype=np.uint8)
+
+
+def _listing_key(folder: Path) -> tuple:
+    files = list_images(folder)
+    return tuple((str(p), *_stat(p)) for p in files)
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+        return st.st_mtime_ns, st.st_size
+    except OSError:
+        return 0, -1
+
+
+@functools.lru_cache(maxsize=2)
+def _decode_all(folder: str, size: int, channels: int, listing: tuple) -> np.ndarray:
+    """(N, C, size, size) float32 in [0, 1] for every readable file of `listing`; warns about the others."""
+    pictures, failures = [], []
+    for path, _, _ in listing:
+        try:
+            pictures.append(decode_image(Path(path), size))
+        except Exception as e:                       # any decoding failure: skip the file, never crash
+            failures.append(f"{Path(path).relative_to(folder)} ({type(e).__name__}: {str(e)[:80]})")
+    if failures:
+        shown = "; ".join(failures[:3]) + (f"; and {len(failures) - 3} more" if len(failures) > 3 else "")
+        warnings.warn(f"skipped {len(failures)} of {len(listing)} files in {folder} that could not be read as "
+                      f"images: {shown}", UnreadableImagesWarning, stacklevel=2)
+    if not pictures:
+        raise DataError(f"none of the {len(listing)} image files in {folder} could be read",
+                        "check the files open in an image viewer; PNG and JPEG are supported")
+    rgb = np.stack(pictures)                                                  # (N, size, size, 3) uint8
+    grey = bool((rgb[..., :1] == rgb[..., 1:]).all())
+    c = channels or (1 if grey else 3)
+    if c == 1:
+        x = rgb[..., :1].astype(np.float32) if grey else \
+            (rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+    else:
+        x = rgb.astype(np.float32)
+    x = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) / np.float32(255)      # (N, C, size, size)
+    x.flags.writeable = False
+    return x
+
+
+def split_indices(n: int) -> dict[str, np.ndarray]:
+    """Fixed train / valid / test rows of n images: 5% each held out (>= 1 from n = 3), the rest train."""
+    held = max(1, round(HELD_OUT_FRACTION * n)) if n >= 3 else 0
+    perm = np.random.default_rng(0).permutation(n)
+    return {"valid": np.sort(perm[:held]), "test": np.sort(perm[held:2 * held]), "train": np.sort(perm[2 * held:])}
+
+
+def folder_split(split: str, data_dir: str | Path | None, size: int = 0, channels: int = 0) -> np.ndarray:
+    """(N, C, size, size) float32 images in [0, 1] of one split of the image folder `data_dir`."""
+    if data_dir is None:
+        raise DataError("dataset 'folder' needs the folder of images",
+                        "pass --data-dir DIR (searched recursively for PNG and JPEG files)")
+    folder = Path(data_dir).expanduser().resolve()
+    if not folder.is_dir():
+        raise DataError(f"image folder {folder} does not exist or is not a folder", "pass --data-dir DIR")
+    if channels not in (0, 1, 3):
+        raise DataError(f"data.channels is {channels}", "use 1 (grey), 3 (RGB) or 0 (1 if every image is grey)")
+    listing = _listing_key(folder)
+    if not listing:
+        raise DataError(f"no PNG or JPEG files found in {folder} (searched recursively)",
+                        f"put image files ({', '.join(EXTENSIONS)}) in it, or pass another --data-dir")
+    images = _decode_all(str(folder), size or DEFAULT_SIZE, channels, listing)
+    rows = split_indices(len(images))[split]
+    if rows.size == 0:
+        raise DataError(f"{folder} has only {len(images)} readable images, too few for a {split} split",
+                        "add images (at least 3)")
+    return images[rows]
