@@ -170,3 +170,20 @@ def test_too_small_dataset_is_a_config_error(tmp_path, digits_images, tiny_overr
     with pytest.raises(ConfigError, match="fewer than one iteration"):
         Trainer(make_config(overrides={**tiny_overrides, "train.batch_size": 5000}), tmp_path / "r",
                 train_images=digits_images)
+
+
+def test_divergence_stops_before_checkpointing(tmp_path, digits_images, tiny_overrides):
+    from advnets.errors import DivergedError
+
+    run = tmp_path / "run"
+    train(make_config(overrides={**tiny_overrides, "train.epochs": 1}), run, train_images=digits_images)
+    good = _state(run)
+    torch.manual_seed(0)
+    # continue with NaN weights in G: the next epoch's losses are NaN
+    trainer = Trainer(make_config(overrides=tiny_overrides), run, resume=True, train_images=digits_images)
+    with torch.no_grad():
+        trainer.generator.layers[0].weight.fill_(float("nan"))
+    with pytest.raises(DivergedError, match="diverged in epoch 2"):
+        trainer.run()
+    _assert_same_state(good, _state(run))                       # the finite checkpoint is untouched
+    assert len(_epoch_lines(run)) == 1                          # and no NaN line was logged

@@ -29,5 +29,9 @@ class CheckpointError(AdvnetsError):
     """A checkpoint that is missing, damaged or belongs to another model."""
 
 
+class DivergedError(AdvnetsError):
+    """Training produced a non-finite loss; the last finite checkpoint is kept."""
+
+
 class RunError(AdvnetsError):
     """A run directory that does not exist, or that would be overwritten."""

@@ -21,7 +21,7 @@ import torch
 from .checkpoint import load_checkpoint, load_state, save_checkpoint
 from .config import Config, from_dict
 from .data.transforms import for_display
-from .errors import ConfigError, RunError
+from .errors import ConfigError, DivergedError, RunError
 from .models import build_models, marginal_logits, sample_noise
 from .optim import MomentumSGD, make_optimizer, set_hyperparameters
 from .runs import CHECKPOINT, CONFIG, METRICS, atomic_write_text, read_config, resolve_device
@@ -213,12 +213,22 @@ class Trainer:
                                    **{s: round(getattr(stats, s).item(), 6) for s in _STATS}})
                 if bar is not None:
                     bar.close()
+                self._check_finite()
                 seconds = time.perf_counter() - started
                 if self.position < per_epoch:                    # stopped mid-epoch: max_steps or Ctrl-C
                     self.save()
                     break
                 last = self._end_epoch(self.position - first, seconds)
         return TrainResult(self.run_dir, self.epoch, self.g_updates, self._stop, last)
+
+    def _check_finite(self) -> None:
+        """Refuse to log or checkpoint a diverged epoch: the last checkpoint stays the last finite state."""
+        if not bool(torch.isfinite(self.sums).all()):
+            t = self.config.train
+            raise DivergedError(
+                f"training diverged in epoch {self.epoch + 1} (a loss became NaN or infinite before step "
+                f"{self.g_updates}); {self.run_dir / CHECKPOINT} still holds the last finite state",
+                f"start a new run with a lower learning rate, e.g. --set train.lr={t.lr / 4:g}")
 
     def _reached_max_steps(self) -> bool:
         return self.config.train.max_steps is not None and self.g_updates >= self.config.train.max_steps
