@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from advnets.config import make_config  # noqa: E402
 from advnets.models import ConvGenerator, MaxoutConvDiscriminator  # noqa: E402
 from advnets.train import Trainer  # noqa: E402
+from train_throughput import time_steps  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 IMAGE_SHAPES = {"cifar10": (3, 32, 32), "tfd": (1, 48, 48)}
 _conv_backward = torch.ops.aten.convolution_backward
@@ -127,16 +128,6 @@ def time_operations(ops, repeats: int) -> float:
             best = min(best, time.perf_counter() - start)
         total += best
     return total
-
-
-def time_steps(trainer: Trainer, steps: int) -> float:
-    per_epoch = trainer.iterations_per_epoch()
-    start = time.perf_counter()
-    for _ in range(steps):
-        if trainer.position >= per_epoch:
-            trainer.position = 0
-        trainer.iteration()
-    return (time.perf_counter() - start) / steps
 
 
 def benchmark(preset: str, steps: int, rounds: int) -> dict:
