@@ -61,7 +61,6 @@ def test_decodes_every_readable_file_and_counts_the_rest(grey_dir):
         assert split.images.shape[1:] == (1, SIDE, SIDE) and split.images.dtype == np.float32
         assert split.labels is None
     # known pixel values: files at the chosen size are not resampled; order is the sorted relative path
-    everything = np.concatenate([v.images for v in splits.values()])
     listing = [p.relative_to(grey_dir).as_posix() for p in folder.list_images(grey_dir)]
     assert listing[:2] == ["a/img_00.png", "a/img_01.png"] and "notes.txt" not in "".join(listing)
     rows = folder.split_indices(30)

@@ -104,13 +104,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _run_split(run, split: str, args: argparse.Namespace):
-    import dataclasses
-
-    from .data import load_data_split
-
-    d = run.config.data
-    fold = d.fold if getattr(args, "fold", None) is None else args.fold
-    return load_data_split(dataclasses.replace(d, data_dir=args.data_dir or d.data_dir, fold=fold), split).images
+    return run.load_split(split, args.data_dir, getattr(args, "fold", None)).images
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -120,7 +114,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .eval.parzen import SigmaOnEdgeWarning, parzen_evaluate, sigma_grid
-    from .runs import atomic_write_text, load_run
+    from .fileio import atomic_write_text
+    from .runs import load_run
 
     run = load_run(args.run, args.checkpoint, args.device)
     out_dir = Path(args.run) / "eval"
@@ -177,7 +172,8 @@ def cmd_figure_interpolate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_arguments(p: argparse.ArgumentParser, data: bool = True) -> None:
+def add_run_arguments(p: argparse.ArgumentParser, data: bool = True) -> None:
+    """The arguments of every command that reads a trained run."""
     p.add_argument("run", help="run directory written by `advnets train`")
     p.add_argument("--checkpoint", help="checkpoint file (default RUN/checkpoints/last.pt)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | mps | auto")
@@ -240,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Parzen-window estimate of the test log-likelihood (DESIGN.md §2): N samples "
                                    "from G, sigma chosen on the validation split, mean and standard error on the "
                                    "test split. Prints a Table-1 line and writes RUN/eval/parzen.json.")
-    _run_arguments(p)
+    add_run_arguments(p)
     p.add_argument("--parzen", action="store_true", help="Parzen log-likelihood (the default)")
     p.add_argument("--nearest", action="store_true",
                    help="mean distance to the nearest training example, of samples vs held-out images")
@@ -256,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = figs.add_parser("samples", help="Figure 2: random samples, last column the nearest training example",
                         description="Fair random samples; in the last column, framed, the training example "
                                     "nearest (L2) to the sample beside it. Default RUN/figures/samples.png.")
-    _run_arguments(p)
+    add_run_arguments(p)
     p.add_argument("--rows", type=int, default=6)
     p.add_argument("--cols", type=int, default=6, help="columns including the nearest-neighbour column")
     p.add_argument("--out", help="output PNG")
@@ -264,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = figs.add_parser("interpolate", help="Figure 3: samples along straight lines in z space",
                         description="Each row: G(z) for z on the line between two random noise vectors. "
                                     "Default RUN/figures/interpolate.png.")
-    _run_arguments(p, data=False)
+    add_run_arguments(p, data=False)
     p.add_argument("--rows", type=int, default=8)
     p.add_argument("--steps", type=int, default=10, help="samples per line")
     p.add_argument("--out", help="output PNG")
@@ -276,6 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .theory import add_theory_command
 
     add_theory_command(sub)                          # section 4 checked numerically on the 1-D problem
+
+    from .extensions.inference import add_infer_command
+    from .extensions.inpaint import add_inpaint_figure
+    from .extensions.semisup import add_semisup_command
+
+    add_inpaint_figure(figs)                         # issue 6: inpainting by optimising z
+    add_infer_command(sub)                           # issue 6: learned approximate inference E(x) ~ z
+    add_semisup_command(sub)                         # issue 6: semi-supervised learning with D's features
 
     p = sub.add_parser("config", help="print a preset's full configuration as JSON, or list presets")
     p.add_argument("--preset", help="preset name")

@@ -10,7 +10,7 @@ import torch
 from .checkpoint import load_checkpoint, load_state
 from .config import Config, from_dict
 from .errors import AdvnetsError, ConfigError, RunError
-from .fileio import atomic_open, atomic_write_text  # noqa: F401  (atomic_write_text: used by train, cli)
+from .fileio import atomic_open
 from .models import Generator, MaxoutDiscriminator, build_models, sample_noise
 
 CONFIG = "config.json"
@@ -68,6 +68,17 @@ class LoadedRun:
     epoch: int
     step: int
     device: torch.device
+
+    def load_split(self, split: str, data_dir: str | None = None, fold: int | None = None):
+        """The `split` ("train" | "valid" | "test") of the run's dataset as a `Split` (images, labels);
+        `data_dir` and `fold` replace the run's own when given."""
+        import dataclasses
+
+        from .data import load_data_split
+
+        d = self.config.data
+        return load_data_split(dataclasses.replace(d, data_dir=data_dir or d.data_dir,
+                                                   fold=d.fold if fold is None else fold), split)
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, batch_size: int = 1000) -> torch.Tensor:

@@ -216,7 +216,7 @@ def cmd_theory(args: argparse.Namespace) -> int:
     import sys
 
     from .config import parse_override
-    from .runs import atomic_write_text
+    from .fileio import atomic_write_text
     from .toy1d import run_experiment, toy_config
 
     config = toy_config(args.seed, dict(parse_override(item) for item in getattr(args, "set", None) or []))

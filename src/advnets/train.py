@@ -24,7 +24,8 @@ from .data.transforms import for_display
 from .errors import ConfigError, DivergedError, RunError
 from .models import build_models, marginal_logits, sample_noise
 from .optim import MomentumSGD, make_optimizer, set_hyperparameters
-from .runs import CHECKPOINT, CONFIG, METRICS, atomic_write_text, read_config, resolve_device
+from .fileio import atomic_write_text
+from .runs import CHECKPOINT, CONFIG, METRICS, read_config, resolve_device
 from .schedules import learning_rate, momentum
 from .steps import (StepStats, discriminator_grads, generator_grads, simultaneous_grads_autograd,
                     simultaneous_grads_fused, supports_fused)

@@ -102,6 +102,6 @@ def tfd_split(split: str, fold: int, data_dir: str | Path | None,
     rows = np.flatnonzero(folds[:, fold] == ROLE[split])
     if rows.size == 0:
         raise DataError(f"{path}: fold {fold} has no {split} images "
-                        f"(no row with folds[:, {fold}] == {ROLE[split]})", f"check the file, or choose another fold")
+                        f"(no row with folds[:, {fold}] == {ROLE[split]})", "check the file, or choose another fold")
     x = images[rows].reshape(-1, 1, SIDE, SIDE).astype(np.float32) / np.float32(255)
     return np.ascontiguousarray(x), (None if split == "train" else labels[rows] - 1)
