@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sigma-num", type=int, default=10, help="log-spaced grid size (default 10)")
     p.set_defaults(func=cmd_eval)
 
-    fig = sub.add_parser("figure", help="the paper's figures for a run (samples, interpolate, toy1d)")
+    fig = sub.add_parser("figure", help="figures for a run: samples, interpolate, inpaint; toy1d (Figure 1)")
     figs = fig.add_subparsers(dest="figure", metavar="FIGURE", required=True)
     p = figs.add_parser("samples", help="Figure 2: random samples, last column the nearest training example",
                         description="Fair random samples; in the last column, framed, the training example "
