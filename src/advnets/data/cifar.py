@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from advnets.data.download import fetch
+from advnets.data.download import fetch, file_key
 from advnets.errors import DataError
 
 ARCHIVE = "cifar-10-python.tar.gz"
@@ -93,11 +93,6 @@ def load_batch(raw: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
     return data, labels
 
 
-def _cache_key(path: Path) -> tuple[str, int, int]:
-    st = path.stat()                             # a replaced file gets a new key: the cache never serves stale data
-    return str(path.resolve()), st.st_mtime_ns, st.st_size
-
-
 @functools.lru_cache(maxsize=1)
 def _read_archive(key: tuple[str, int, int]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """All six batches of the archive at key[0], read in one pass over the gzip stream; cached in memory."""
@@ -120,7 +115,7 @@ def _read_archive(key: tuple[str, int, int]) -> dict[str, tuple[np.ndarray, np.n
 
 @functools.lru_cache(maxsize=1)
 def _read_folder(keys: tuple[tuple[str, int, int], ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The six batch files of an extracted `cifar-10-batches-py` folder (keys: `_cache_key` of each, in the
+    """The six batch files of an extracted `cifar-10-batches-py` folder (keys: `file_key` of each, in the
     order of BATCHES); cached in memory."""
     batches = {}
     for b, (path, _, _) in zip(BATCHES, keys):
@@ -163,9 +158,9 @@ def cifar10_split(split: str, data_dir: str | Path | None, cache_dir: Path, down
     if data_dir is not None:
         data_dir = Path(data_dir).expanduser()
         if data_dir.is_file():                                  # --data-dir pointing at the archive itself
-            batches = _read_archive(_cache_key(data_dir))
+            batches = _read_archive(file_key(data_dir))
         elif (folder := _extracted_folder(data_dir)) is not None:
-            batches = _read_folder(tuple(_cache_key(folder / b) for b in BATCHES))
+            batches = _read_folder(tuple(file_key(folder / b) for b in BATCHES))
         search.append(data_dir)
     if batches is None:
         try:
@@ -173,7 +168,7 @@ def cifar10_split(split: str, data_dir: str | Path | None, cache_dir: Path, down
         except DataError as e:
             hint = (e.hint or "").replace(f"holding {ARCHIVE}", f"holding {ARCHIVE} (or its extracted {FOLDER} folder)")
             raise DataError(e.message, hint) from None
-        batches = _read_archive(_cache_key(path))
+        batches = _read_archive(file_key(path))
     parts = [batches[b] for b in SPLIT_BATCHES[split]]
     images = np.concatenate([data for data, _ in parts]).reshape(-1, *IMAGE_SHAPE)  # (N, 3, 32, 32): R, G, B planes
     labels = np.concatenate([labels for _, labels in parts])

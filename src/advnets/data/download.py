@@ -21,6 +21,13 @@ from advnets.fileio import atomic_open
 _CHUNK = 1 << 20
 
 
+def file_key(path: Path) -> tuple[str, int, int]:
+    """(resolved path, mtime, size): the key under which a parsed dataset file is cached in memory. A replaced
+    file gets a new key, so a cache keyed by it never serves stale data."""
+    st = path.stat()
+    return str(path.resolve()), st.st_mtime_ns, st.st_size
+
+
 def md5_file(path: str | Path) -> str:
     """Hex md5 of a file, read in 1 MiB chunks."""
     h = hashlib.md5()

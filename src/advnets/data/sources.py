@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from advnets.data.download import fetch
+from advnets.data.download import fetch, file_key
 from advnets.data.idx import read_idx
 from advnets.data.toy import GaussianMixture1D, toy1d_split
 from advnets.errors import DataError
@@ -162,7 +162,7 @@ def _idx_split(name, split, data_dir, cache_dir, download, mirrors) -> Split:
         fetch(f, IDX_MD5[name][f], mirrors, search, cache / name, download)
         for f in (f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz")
     ]
-    images, labels = _read_pair(*(_cache_key(p) for p in paths))
+    images, labels = _read_pair(*(file_key(p) for p in paths))
     n = N_TRAIN_IDX + N_VALID_IDX if prefix == "train" else N_TEST_IDX
     if len(images) != n:
         raise DataError(
@@ -171,11 +171,6 @@ def _idx_split(name, split, data_dir, cache_dir, download, mirrors) -> Split:
         )
     rows = {"train": slice(0, N_TRAIN_IDX), "valid": slice(N_TRAIN_IDX, n), "test": slice(0, n)}[split]
     return _split(images, labels, rows, 28)
-
-
-def _cache_key(path: Path) -> tuple[str, int, int]:
-    st = path.stat()  # a replaced file gets a new key, so the cache never serves stale data
-    return str(path.resolve()), st.st_mtime_ns, st.st_size
 
 
 @functools.lru_cache(maxsize=4)

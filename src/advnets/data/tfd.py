@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from advnets.data.download import file_key
 from advnets.errors import DataError
 
 FILENAME = "TFD_48x48.mat"
@@ -97,8 +98,7 @@ def tfd_split(split: str, fold: int, data_dir: str | Path | None,
     if not 0 <= fold < N_FOLDS:
         raise DataError(f"TFD fold {fold} does not exist", f"choose data.fold in 0..{N_FOLDS - 1}")
     path = find_tfd(data_dir, cache_dir)
-    st = path.stat()
-    images, folds, labels = _read_mat((str(path.resolve()), st.st_mtime_ns, st.st_size))
+    images, folds, labels = _read_mat(file_key(path))
     rows = np.flatnonzero(folds[:, fold] == ROLE[split])
     if rows.size == 0:
         raise DataError(f"{path}: fold {fold} has no {split} images "
