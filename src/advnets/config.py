@@ -47,6 +47,9 @@ class ModelConfig:
     discriminator_input_scale: float = 1.25         # ... kept inputs multiplied by this
     discriminator_hidden_include_prob: float = 0.5  # dropout on the inputs of D's later layers
     discriminator_hidden_scale: float = 2.0
+    # Conditional model p(x | c) (paper section 7): the one-hot class label is concatenated to G's noise input
+    # and to D's input (never dropped out); the number of classes comes from the training labels.
+    conditional: bool = False
     # CIFAR-10 / TFD networks (models/conv.py, models/dense.py; DESIGN.md §1)
     architecture: str = "mlp"                       # mlp | conv (deconvolutional G, maxout convolutional D)
     generator_activations: tuple[str, ...] = ("relu",)  # per hidden layer of G (one value: all): relu | sigmoid
@@ -304,6 +307,10 @@ def _validate(config: Config) -> None:
     if t.schedule == "simultaneous" and t.k_discriminator_steps != 1:
         raise ConfigError("train.schedule=simultaneous updates D and G from one minibatch, so k must be 1",
                           "use --set train.schedule=alternating for k > 1")
+    if m.conditional and (m.architecture != "mlp" or set(m.generator_activations) != {"relu"}
+                          or m.generator_output_init_range):
+        raise ConfigError("model.conditional is implemented for the MLP networks (architecture mlp, relu hidden "
+                          "layers in G)", "drop --conditional, or use the paper-mnist networks")
     _validate_images(config)
 
 

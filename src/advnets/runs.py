@@ -68,6 +68,7 @@ class LoadedRun:
     epoch: int
     step: int
     device: torch.device
+    num_classes: int = 0          # > 0: a conditional run, G(z, c) for classes 0 .. num_classes - 1
 
     def load_split(self, split: str, data_dir: str | None = None, fold: int | None = None):
         """The `split` ("train" | "valid" | "test") of the run's dataset as a `Split` (images, labels);
@@ -80,16 +81,43 @@ class LoadedRun:
         return load_data_split(dataclasses.replace(d, data_dir=data_dir or d.data_dir,
                                                    fold=d.fold if fold is None else fold), split)
 
+    def check_class(self, label: int | None) -> None:
+        """A class asked of this run must exist, and only a conditional run takes one."""
+        if label is None:
+            return
+        if not self.num_classes:
+            raise RunError(f"{self.run_dir} is not a conditional run, so it takes no class",
+                           "drop --class, or train with --conditional")
+        if not 0 <= label < self.num_classes:
+            raise RunError(f"class {label} is not one of this run's classes 0..{self.num_classes - 1}")
+
     @torch.no_grad()
-    def sample(self, n: int, seed: int = 0, batch_size: int = 1000) -> torch.Tensor:
-        """n samples G(z), z ~ p_z drawn from a generator seeded with `seed`; shape (n, C, H, W), on CPU."""
+    def sample(self, n: int, seed: int = 0, batch_size: int = 1000,
+               labels: int | torch.Tensor | None = None) -> torch.Tensor:
+        """n samples G(z), z ~ p_z drawn from a generator seeded with `seed`; shape (n, C, H, W), on CPU.
+
+        A conditional run samples G(z, c): c is `labels` (one class for all, or (n,) classes), else each c is
+        drawn uniformly from the run's classes."""
         rng = torch.Generator(device=self.device).manual_seed(seed)
         m = self.config.model
+        if isinstance(labels, int):
+            self.check_class(labels)
+            labels = torch.full((n,), labels, dtype=torch.int64)
+        elif labels is not None and not self.num_classes:
+            self.check_class(0)
         out = []
         for start in range(0, n, batch_size):
-            z = sample_noise(min(batch_size, n - start), m.noise_dim, m.noise_prior, rng, self.device)
-            out.append(self.generator(z).cpu())
+            size = min(batch_size, n - start)
+            z = sample_noise(size, m.noise_dim, m.noise_prior, rng, self.device)
+            c = self.sample_labels(size, rng) if labels is None else labels[start:start + size].to(self.device)
+            out.append(self.generator(z, **({} if c is None else {"labels": c})).cpu())
         return torch.cat(out) if out else torch.empty(0, *self.image_shape)
+
+    def sample_labels(self, n: int, rng: torch.Generator) -> torch.Tensor | None:
+        """n classes drawn uniformly for a conditional run (None for an unconditional one)."""
+        if not self.num_classes:
+            return None
+        return torch.randint(self.num_classes, (n,), generator=rng, device=self.device)
 
 
 def load_run(run_dir: str | Path, checkpoint: str | Path | None = None, device: str = "cpu") -> LoadedRun:
@@ -104,9 +132,10 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None, device: 
     if saved.model != config.model:
         raise RunError(f"checkpoint {path} was written for another model than {run_dir / CONFIG} describes",
                        "pass a checkpoint of this run")
-    g, d = build_models(config.model, image_shape, None)
+    num_classes = int(payload.get("num_classes", 0))
+    g, d = build_models(config.model, image_shape, None, num_classes=num_classes)
     load_state(g, payload["generator"], "generator", path)
     load_state(d, payload["discriminator"], "discriminator", path)
     g.to(dev).eval()
     d.to(dev).eval()
-    return LoadedRun(run_dir, config, g, d, image_shape, payload["epoch"], payload["g_updates"], dev)
+    return LoadedRun(run_dir, config, g, d, image_shape, payload["epoch"], payload["g_updates"], dev, num_classes)

@@ -12,7 +12,8 @@ Three ways, all checked against each other in tests/test_steps.py:
 * `discriminator_grads` / `generator_grads`: the separate steps of Algorithm 1 as printed (k D steps,
   then one G step on fresh noise); the G step asks autograd for G's gradients only.
 
-Each returns `StepStats` (tensors, so no device sync per step).
+Each returns `StepStats` (tensors, so no device sync per step). For conditional nets (paper section 7) each also
+takes the class labels of the data (`real_labels`) and of the samples (`fake_labels`), (m,) class indices.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import torch
 
 from .losses import (discriminator_loss, discriminator_loss_logit_grads, generator_loss,
                      generator_loss_logit_grad)
-from .models.mlp import Generator, MaxoutDiscriminator
+from .models.mlp import Generator, MaxoutDiscriminator, one_hot
 
 
 @dataclass
@@ -70,28 +71,44 @@ def _masked(h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return h if mask is None else h * mask
 
 
+def _given(labels: torch.Tensor | None) -> dict:
+    """Keyword arguments passing class labels to a conditional net (none for an unconditional one)."""
+    return {} if labels is None else {"labels": labels}
+
+
+def _both(real_labels: torch.Tensor | None, fake_labels: torch.Tensor | None) -> torch.Tensor | None:
+    return None if real_labels is None else torch.cat([real_labels, fake_labels])
+
+
 @torch.no_grad()
 def simultaneous_grads_fused(g: Generator, d: MaxoutDiscriminator, x_real: torch.Tensor,
                              z: torch.Tensor, masks: list[torch.Tensor | None],
-                             loss_kind: str, target: GradTarget = grad_target) -> StepStats:
+                             loss_kind: str, target: GradTarget = grad_target,
+                             real_labels: torch.Tensor | None = None,
+                             fake_labels: torch.Tensor | None = None) -> StepStats:
     """One simultaneous update's gradients for G and D, by hand (see the module docstring).
 
     x_real: (m, d) data, z: (m, noise_dim) noise, masks: D's dropout masks for the (2m, .) batch
     [data; samples]. Both gradients are taken at the current parameters and written where `target`
-    says (default: each parameter's .grad).
+    says (default: each parameter's .grad). Conditional nets also take the labels, (m,) each.
     """
     m = x_real.shape[0]
-    # --- G forward: x = G(z)
+    # --- G forward: x = G(z) or G([z; c])
+    c_fake = one_hot(fake_labels, g.num_classes, z.dtype)
+    g_input = z if c_fake is None else torch.cat([z, c_fake], 1)      # (m, noise_dim [+ classes])
     g_hidden = []                                        # post-ReLU activations, (m, width) each
-    h = z
+    h = g_input
     for layer in g.layers[:-1]:
         h = torch.addmm(layer.bias, h, layer.weight.t()).relu_()
         g_hidden.append(h)
     out = g.layers[-1]
     y = torch.addmm(out.bias, h, out.weight.t()).sigmoid_()         # (m, d)
 
-    # --- D forward on [data; samples] with one set of masks
+    # --- D forward on [data; samples] with one set of masks (the one-hot labels are not dropped out)
     u = _masked(torch.cat([x_real.reshape(m, -1), y]), masks[0])     # (2m, d)
+    c_both = one_hot(_both(real_labels, fake_labels), d.num_classes, u.dtype)
+    if c_both is not None:
+        u = torch.cat([u, c_both], 1)                                  # (2m, d + classes)
     d_inputs, pre, post = [u], [], []
     for i, layer in enumerate(d.hidden):
         zl = torch.addmm(layer.bias, u, layer.weight.t()).view(2 * m, d.pieces, -1)  # (2m, P, U)
@@ -126,14 +143,15 @@ def simultaneous_grads_fused(g: Generator, d: MaxoutDiscriminator, x_real: torch
         if i > 0:
             j_a = j_z @ layer.weight                                  # (2m, U_prev) dlogit/du
         else:
-            j_x = j_z[m:] @ layer.weight                              # (m, d) dlogit/du on samples only
+            w_x = layer.weight[:, :y.shape[1]]                        # the pixels' columns, not the label's
+            j_x = j_z[m:] @ w_x                                       # (m, d) dlogit/du on samples only
             if masks[0] is not None:
                 j_x = j_x * masks[0][m:]
     # G's loss: dL_G/dy = g_g * dlogit/dy  (D's weight gradients never enter)
     delta = torch.ops.aten.sigmoid_backward(j_x.mul_(g_g.unsqueeze(1)), y)  # (m, d) through the sigmoid
 
     # --- G backward
-    inputs = [z, *g_hidden]
+    inputs = [g_input, *g_hidden]
     for j in range(len(g.layers) - 1, -1, -1):
         layer = g.layers[j]
         _put_mm(target, layer.weight, delta.t(), inputs[j])
@@ -147,12 +165,13 @@ def simultaneous_grads_fused(g: Generator, d: MaxoutDiscriminator, x_real: torch
 
 
 def simultaneous_grads_autograd(g: torch.nn.Module, d: torch.nn.Module, x_real: torch.Tensor,
-                                z: torch.Tensor, masks, loss_kind: str) -> StepStats:
+                                z: torch.Tensor, masks, loss_kind: str, real_labels: torch.Tensor | None = None,
+                                fake_labels: torch.Tensor | None = None) -> StepStats:
     """The same update as `simultaneous_grads_fused`, through autograd, for any G and D."""
     m = x_real.shape[0]
-    fake_images = g(z)
+    fake_images = g(z, **_given(fake_labels))
     batch = torch.cat([x_real.reshape(m, -1), fake_images.reshape(m, -1)])
-    logits = d(batch, masks)
+    logits = d(batch, masks, **_given(_both(real_labels, fake_labels)))
     real, fake = logits[:m], logits[m:]
     d_loss, g_loss = discriminator_loss(real, fake), generator_loss(loss_kind, fake)
     d_params, g_params = list(d.parameters()), list(g.parameters())
@@ -163,12 +182,14 @@ def simultaneous_grads_autograd(g: torch.nn.Module, d: torch.nn.Module, x_real: 
 
 
 def discriminator_grads(g: torch.nn.Module, d: torch.nn.Module, x_real: torch.Tensor, z: torch.Tensor,
-                        masks) -> StepStats:
+                        masks, real_labels: torch.Tensor | None = None,
+                        fake_labels: torch.Tensor | None = None) -> StepStats:
     """Algorithm 1's D step: ascend V on m data and m samples (G is not differentiated)."""
     m = x_real.shape[0]
     with torch.no_grad():
-        fake_images = g(z)
-    logits = d(torch.cat([x_real.reshape(m, -1), fake_images.reshape(m, -1)]), masks)
+        fake_images = g(z, **_given(fake_labels))
+    logits = d(torch.cat([x_real.reshape(m, -1), fake_images.reshape(m, -1)]), masks,
+               **_given(_both(real_labels, fake_labels)))
     real, fake = logits[:m], logits[m:]
     # update D: maximise log D(x) + log(1 - D(G(z)))
     d_loss = discriminator_loss(real, fake)
@@ -179,9 +200,10 @@ def discriminator_grads(g: torch.nn.Module, d: torch.nn.Module, x_real: torch.Te
 
 
 def generator_grads(g: torch.nn.Module, d: torch.nn.Module, z: torch.Tensor, masks,
-                    loss_kind: str) -> StepStats:
+                    loss_kind: str, fake_labels: torch.Tensor | None = None) -> StepStats:
     """Algorithm 1's G step on m fresh samples; D's weight gradients are not computed."""
-    fake = d(g(z), masks)
+    labels = _given(fake_labels)
+    fake = d(g(z, **labels), masks, **labels)
     # update G: minimise log(1 - D(G(z))) (minimax) or maximise log D(G(z)) (non-saturating)
     g_loss = generator_loss(loss_kind, fake)
     g_params = list(g.parameters())

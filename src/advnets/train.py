@@ -3,6 +3,9 @@
 A run is a directory: config.json, metrics.jsonl, samples/epoch_XXXX.png, checkpoints/last.pt. Everything
 random (initialisation, fixed noise, minibatch order, noise, dropout masks) comes from one torch.Generator
 seeded by train.seed, whose state is in every checkpoint: a resumed run continues bit for bit.
+
+A conditional run (model.conditional, paper section 7) also reads the training labels: D sees each data example
+with its own label and each sample with the label G was asked for, drawn from the data's class frequencies.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import torch
 from .checkpoint import load_checkpoint, load_state, save_checkpoint
 from .config import Config, from_dict
 from .data.transforms import for_display
-from .errors import ConfigError, DivergedError, RunError
+from .errors import ConfigError, DataError, DivergedError, RunError
 from .models import build_models, marginal_logits, sample_noise
 from .optim import MomentumSGD, make_optimizer, set_hyperparameters
 from .fileio import atomic_write_text
@@ -52,7 +55,8 @@ class Trainer:
     """Owns the networks, optimisers, random stream and position in the data; `run()` trains."""
 
     def __init__(self, config: Config | None, run_dir: str | Path, *, resume: bool = False,
-                 train_images: np.ndarray | torch.Tensor | None = None, progress: bool | None = None,
+                 train_images: np.ndarray | torch.Tensor | None = None,
+                 train_labels: np.ndarray | torch.Tensor | None = None, progress: bool | None = None,
                  on_step: Callable[["Trainer", StepStats], None] | None = None):
         self.run_dir = Path(run_dir)
         self.config = self._resolve_config(config, resume)
@@ -60,8 +64,11 @@ class Trainer:
         self.device = resolve_device(t.device)
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.on_step = on_step
-        images = train_images if train_images is not None else self._load_train_images()
-        images = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+        if train_images is None:
+            split = self._load_train_split()
+            train_images, train_labels = split.images, split.labels
+        images = torch.as_tensor(np.asarray(train_images) if not isinstance(train_images, torch.Tensor)
+                                 else train_images)
         if images.ndim == 3:
             images = images[:, None]
         self.image_shape = tuple(images.shape[1:])
@@ -69,12 +76,15 @@ class Trainer:
         if self.data.shape[0] < t.batch_size * t.k_discriminator_steps:
             raise ConfigError(f"the training split has {self.data.shape[0]} examples, fewer than one iteration "
                               f"needs ({t.batch_size} x k={t.k_discriminator_steps})", "lower train.batch_size")
+        self.labels = self._class_labels(train_labels)      # (N,) int64, or None for an unconditional run
+        self.num_classes = 0 if self.labels is None else int(self.labels.max()) + 1
         self.rng = torch.Generator(device=self.device).manual_seed(t.seed)
         self.generator, self.discriminator = build_models(
-            self.config.model, self.image_shape, self._output_bias(), self.rng)
+            self.config.model, self.image_shape, self._output_bias(), self.rng, self.num_classes)
         self.generator.to(self.device)
         self.discriminator.to(self.device)
-        self.fixed_noise = self.noise(t.grid_size ** 2)
+        # the sample grid: grid_size x grid_size, or (conditional) one row of grid_size samples per class
+        self.fixed_noise = self.noise(t.grid_size * (self.num_classes or t.grid_size))
         self.opt_g = make_optimizer(t, self.generator.parameters())
         self.opt_d = make_optimizer(t, self.discriminator.parameters())
         self.fused = t.schedule == "simultaneous" and supports_fused(self.generator, self.discriminator)
@@ -125,19 +135,49 @@ class Trainer:
                               "use --set model.generator_output_bias=zero")
         return marginal_logits(self.data)
 
-    def _load_train_images(self) -> np.ndarray:
+    def _load_train_split(self):
         from .data import load_data_split
 
-        return load_data_split(self.config.data, "train").images
+        return load_data_split(self.config.data, "train")
+
+    def _class_labels(self, labels) -> torch.Tensor | None:
+        """The training labels as a (N,) int64 tensor on the device, checked, for a conditional run."""
+        if not self.config.model.conditional:
+            return None
+        dataset = self.config.data.dataset
+        if labels is None or (len(labels) and int(np.min(np.asarray(labels))) < 0):
+            raise DataError(f"model.conditional needs class labels, and the {dataset} training split has none",
+                            "train without --conditional, or on labelled data (mnist, fashion-mnist, mnist-5k, "
+                            "digits, cifar10)")
+        labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64).to(self.device)
+        if labels.shape != (self.data.shape[0],):
+            raise DataError(f"{labels.shape[0]} labels for {self.data.shape[0]} training images")
+        return labels
 
     # ----- random draws, all from self.rng
     def noise(self, n: int) -> torch.Tensor:
         m = self.config.model
         return sample_noise(n, m.noise_dim, m.noise_prior, self.rng, self.device)
 
-    def _next_batch(self, index: int) -> torch.Tensor:
+    def _next_batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The index-th minibatch of this epoch: (m, d) images and, for a conditional run, their (m,) labels."""
         m = self.config.train.batch_size
-        return torch.index_select(self.data, 0, self.perm[index * m:(index + 1) * m])   # (m, d)
+        rows = self.perm[index * m:(index + 1) * m]
+        labels = None if self.labels is None else torch.index_select(self.labels, 0, rows)
+        return torch.index_select(self.data, 0, rows), labels
+
+    def fake_labels(self, n: int) -> torch.Tensor | None:
+        """Classes for n samples of a conditional G, drawn like the data's (the labels of random examples)."""
+        if self.labels is None:
+            return None
+        rows = torch.randint(self.labels.shape[0], (n,), generator=self.rng, device=self.device)
+        return torch.index_select(self.labels, 0, rows)
+
+    def fixed_labels(self) -> torch.Tensor | None:
+        """The sample grid's classes: row c holds grid_size samples of class c."""
+        if self.labels is None:
+            return None
+        return torch.arange(self.num_classes, device=self.device).repeat_interleave(self.config.train.grid_size)
 
     # ----- one iteration of Algorithm 1
     def iteration(self) -> StepStats:
@@ -146,28 +186,32 @@ class Trainer:
         mu = momentum(self.epoch, t.momentum_start, t.momentum_end, t.momentum_ramp_epochs)
         d_net, g_net = self.discriminator, self.generator
         if t.schedule == "simultaneous":
-            x, z, masks = self._next_batch(self.position), self.noise(m), d_net.draw_masks(2 * m, self.rng)
+            (x, c), z, masks = self._next_batch(self.position), self.noise(m), d_net.draw_masks(2 * m, self.rng)
+            labels = {"real_labels": c, "fake_labels": self.fake_labels(m)} if c is not None else {}
             if self.fused and isinstance(self.opt_d, MomentumSGD) and isinstance(self.opt_g, MomentumSGD):
                 # momentum SGD inside the gradient products: v <- mu v - lr g, then p <- p + v
                 self._set_lr(self.opt_d, self.d_updates, mu)
                 self._set_lr(self.opt_g, self.g_updates, mu)
-                stats = simultaneous_grads_fused(g_net, d_net, x, z, masks, t.generator_loss, self._velocity)
+                stats = simultaneous_grads_fused(g_net, d_net, x, z, masks, t.generator_loss, self._velocity,
+                                                 **labels)
                 self.opt_d.apply_velocity()
                 self.opt_g.apply_velocity()
             else:
                 grads = simultaneous_grads_fused if self.fused else simultaneous_grads_autograd
-                stats = grads(g_net, d_net, x, z, masks, t.generator_loss)
+                stats = grads(g_net, d_net, x, z, masks, t.generator_loss, **labels)
                 self._step(self.opt_d, self.d_updates, mu)
                 self._step(self.opt_g, self.g_updates, mu)
             self.d_updates += 1
         else:
             for j in range(k):                                              # k steps of D
-                x, z = self._next_batch(self.position * k + j), self.noise(m)
-                stats = discriminator_grads(g_net, d_net, x, z, d_net.draw_masks(2 * m, self.rng))
+                (x, c), z = self._next_batch(self.position * k + j), self.noise(m)
+                masks = d_net.draw_masks(2 * m, self.rng)
+                labels = {"real_labels": c, "fake_labels": self.fake_labels(m)} if c is not None else {}
+                stats = discriminator_grads(g_net, d_net, x, z, masks, **labels)
                 self._step(self.opt_d, self.d_updates, mu)
                 self.d_updates += 1
-            g_stats = generator_grads(g_net, d_net, self.noise(m), d_net.draw_masks(m, self.rng),
-                                      t.generator_loss)                     # one step of G, fresh noise
+            z, masks = self.noise(m), d_net.draw_masks(m, self.rng)         # one step of G, fresh noise
+            g_stats = generator_grads(g_net, d_net, z, masks, t.generator_loss, self.fake_labels(m))
             self._step(self.opt_g, self.g_updates, mu)
             stats.g_loss = g_stats.g_loss
         self.g_updates += 1
@@ -270,7 +314,8 @@ class Trainer:
         """A grid of G(z) for the run's fixed noise, with G in evaluation mode."""
         was_training = self.generator.training
         self.generator.eval()
-        images = self.generator(self.fixed_noise)
+        labels = self.fixed_labels()
+        images = self.generator(self.fixed_noise, **({} if labels is None else {"labels": labels}))
         self.generator.train(was_training)
         return save_grid(for_display(images, self.config.data), path, nrow=self.config.train.grid_size)
 
@@ -282,6 +327,7 @@ class Trainer:
     def save(self) -> Path:
         return save_checkpoint(self.run_dir / CHECKPOINT, {
             "config": self.config.to_json(), "image_shape": list(self.image_shape),
+            "num_classes": self.num_classes,
             "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "rng": self.rng.get_state(), "fixed_noise": self.fixed_noise,
@@ -291,7 +337,8 @@ class Trainer:
     def _restore(self, payload: dict[str, Any]) -> None:
         path = self.run_dir / CHECKPOINT
         saved = from_dict(json.loads(payload["config"]))
-        if saved.model != self.config.model or list(payload["image_shape"]) != list(self.image_shape):
+        if saved.model != self.config.model or list(payload["image_shape"]) != list(self.image_shape) or \
+                payload.get("num_classes", 0) != self.num_classes:
             raise RunError(f"checkpoint {path} was written for another model than {self.run_dir / CONFIG} describes",
                            "restore the run's original config.json, or start a new run")
         load_state(self.generator, payload["generator"], "generator", path)

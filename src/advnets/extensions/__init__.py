@@ -16,10 +16,14 @@ from ..fileio import atomic_write_text
 
 
 def check_images(run) -> None:
-    """Pixels in [0, 1] are assumed (mask fill, mean-image baseline); toy1d runs have no images."""
+    """Pixels in [0, 1] are assumed (mask fill, mean-image baseline); toy1d runs have no images. These commands
+    read G(z) and D(x) without a class, so they take unconditional runs."""
     if run.config.data.dataset == "toy1d":
         raise DataError("this command needs an image dataset; the run was trained on toy1d",
                         "pass a run trained on mnist, fashion-mnist, digits, ...")
+    if run.num_classes:
+        raise DataError(f"this command takes an unconditional run; {run.run_dir} is conditional "
+                        "(model.conditional)", "pass a run trained without --conditional")
 
 
 def write_json(path: Path, report: dict) -> Path:

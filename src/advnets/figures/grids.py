@@ -40,11 +40,16 @@ def samples_figure(run: LoadedRun, train_images: np.ndarray, rows: int = 6, cols
 
 @torch.no_grad()
 def interpolation_figure(run: LoadedRun, rows: int = 8, steps: int = 10, seed: int = 0) -> np.ndarray:
-    """Figure 3: each row is G(z) for z on the straight line from one random z to another."""
+    """Figure 3: each row is G(z) for z on the straight line from one random z to another. For a conditional run
+    row r holds class r mod num_classes all along."""
     rng = torch.Generator(device=run.device).manual_seed(seed)
     m = run.config.model
     ends = sample_noise(2 * rows, m.noise_dim, m.noise_prior, rng, run.device).view(rows, 2, -1)
     t = torch.linspace(0, 1, steps, device=run.device).view(1, steps, 1)
     z = ends[:, :1] * (1 - t) + ends[:, 1:] * t                            # (rows, steps, noise_dim)
-    images = run.generator(z.reshape(rows * steps, -1)).cpu()
+    labels = {}
+    if run.num_classes:
+        rows_class = torch.arange(rows, device=run.device) % run.num_classes
+        labels = {"labels": rows_class.repeat_interleave(steps)}
+    images = run.generator(z.reshape(rows * steps, -1), **labels).cpu()
     return image_grid(for_display(images, run.config.data), nrow=steps, pad_value=0.0)

@@ -1,0 +1,249 @@
+"""A small CNN trained on the real training split, to check that class-conditional samples show their class.
+
+A conditional G (paper section 7) is asked for class c; this classifier, trained by the package on the run's real
+training images and labels (never on samples), says which class each sample looks like. Its accuracy on the
+dataset's held-out valid split is measured and kept beside it, so a reader knows how far to trust it. Training is
+deterministic given the seed and is cached under <cache>/classifiers/<key>.pt, the key a hash of the recipe, the
+seed, the data config fields that change the images and the bytes of the train and valid splits.
+
+Recipe: two 5x5 convolutions (32, 64 channels, ReLU, 2x2 max-pool), a 128-unit ReLU layer with dropout 0.5, a linear
+layer; inputs standardised by the training mean and std; random shifts of up to 1 pixel; Adam, lr 1e-3 decayed
+linearly to 0 over 2,000 updates of 64 images (at least 5 epochs). Measured on one CPU thread:
+
+    trained on            held-out accuracy                                         seconds
+    mnist-5k (4,000)      valid 0.986, real MNIST test 0.988 (each class >= 0.975)   64 (32 epochs)
+    fashion-mnist (50k)   valid 0.915                                               115 (5 epochs)
+    digits 8x8 (1,258)    valid 0.993                                                 8 (100 epochs)
+
+An MLP 784-512-512-10 (ReLU, dropout 0.5) reached 0.948 on the MNIST test set from mnist-5k, 0.971 with 2-pixel
+shifts (60 epochs, 20 s), and 0.889 on Fashion-MNIST valid (10 epochs): the CNN makes 2.4x fewer errors on MNIST.
+Shifts help the small MNIST set (0.982 without) and cost Fashion-MNIST little (0.920 without, 0.902 with 2 pixels).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import DataError
+from ..fileio import atomic_open
+
+RECIPE_VERSION = "cnn-v1"  # bump when training or architecture changes: old cache files are then ignored
+
+
+class ClassifierCacheWarning(UserWarning):
+    """A cached classifier file could not be used (damaged or from another recipe); it is retrained."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Architecture and training hyperparameters; all of them are part of the cache key."""
+
+    channels: tuple[int, ...] = (32, 64)  # one 5x5 conv + ReLU + 2x2 max-pool per entry
+    kernel: int = 5
+    hidden: int = 128                     # dense ReLU layer after the convolutions
+    dropout: float = 0.5                  # on the dense layer's output
+    shift: int = 1                        # random translations of up to this many pixels (0: none)
+    steps: int = 2000                     # Adam updates, whatever the dataset's size ...
+    min_epochs: int = 5                   # ... but at least this many passes over the data
+    batch_size: int = 64
+    lr: float = 1e-3
+
+
+class SmallCNN(nn.Module):
+    """Convolutions with 'same' padding, each followed by 2x2 max-pooling (skipped once a side is 1: any image
+    shape works, down to 1x1), then two dense layers."""
+
+    def __init__(self, image_shape: tuple[int, int, int], num_classes: int, recipe: Recipe = Recipe()):
+        super().__init__()
+        c, h, w = image_shape
+        layers: list[nn.Module] = []
+        for out in recipe.channels:
+            layers += [nn.Conv2d(c, out, recipe.kernel, padding=recipe.kernel // 2), nn.ReLU()]
+            if min(h, w) >= 2:
+                layers.append(nn.MaxPool2d(2, ceil_mode=True))
+                h, w = -(-h // 2), -(-w // 2)
+            c = out
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.head = nn.Sequential(nn.Linear(c * h * w, recipe.hidden), nn.ReLU(), nn.Dropout(recipe.dropout),
+                                  nn.Linear(recipe.hidden, num_classes))
+        self.register_buffer("mean", torch.zeros(()))  # input standardisation, set from the training images
+        self.register_buffer("std", torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features((x - self.mean) / self.std))  # (B, C, H, W) -> (B, num_classes) logits
+
+
+@dataclass
+class Classifier:
+    """A trained classifier, its held-out accuracy, and how it was made (`info`)."""
+
+    net: nn.Module  # in eval mode, on CPU
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    held_out_accuracy: float  # on the dataset's valid split
+    held_out_size: int
+    info: dict = field(default_factory=dict)
+
+    @torch.no_grad()
+    def probabilities(self, images, batch_size: int = 1000) -> np.ndarray:
+        """Softmax class probabilities, (N, num_classes) float32. `images`: (N, C, H, W) or (N, C*H*W), numpy or
+        torch, in the same range as the training data."""
+        x = torch.as_tensor(images).float().cpu()
+        x = x.reshape(len(x), *self.image_shape)
+        self.net.eval()
+        out = [torch.softmax(self.net(x[i:i + batch_size]), 1) for i in range(0, len(x), batch_size)]
+        return torch.cat(out).numpy() if out else np.zeros((0, self.num_classes), np.float32)
+
+    def predict(self, images, batch_size: int = 1000) -> np.ndarray:
+        """The most likely class of each image, (N,) int64."""
+        return self.probabilities(images, batch_size).argmax(1).astype(np.int64)
+
+
+def describe(recipe: Recipe, num_classes: int) -> str:
+    """The architecture in one line, e.g. conv5x5(32)-pool-conv5x5(64)-pool-dense(128)-dropout(0.5)-linear(10)."""
+    convs = "".join(f"conv{recipe.kernel}x{recipe.kernel}({c})-pool-" for c in recipe.channels)
+    return f"{convs}dense({recipe.hidden})-dropout({recipe.dropout})-linear({num_classes})"
+
+
+def _shifted(x: torch.Tensor, shift: int, g: torch.Generator) -> torch.Tensor:
+    """Each image translated by its own random (dy, dx) in [-shift, shift]^2, borders replicated."""
+    b, _, h, w = x.shape
+    padded = nn.functional.pad(x, (shift,) * 4, mode="replicate")        # (B, C, H+2s, W+2s)
+    dy, dx = torch.randint(0, 2 * shift + 1, (2, b, 1), generator=g)
+    rows = (dy + torch.arange(h))[:, None, :, None]                      # (B, 1, H, 1)
+    cols = (dx + torch.arange(w))[:, None, None, :]                      # (B, 1, 1, W)
+    return padded[torch.arange(b)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None], rows, cols]
+
+
+def train_classifier(train_images, train_labels, valid_images, valid_labels, *, seed: int = 0,
+                     epochs: int | None = None, recipe: Recipe = Recipe(), progress: bool = False) -> Classifier:
+    """Train `SmallCNN` on (train_images, train_labels) and measure its accuracy on the valid pair.
+
+    `epochs` (default: enough for `recipe.steps` updates, at least `recipe.min_epochs`) passes of minibatch Adam
+    minimising the cross-entropy; the learning rate falls linearly to 0. Deterministic given `seed`: init and
+    dropout draw from a forked, seeded global RNG (the caller's RNG state is untouched), order and shifts from a
+    seeded `torch.Generator`."""
+    x = torch.as_tensor(np.asarray(train_images)).float()                # (N, C, H, W)
+    y = torch.as_tensor(np.asarray(train_labels)).long()                 # (N,)
+    if x.ndim != 4 or len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"expected (N, C, H, W) images and (N,) labels, got {tuple(x.shape)} and {tuple(y.shape)}")
+    image_shape = tuple(int(s) for s in x.shape[1:])
+    num_classes = int(max(y.max().item(), np.max(valid_labels, initial=0))) + 1
+    steps_per_epoch = -(-len(x) // recipe.batch_size)
+    epochs = epochs if epochs is not None else max(recipe.min_epochs, -(-recipe.steps // steps_per_epoch))
+    total = epochs * steps_per_epoch
+    t0 = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = SmallCNN(image_shape, num_classes, recipe)
+        net.mean.fill_(x.mean().item())
+        net.std.fill_(max(x.std().item(), 1e-6))
+        g = torch.Generator().manual_seed(seed)
+        opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 - t / total)
+        net.train()
+        for epoch in range(epochs):
+            order = torch.randperm(len(x), generator=g)
+            for i in range(0, len(x), recipe.batch_size):
+                b = order[i:i + recipe.batch_size]
+                xb = _shifted(x[b], recipe.shift, g) if recipe.shift else x[b]
+                loss = nn.functional.cross_entropy(net(xb), y[b])     # minimise -log p(y | x)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+            if progress:
+                print(f"classifier epoch {epoch + 1}/{epochs}: loss {loss.item():.4f}", flush=True)
+    seconds = time.perf_counter() - t0
+    clf = Classifier(net.eval(), image_shape, num_classes, 0.0, len(valid_labels))
+    clf.held_out_accuracy = class_accuracy(clf, valid_images, valid_labels)["accuracy"]
+    clf.info = {"architecture": describe(recipe, num_classes), "recipe": asdict(recipe),
+                "recipe_version": RECIPE_VERSION, "epochs": epochs, "updates": total, "seed": seed,
+                "train_size": len(x), "train_seconds": round(seconds, 2), "source": "trained"}
+    return clf
+
+
+def class_accuracy(classifier: Classifier, images, intended_labels) -> dict:
+    """How often the classifier sees the intended class: overall, per intended class, and the confusion matrix
+    (rows: intended class, columns: predicted class)."""
+    intended = np.asarray(intended_labels, dtype=np.int64)
+    predicted = classifier.predict(images)
+    k = classifier.num_classes
+    if len(intended) != len(predicted) or intended.size and not 0 <= intended.min() <= intended.max() < k:
+        raise ValueError(f"expected {len(predicted)} intended labels in 0..{k - 1}, got {len(intended)}")
+    confusion = np.bincount(intended * k + predicted, minlength=k * k).reshape(k, k)
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
+    return {"accuracy": float((predicted == intended).mean()) if len(intended) else float("nan"),
+            "per_class": [float(a) for a in per_class], "n": int(len(intended)), "confusion": confusion.tolist()}
+
+
+def _sha256(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.data)
+    return h.hexdigest()
+
+
+def cache_key(data_config, train, valid, seed: int, recipe: Recipe = Recipe()) -> str:
+    """Hash of everything that changes the trained classifier or its held-out accuracy."""
+    d = data_config
+    parts = {"version": RECIPE_VERSION, "recipe": asdict(recipe), "seed": seed, "dataset": d.dataset,
+             "fold": d.fold, "image_size": d.image_size, "channels": d.channels,
+             "contrast_normalize": d.contrast_normalize, "train": _sha256(train.images, train.labels),
+             "valid": _sha256(valid.images, valid.labels)}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _load(path: Path, key: str) -> Classifier:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("key") != key:
+        raise ValueError("it belongs to another dataset or recipe")
+    recipe = Recipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["recipe"].items()})
+    net = SmallCNN(tuple(state["image_shape"]), state["num_classes"], recipe)
+    net.load_state_dict(state["net"])
+    info = {**state["info"], "source": "loaded"}
+    return Classifier(net.eval(), tuple(state["image_shape"]), state["num_classes"],
+                      state["held_out_accuracy"], state["held_out_size"], info)
+
+
+def load_or_train_classifier(data_config, *, cache_dir: str | Path | None = None, seed: int = 0,
+                             recipe: Recipe = Recipe(), progress: bool = False) -> Classifier:
+    """The classifier for `data_config`'s dataset: loaded from the cache, else trained on its train split, checked
+    on its valid split and saved. A damaged or foreign cache file gives a `ClassifierCacheWarning` and is
+    replaced."""
+    from ..data import default_cache_dir, load_data_split
+
+    train, valid = load_data_split(data_config, "train"), load_data_split(data_config, "valid")
+    if train.labels is None or valid.labels is None:
+        raise DataError(f"dataset {data_config.dataset!r} has no labels, so no classifier can be trained on it",
+                        "class accuracy needs a labelled dataset (mnist, fashion-mnist, mnist-5k, digits, cifar10)")
+    key = cache_key(data_config, train, valid, seed, recipe)
+    path = Path(cache_dir if cache_dir is not None else default_cache_dir()).expanduser() / "classifiers" / f"{key}.pt"
+    if path.exists():
+        try:
+            clf = _load(path, key)
+            clf.info["cache_path"] = str(path)
+            return clf
+        except Exception as e:  # a damaged file: any of pickle, zip, key or shape errors
+            why = " ".join(str(e).split())[:200]  # one line, whatever the unpickler said
+            warnings.warn(f"cannot use the cached classifier {path} ({type(e).__name__}: {why}); training a new one",
+                          ClassifierCacheWarning, stacklevel=2)
+    clf = train_classifier(train.images, train.labels, valid.images, valid.labels, seed=seed, recipe=recipe,
+                           progress=progress)
+    clf.info.update(dataset=data_config.dataset, cache_path=str(path))
+    state = {"key": key, "recipe": asdict(recipe), "image_shape": list(clf.image_shape),
+             "num_classes": clf.num_classes, "held_out_accuracy": clf.held_out_accuracy,
+             "held_out_size": clf.held_out_size, "info": clf.info, "net": clf.net.state_dict()}
+    with atomic_open(path, "wb") as f:  # a temporary file, renamed when whole
+        torch.save(state, f)
+    return clf
