@@ -59,7 +59,6 @@ def test_decodes_every_readable_file_and_counts_the_rest(grey_dir):
     assert sizes == {"train": 26, "valid": 2, "test": 2}            # 30 readable: 5% (1.5 -> 2) each held out
     for split in splits.values():
         assert split.images.shape[1:] == (1, SIDE, SIDE) and split.images.dtype == np.float32
-        assert split.labels is None
     # known pixel values: files at the chosen size are not resampled; order is the sorted relative path
     listing = [p.relative_to(grey_dir).as_posix() for p in folder.list_images(grey_dir)]
     assert listing[:2] == ["a/img_00.png", "a/img_01.png"] and "notes.txt" not in "".join(listing)
@@ -68,6 +67,7 @@ def test_decodes_every_readable_file_and_counts_the_rest(grey_dir):
     for split in ("train", "valid", "test"):
         for j, row in enumerate(rows[split]):
             name = readable[row]
+            assert splits[split].labels[j] == "ab".index(name[0])     # the top-level subfolder is the class
             if name.endswith(".png"):
                 i = int(name[-6:-4])
                 assert np.array_equal(splits[split].images[j, 0] * 255, grey_pattern(i).astype(np.float32))
@@ -92,7 +92,7 @@ def test_sizes_channels_and_colour(tmp_path):
     images = np.concatenate([v.images for v in splits.values()])   # 3 images: 1 train, 1 valid, 1 test
     assert images.shape == (3, 3, 8, 8)                             # auto channels: one colour image makes RGB
     by_name = dict(zip(["colour", "deep", "sprite"], folder._decode_all.__wrapped__(
-        str(d.resolve()), 8, 0, folder._listing_key(d.resolve()))))
+        str(d.resolve()), 8, 0, folder._listing_key(d.resolve()))[0]))
     assert np.allclose(by_name["colour"][:, 3, 3] * 255, [200, 0, 50])
     assert np.allclose(by_name["sprite"][:, 1, 1], 0) and np.allclose(by_name["sprite"][:, 6, 1], 1)  # on white
     assert by_name["deep"][0, 7, 7] == pytest.approx(63000 / 65535, abs=1 / 255)
@@ -144,3 +144,31 @@ def test_any_source_can_be_resized_and_coloured():
     # a 2x bilinear upscale keeps each image's mean brightness and never overshoots its brightest pixel
     assert np.allclose(big.images[:, 0].mean((1, 2)), digits.images[:, 0].mean((1, 2)), atol=1e-3)
     assert (big.images.max((1, 2, 3)) <= digits.images.max((1, 2, 3)) + 1e-6).all()
+
+
+def test_class_labels_come_from_the_subfolders(tmp_path, tiny_overrides):
+    # two subfolders: labelled 0, 1 in sorted order, and a conditional run trains on them; a loose file at the
+    # top makes the folder unlabelled, and --conditional then says so in one line
+    d = tmp_path / "shapes"
+    for name, value in (("squares", 255), ("blank", 0)):
+        (d / name).mkdir(parents=True)
+        for i in range(30):
+            Image.fromarray(np.full((SIDE, SIDE), value if i % 2 else value // 2, np.uint8), "L").save(
+                d / name / f"{i:02d}.png")
+    train = load_split("folder", "train", data_dir=d, image_size=SIDE)
+    assert set(train.labels.tolist()) == {0, 1}
+    assert np.all((train.images.max((1, 2, 3)) > 0.4) == (train.labels == 1))    # blank 0, squares 1
+    from advnets.config import make_config
+    from advnets.train import Trainer
+
+    config = make_config(overrides={**tiny_overrides, "data.dataset": "folder", "data.data_dir": str(d),
+                                    "data.image_size": SIDE, "model.conditional": True, "train.max_steps": 2})
+    trainer = Trainer(config, tmp_path / "run", progress=False)
+    assert trainer.num_classes == 2
+    trainer.run()
+    Image.fromarray(np.zeros((SIDE, SIDE), np.uint8), "L").save(d / "loose.png")
+    assert load_split("folder", "train", data_dir=d, image_size=SIDE).labels is None
+    from advnets.errors import DataError
+
+    with pytest.raises(DataError, match="needs class labels"):
+        Trainer(config, tmp_path / "run2", progress=False)

@@ -148,7 +148,7 @@ class Trainer:
         if labels is None or (len(labels) and int(np.min(np.asarray(labels))) < 0):
             raise DataError(f"model.conditional needs class labels, and the {dataset} training split has none",
                             "train without --conditional, or on labelled data (mnist, fashion-mnist, mnist-5k, "
-                            "digits, cifar10)")
+                            "digits, cifar10, or an image folder with one subfolder per class)")
         labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64).to(self.device)
         if labels.shape != (self.data.shape[0],):
             raise DataError(f"{labels.shape[0]} labels for {self.data.shape[0]} training images")

@@ -8,6 +8,9 @@
   else 3. Grey from colour is the luma 0.299 R + 0.587 G + 0.114 B.
 - Files that cannot be decoded (not an image, truncated, ...) are skipped, all counted in one
   `UnreadableImagesWarning`; decoding happens once, before training, so a bad file never stops an epoch.
+- Classes: when every readable image lies in a subfolder and there are at least two subfolders, each image's
+  label is the index of its top-level subfolder in sorted order (``cats/``, ``dogs/``: 0, 1), as a conditional
+  run (``--conditional``) needs; otherwise the images are unlabelled.
 - Splits: one fixed permutation (seed 0) of the readable images: 5% valid, 5% test (at least one each from
   three images on), the rest train. The decoded images are cached in memory for the three splits.
 """
@@ -72,13 +75,25 @@ def _stat(path: Path) -> tuple[int, int]:
         return 0, -1
 
 
+def class_names(folder: Path, paths: list[Path]) -> list[str] | None:
+    """The sorted top-level subfolder names that label `paths`, or None when some image is not in a subfolder or
+    there is only one subfolder."""
+    parts = [p.relative_to(folder).parts for p in paths]
+    if not parts or any(len(q) < 2 for q in parts):
+        return None
+    names = sorted({q[0] for q in parts})
+    return names if len(names) >= 2 else None
+
+
 @functools.lru_cache(maxsize=2)
-def _decode_all(folder: str, size: int, channels: int, listing: tuple) -> np.ndarray:
-    """(N, C, size, size) float32 in [0, 1] for every readable file of `listing`; warns about the others."""
-    pictures, failures = [], []
+def _decode_all(folder: str, size: int, channels: int, listing: tuple) -> tuple[np.ndarray, np.ndarray | None]:
+    """(N, C, size, size) float32 in [0, 1] for every readable file of `listing` (warns about the others), and
+    their (N,) int64 class labels from the subfolders, or None (see `class_names`)."""
+    pictures, failures, kept = [], [], []
     for path, _, _ in listing:
         try:
             pictures.append(decode_image(Path(path), size))
+            kept.append(Path(path))
         except Exception as e:                       # any decoding failure: skip the file, never crash
             failures.append(f"{Path(path).relative_to(folder)} ({type(e).__name__}: {str(e)[:80]})")
     if failures:
@@ -98,7 +113,13 @@ def _decode_all(folder: str, size: int, channels: int, listing: tuple) -> np.nda
         x = rgb.astype(np.float32)
     x = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) / np.float32(255)      # (N, C, size, size)
     x.flags.writeable = False
-    return x
+    names = class_names(Path(folder), kept)
+    labels = None
+    if names is not None:
+        index = {name: i for i, name in enumerate(names)}
+        labels = np.array([index[p.relative_to(folder).parts[0]] for p in kept], dtype=np.int64)
+        labels.flags.writeable = False
+    return x, labels
 
 
 def split_indices(n: int) -> dict[str, np.ndarray]:
@@ -108,8 +129,10 @@ def split_indices(n: int) -> dict[str, np.ndarray]:
     return {"valid": np.sort(perm[:held]), "test": np.sort(perm[held:2 * held]), "train": np.sort(perm[2 * held:])}
 
 
-def folder_split(split: str, data_dir: str | Path | None, size: int = 0, channels: int = 0) -> np.ndarray:
-    """(N, C, size, size) float32 images in [0, 1] of one split of the image folder `data_dir`."""
+def folder_split(split: str, data_dir: str | Path | None, size: int = 0,
+                 channels: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """(N, C, size, size) float32 images in [0, 1] of one split of the image folder `data_dir`, and their (N,)
+    labels from the subfolders, or None."""
     if data_dir is None:
         raise DataError("dataset 'folder' needs the folder of images",
                         "pass --data-dir DIR (searched recursively for PNG and JPEG files)")
@@ -122,9 +145,9 @@ def folder_split(split: str, data_dir: str | Path | None, size: int = 0, channel
     if not listing:
         raise DataError(f"no PNG or JPEG files found in {folder} (searched recursively)",
                         f"put image files ({', '.join(EXTENSIONS)}) in it, or pass another --data-dir")
-    images = _decode_all(str(folder), size or DEFAULT_SIZE, channels, listing)
+    images, labels = _decode_all(str(folder), size or DEFAULT_SIZE, channels, listing)
     rows = split_indices(len(images))[split]
     if rows.size == 0:
         raise DataError(f"{folder} has only {len(images)} readable images, too few for a {split} split",
                         "add images (at least 3)")
-    return images[rows]
+    return images[rows], None if labels is None else labels[rows]

@@ -37,7 +37,7 @@ def image_split(name: str, split: str, data_dir: str | Path | None = None, cache
     elif name == "folder":
         from advnets.data.folder import folder_split
 
-        images, labels = folder_split(split, data_dir, image_size, channels), None  # (N, C, size, size)
+        images, labels = folder_split(split, data_dir, image_size, channels)    # (N, C, size, size), labels | None
     else:
         raw = load_split(name, split, data_dir, cache, download, mirrors)
         images, labels = raw.images, raw.labels
