@@ -192,6 +192,8 @@ def _class_accuracy(run, args: argparse.Namespace, out_dir: Path) -> dict:
         raise AdvnetsError(f"the run has {run.num_classes} classes but {d.dataset}'s labels only "
                            f"{classifier.num_classes}", "pass the --data-dir of the data the run was trained on")
     per_class = args.per_class
+    if per_class < 1:
+        raise AdvnetsError(f"--per-class must be at least 1, got {per_class}")
     labels = torch.arange(run.num_classes).repeat_interleave(per_class)
     result = class_accuracy(classifier, run.sample(len(labels), seed=args.seed, labels=labels), labels.numpy())
     report = {"run": str(args.run), "epoch": run.epoch, "step": run.step, "dataset": d.dataset,
@@ -288,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "with one row per class.")
     p.add_argument("run", help="run directory written by `advnets train`")
     p.add_argument("--n", type=int, default=100, help="number of samples (default 100)")
-    p.add_argument("--out", help="output .png (grid) or .npy (float32 array (N, C, H, W)); default RUN/samples_N_seedS.png")
+    p.add_argument("--out", help="output .png (grid) or .npy (float32 array (N, C, H, W); a conditional run without --class "
+                        "also writes the classes to OUT.labels.npy); default RUN/samples_N_seedS.png")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     p.add_argument("--nrow", type=int, default=None,
                    help="images per grid row (default: square grid; conditional runs: one row per class)")
