@@ -290,8 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "with one row per class.")
     p.add_argument("run", help="run directory written by `advnets train`")
     p.add_argument("--n", type=int, default=100, help="number of samples (default 100)")
-    p.add_argument("--out", help="output .png (grid) or .npy (float32 array (N, C, H, W); a conditional run without --class "
-                        "also writes the classes to OUT.labels.npy); default RUN/samples_N_seedS.png")
+    p.add_argument("--out", help="output .png (grid) or .npy (float32 array (N, C, H, W); a conditional run "
+                                 "without --class also writes the classes to OUT.labels.npy); "
+                                 "default RUN/samples_N_seedS.png")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     p.add_argument("--nrow", type=int, default=None,
                    help="images per grid row (default: square grid; conditional runs: one row per class)")
