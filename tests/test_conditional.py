@@ -11,7 +11,6 @@ from advnets.cli import main
 from advnets.config import make_config
 from advnets.data import load_split
 from advnets.errors import DataError
-from advnets.models import build_models
 from advnets.runs import CHECKPOINT, load_run
 from advnets.steps import (discriminator_grads, generator_grads, simultaneous_grads_autograd,
                            simultaneous_grads_fused, supports_fused)
@@ -20,23 +19,12 @@ from advnets.train import Trainer, train
 K = 10
 
 
-def _nets(dtype=torch.float64):
-    cfg = make_config("paper-mnist", {"model.generator_hidden": [64, 48], "model.discriminator_units": [24, 16],
-                                      "model.conditional": True})
-    gen = torch.Generator().manual_seed(0)
-    g, d = build_models(cfg.model, (1, 8, 8), torch.randn(64, generator=gen) * 0.5, gen, num_classes=K)
-    with torch.no_grad():
-        for p in list(g.parameters()) + list(d.parameters()):
-            p.uniform_(-0.3, 0.3, generator=gen)
-    return g.to(dtype), d.to(dtype), gen
-
-
 def _grads(*nets):
     return [p.grad.clone() for n in nets for p in n.parameters()]
 
 
-def test_the_label_is_an_input_of_both_networks():
-    g, d, gen = _nets()
+def test_the_label_is_an_input_of_both_networks(small_nets):
+    g, d, gen = small_nets(num_classes=K)
     assert g.layers[0].in_features == 100 + K and d.hidden[0].in_features == 64 + K
     g.eval()
     d.eval()
@@ -56,8 +44,8 @@ def test_the_label_is_an_input_of_both_networks():
 
 
 @pytest.mark.parametrize("kind", ["non-saturating", "minimax"])
-def test_fused_step_with_labels_equals_autograd(kind):
-    g, d, gen = _nets()
+def test_fused_step_with_labels_equals_autograd(kind, small_nets):
+    g, d, gen = small_nets(num_classes=K)
     x = torch.rand(10, 64, generator=gen, dtype=torch.float64)
     z = torch.rand(10, 100, generator=gen, dtype=torch.float64) * 3.4 - 1.7
     c_real, c_fake = torch.randint(K, (10,), generator=gen), torch.randint(K, (10,), generator=gen)
@@ -78,8 +66,8 @@ def test_fused_step_with_labels_equals_autograd(kind):
     assert torch.all(d_label_cols[:, ~present] == 0) and torch.all(d_label_cols[:, present].abs().sum(0) > 0)
 
 
-def test_algorithm1_steps_take_labels():
-    g, d, gen = _nets()
+def test_algorithm1_steps_take_labels(small_nets):
+    g, d, gen = small_nets(num_classes=K)
     x = torch.rand(8, 64, generator=gen, dtype=torch.float64)
     z = torch.randn(8, 100, generator=gen, dtype=torch.float64)
     c_real, c_fake = torch.randint(K, (8,), generator=gen), torch.randint(K, (8,), generator=gen)

@@ -3,22 +3,8 @@ own player's gradients."""
 import pytest
 import torch
 
-from advnets.config import make_config
-from advnets.models import build_models
 from advnets.steps import (discriminator_grads, generator_grads, simultaneous_grads_autograd,
                            simultaneous_grads_fused, supports_fused)
-
-
-def _nets(overrides=None, dtype=torch.float64):
-    cfg = make_config("paper-mnist", {"model.generator_hidden": [64, 48], "model.discriminator_units": [24, 16],
-                                      **(overrides or {})})
-    gen = torch.Generator().manual_seed(0)
-    g, d = build_models(cfg.model, (1, 8, 8), torch.randn(64, generator=gen) * 0.5, gen)
-    # larger weights than the paper's init, so that every path carries non-trivial gradient
-    with torch.no_grad():
-        for p in list(g.parameters()) + list(d.parameters()):
-            p.uniform_(-0.3, 0.3, generator=gen)
-    return g.to(dtype), d.to(dtype), gen
 
 
 def _grads(*nets):
@@ -26,8 +12,8 @@ def _grads(*nets):
 
 
 @pytest.mark.parametrize("kind", ["non-saturating", "minimax"])
-def test_fused_equals_autograd(kind):
-    g, d, gen = _nets()
+def test_fused_equals_autograd(kind, small_nets):
+    g, d, gen = small_nets()
     x = torch.rand(10, 64, generator=gen, dtype=torch.float64)
     z = torch.rand(10, 100, generator=gen, dtype=torch.float64) * 3.4 - 1.7
     masks = [m.double() for m in d.draw_masks(20, gen)]
@@ -43,8 +29,8 @@ def test_fused_equals_autograd(kind):
         assert getattr(fused, s).item() == pytest.approx(getattr(auto, s).item(), rel=1e-12)
 
 
-def test_fused_without_dropout_equals_autograd():
-    g, d, gen = _nets({"model.discriminator_input_include_prob": 1.0, "model.discriminator_input_scale": 1.0,
+def test_fused_without_dropout_equals_autograd(small_nets):
+    g, d, gen = small_nets({"model.discriminator_input_include_prob": 1.0, "model.discriminator_input_scale": 1.0,
                        "model.discriminator_hidden_include_prob": 1.0, "model.discriminator_hidden_scale": 1.0})
     x = torch.rand(6, 64, generator=gen, dtype=torch.float64)
     z = torch.randn(6, 100, generator=gen, dtype=torch.float64)
@@ -56,8 +42,8 @@ def test_fused_without_dropout_equals_autograd():
     assert all(torch.allclose(u, v, rtol=1e-10, atol=1e-14) for u, v in zip(a, _grads(g, d)))
 
 
-def test_d_step_and_g_step_touch_only_their_player():
-    g, d, gen = _nets()
+def test_d_step_and_g_step_touch_only_their_player(small_nets):
+    g, d, gen = small_nets()
     x = torch.rand(8, 64, generator=gen, dtype=torch.float64)
     z = torch.randn(8, 100, generator=gen, dtype=torch.float64)
     masks = [m.double() for m in d.draw_masks(16, gen)]
@@ -70,9 +56,9 @@ def test_d_step_and_g_step_touch_only_their_player():
     assert stats.d_fake is not None and stats.g_loss is not None
 
 
-def test_g_step_equals_fused_g_gradient():
+def test_g_step_equals_fused_g_gradient(small_nets):
     # The G half of the simultaneous update is the G step of Algorithm 1 on the same noise and masks.
-    g, d, gen = _nets()
+    g, d, gen = small_nets()
     x = torch.rand(8, 64, generator=gen, dtype=torch.float64)
     z = torch.randn(8, 100, generator=gen, dtype=torch.float64)
     masks = [m.double() for m in d.draw_masks(16, gen)]
@@ -82,10 +68,10 @@ def test_g_step_equals_fused_g_gradient():
     assert all(torch.allclose(u, v, rtol=1e-10, atol=1e-14) for u, v in zip(fused_g, _grads(g)))
 
 
-def test_momentum_inside_the_gradient_products_equals_optimizer_step():
+def test_momentum_inside_the_gradient_products_equals_optimizer_step(small_nets):
     from advnets.optim import MomentumSGD
 
-    g, d, gen = _nets()
+    g, d, gen = small_nets()
     x = torch.rand(10, 64, generator=gen, dtype=torch.float64)
     z = torch.randn(10, 100, generator=gen, dtype=torch.float64)
     masks = [m.double() for m in d.draw_masks(20, gen)]
