@@ -89,6 +89,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from .models import class_rows
     from .runs import load_run
     from .viz import save_grid
 
@@ -105,7 +106,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         what = f" of class {args.label}"
     elif run.num_classes:                            # a conditional run: one row per class, class-major order
         per_class = -(-args.n // run.num_classes)
-        labels = torch.arange(run.num_classes).repeat_interleave(per_class)[:args.n]
+        labels = class_rows(run.num_classes, per_class)[:args.n]
         nrow = nrow or per_class
         what = f", one row per class ({per_class} per class)"
     images = run.sample(args.n, seed=args.seed, labels=labels)
@@ -177,10 +178,9 @@ def _class_accuracy(run, args: argparse.Namespace, out_dir: Path) -> dict:
     import dataclasses
     import json
 
-    import torch
-
     from .eval.classifier import class_accuracy, load_or_train_classifier
     from .fileio import atomic_write_text
+    from .models import class_rows
 
     if not run.num_classes:
         raise AdvnetsError(f"{args.run} is not a conditional run: its samples have no intended class",
@@ -194,7 +194,7 @@ def _class_accuracy(run, args: argparse.Namespace, out_dir: Path) -> dict:
     per_class = args.per_class
     if per_class < 1:
         raise AdvnetsError(f"--per-class must be at least 1, got {per_class}")
-    labels = torch.arange(run.num_classes).repeat_interleave(per_class)
+    labels = class_rows(run.num_classes, per_class)
     result = class_accuracy(classifier, run.sample(len(labels), seed=args.seed, labels=labels), labels.numpy())
     report = {"run": str(args.run), "epoch": run.epoch, "step": run.step, "dataset": d.dataset,
               "samples_per_class": per_class, "seed": args.seed,

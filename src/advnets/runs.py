@@ -11,7 +11,7 @@ from .checkpoint import load_checkpoint, load_state
 from .config import Config, from_dict
 from .errors import AdvnetsError, ConfigError, RunError
 from .fileio import atomic_open
-from .models import Generator, MaxoutDiscriminator, build_models, sample_noise
+from .models import Generator, MaxoutDiscriminator, build_models, label_kwargs, sample_noise
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -101,16 +101,16 @@ class LoadedRun:
         rng = torch.Generator(device=self.device).manual_seed(seed)
         m = self.config.model
         if isinstance(labels, int):
-            self.check_class(labels)
             labels = torch.full((n,), labels, dtype=torch.int64)
-        elif labels is not None and not self.num_classes:
-            self.check_class(0)
+        if labels is not None and labels.numel():
+            self.check_class(int(labels.min()))
+            self.check_class(int(labels.max()))
         out = []
         for start in range(0, n, batch_size):
             size = min(batch_size, n - start)
             z = sample_noise(size, m.noise_dim, m.noise_prior, rng, self.device)
             c = self.sample_labels(size, rng) if labels is None else labels[start:start + size].to(self.device)
-            out.append(self.generator(z, **({} if c is None else {"labels": c})).cpu())
+            out.append(self.generator(z, **label_kwargs(c)).cpu())
         return torch.cat(out) if out else torch.empty(0, *self.image_shape)
 
     def sample_labels(self, n: int, rng: torch.Generator) -> torch.Tensor | None:

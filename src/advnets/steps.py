@@ -24,7 +24,7 @@ import torch
 
 from .losses import (discriminator_loss, discriminator_loss_logit_grads, generator_loss,
                      generator_loss_logit_grad)
-from .models.mlp import Generator, MaxoutDiscriminator, one_hot
+from .models.mlp import Generator, MaxoutDiscriminator, label_kwargs, one_hot
 
 
 @dataclass
@@ -69,11 +69,6 @@ def _set_grads(params, grads) -> None:
 
 def _masked(h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return h if mask is None else h * mask
-
-
-def _given(labels: torch.Tensor | None) -> dict:
-    """Keyword arguments passing class labels to a conditional net (none for an unconditional one)."""
-    return {} if labels is None else {"labels": labels}
 
 
 def _both(real_labels: torch.Tensor | None, fake_labels: torch.Tensor | None) -> torch.Tensor | None:
@@ -169,9 +164,9 @@ def simultaneous_grads_autograd(g: torch.nn.Module, d: torch.nn.Module, x_real: 
                                 fake_labels: torch.Tensor | None = None) -> StepStats:
     """The same update as `simultaneous_grads_fused`, through autograd, for any G and D."""
     m = x_real.shape[0]
-    fake_images = g(z, **_given(fake_labels))
+    fake_images = g(z, **label_kwargs(fake_labels))
     batch = torch.cat([x_real.reshape(m, -1), fake_images.reshape(m, -1)])
-    logits = d(batch, masks, **_given(_both(real_labels, fake_labels)))
+    logits = d(batch, masks, **label_kwargs(_both(real_labels, fake_labels)))
     real, fake = logits[:m], logits[m:]
     d_loss, g_loss = discriminator_loss(real, fake), generator_loss(loss_kind, fake)
     d_params, g_params = list(d.parameters()), list(g.parameters())
@@ -187,9 +182,9 @@ def discriminator_grads(g: torch.nn.Module, d: torch.nn.Module, x_real: torch.Te
     """Algorithm 1's D step: ascend V on m data and m samples (G is not differentiated)."""
     m = x_real.shape[0]
     with torch.no_grad():
-        fake_images = g(z, **_given(fake_labels))
+        fake_images = g(z, **label_kwargs(fake_labels))
     logits = d(torch.cat([x_real.reshape(m, -1), fake_images.reshape(m, -1)]), masks,
-               **_given(_both(real_labels, fake_labels)))
+               **label_kwargs(_both(real_labels, fake_labels)))
     real, fake = logits[:m], logits[m:]
     # update D: maximise log D(x) + log(1 - D(G(z)))
     d_loss = discriminator_loss(real, fake)
@@ -202,7 +197,7 @@ def discriminator_grads(g: torch.nn.Module, d: torch.nn.Module, x_real: torch.Te
 def generator_grads(g: torch.nn.Module, d: torch.nn.Module, z: torch.Tensor, masks,
                     loss_kind: str, fake_labels: torch.Tensor | None = None) -> StepStats:
     """Algorithm 1's G step on m fresh samples; D's weight gradients are not computed."""
-    labels = _given(fake_labels)
+    labels = label_kwargs(fake_labels)
     fake = d(g(z, **labels), masks, **labels)
     # update G: minimise log(1 - D(G(z))) (minimax) or maximise log D(G(z)) (non-saturating)
     g_loss = generator_loss(loss_kind, fake)

@@ -25,7 +25,7 @@ from .checkpoint import load_checkpoint, load_state, save_checkpoint
 from .config import Config, from_dict
 from .data.transforms import for_display
 from .errors import ConfigError, DataError, DivergedError, RunError
-from .models import build_models, marginal_logits, sample_noise
+from .models import build_models, class_rows, label_kwargs, marginal_logits, sample_noise
 from .optim import MomentumSGD, make_optimizer, set_hyperparameters
 from .fileio import atomic_write_text
 from .runs import CHECKPOINT, CONFIG, METRICS, read_config, resolve_device
@@ -145,11 +145,12 @@ class Trainer:
         if not self.config.model.conditional:
             return None
         dataset = self.config.data.dataset
-        if labels is None or (len(labels) and int(np.min(np.asarray(labels))) < 0):
+        labels = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+        if labels is None or (labels.numel() and int(labels.min()) < 0):
             raise DataError(f"model.conditional needs class labels, and the {dataset} training split has none",
                             "train without --conditional, or on labelled data (mnist, fashion-mnist, mnist-5k, "
                             "digits, cifar10, or an image folder with one subfolder per class)")
-        labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64).to(self.device)
+        labels = labels.to(self.device)
         if labels.shape != (self.data.shape[0],):
             raise DataError(f"{labels.shape[0]} labels for {self.data.shape[0]} training images")
         return labels
@@ -177,7 +178,7 @@ class Trainer:
         """The sample grid's classes: row c holds grid_size samples of class c."""
         if self.labels is None:
             return None
-        return torch.arange(self.num_classes, device=self.device).repeat_interleave(self.config.train.grid_size)
+        return class_rows(self.num_classes, self.config.train.grid_size, self.device)
 
     # ----- one iteration of Algorithm 1
     def iteration(self) -> StepStats:
@@ -187,18 +188,18 @@ class Trainer:
         d_net, g_net = self.discriminator, self.generator
         if t.schedule == "simultaneous":
             (x, c), z, masks = self._next_batch(self.position), self.noise(m), d_net.draw_masks(2 * m, self.rng)
-            labels = {"real_labels": c, "fake_labels": self.fake_labels(m)} if c is not None else {}
+            c_fake = self.fake_labels(m)                                    # None, as c, when unconditional
             if self.fused and isinstance(self.opt_d, MomentumSGD) and isinstance(self.opt_g, MomentumSGD):
                 # momentum SGD inside the gradient products: v <- mu v - lr g, then p <- p + v
                 self._set_lr(self.opt_d, self.d_updates, mu)
                 self._set_lr(self.opt_g, self.g_updates, mu)
                 stats = simultaneous_grads_fused(g_net, d_net, x, z, masks, t.generator_loss, self._velocity,
-                                                 **labels)
+                                                 real_labels=c, fake_labels=c_fake)
                 self.opt_d.apply_velocity()
                 self.opt_g.apply_velocity()
             else:
                 grads = simultaneous_grads_fused if self.fused else simultaneous_grads_autograd
-                stats = grads(g_net, d_net, x, z, masks, t.generator_loss, **labels)
+                stats = grads(g_net, d_net, x, z, masks, t.generator_loss, real_labels=c, fake_labels=c_fake)
                 self._step(self.opt_d, self.d_updates, mu)
                 self._step(self.opt_g, self.g_updates, mu)
             self.d_updates += 1
@@ -206,8 +207,7 @@ class Trainer:
             for j in range(k):                                              # k steps of D
                 (x, c), z = self._next_batch(self.position * k + j), self.noise(m)
                 masks = d_net.draw_masks(2 * m, self.rng)
-                labels = {"real_labels": c, "fake_labels": self.fake_labels(m)} if c is not None else {}
-                stats = discriminator_grads(g_net, d_net, x, z, masks, **labels)
+                stats = discriminator_grads(g_net, d_net, x, z, masks, c, self.fake_labels(m))
                 self._step(self.opt_d, self.d_updates, mu)
                 self.d_updates += 1
             z, masks = self.noise(m), d_net.draw_masks(m, self.rng)         # one step of G, fresh noise
@@ -315,7 +315,7 @@ class Trainer:
         was_training = self.generator.training
         self.generator.eval()
         labels = self.fixed_labels()
-        images = self.generator(self.fixed_noise, **({} if labels is None else {"labels": labels}))
+        images = self.generator(self.fixed_noise, **label_kwargs(labels))
         self.generator.train(was_training)
         return save_grid(for_display(images, self.config.data), path, nrow=self.config.train.grid_size)
 

@@ -7,7 +7,7 @@ import torch
 
 from ..data.transforms import for_display
 from ..eval.neighbours import nearest_neighbours
-from ..models import sample_noise
+from ..models import class_rows, label_kwargs, sample_noise
 from ..runs import LoadedRun
 from ..viz import image_grid
 
@@ -47,9 +47,6 @@ def interpolation_figure(run: LoadedRun, rows: int = 8, steps: int = 10, seed: i
     ends = sample_noise(2 * rows, m.noise_dim, m.noise_prior, rng, run.device).view(rows, 2, -1)
     t = torch.linspace(0, 1, steps, device=run.device).view(1, steps, 1)
     z = ends[:, :1] * (1 - t) + ends[:, 1:] * t                            # (rows, steps, noise_dim)
-    labels = {}
-    if run.num_classes:
-        rows_class = torch.arange(rows, device=run.device) % run.num_classes
-        labels = {"labels": rows_class.repeat_interleave(steps)}
-    images = run.generator(z.reshape(rows * steps, -1), **labels).cpu()
+    labels = class_rows(rows, steps, run.device) % run.num_classes if run.num_classes else None
+    images = run.generator(z.reshape(rows * steps, -1), **label_kwargs(labels)).cpu()
     return image_grid(for_display(images, run.config.data), nrow=steps, pad_value=0.0)

@@ -2,8 +2,8 @@
 from .conv import ConvGenerator, MaxoutConvDiscriminator
 from .dense import DenseGenerator
 from .dropout import dropout_mask
-from .mlp import Generator, MaxoutDiscriminator, build_models, marginal_logits
+from .mlp import Generator, MaxoutDiscriminator, build_models, class_rows, label_kwargs, marginal_logits
 from .noise import sample_noise
 
 __all__ = ["ConvGenerator", "DenseGenerator", "Generator", "MaxoutConvDiscriminator", "MaxoutDiscriminator",
-           "build_models", "dropout_mask", "marginal_logits", "sample_noise"]
+           "build_models", "class_rows", "dropout_mask", "label_kwargs", "marginal_logits", "sample_noise"]

@@ -30,6 +30,17 @@ def one_hot(labels: torch.Tensor | None, num_classes: int, dtype: torch.dtype) -
     return torch.nn.functional.one_hot(labels, num_classes).to(dtype)
 
 
+def label_kwargs(labels: torch.Tensor | None) -> dict:
+    """Keyword arguments that pass class labels to a conditional net, and nothing to an unconditional one (the
+    CIFAR-10 / TFD networks take no `labels`)."""
+    return {} if labels is None else {"labels": labels}
+
+
+def class_rows(num_classes: int, per_class: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Classes for a grid with one row per class: (num_classes * per_class,) = 0 .. 0, 1 .. 1, ..."""
+    return torch.arange(num_classes, device=device).repeat_interleave(per_class)
+
+
 def marginal_logits(images: torch.Tensor) -> torch.Tensor:
     """Logit of each pixel's mean over the data, clipped to [1e-3, 1 - 1e-3] as in pylearn2. Shape (d,)."""
     mean = images.reshape(images.shape[0], -1).double().mean(0).clamp(1e-3, 1 - 1e-3)
