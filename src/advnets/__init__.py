@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 from .config import Config, make_config, preset_names  # noqa: E402
 from .errors import AdvnetsError  # noqa: E402
 from .runs import load_run  # noqa: E402
-from .train import Trainer, train  # noqa: E402
+from .training import Reporter, Trainer, train  # noqa: E402
 
-__all__ = ["AdvnetsError", "Config", "Trainer", "load_run", "make_config", "preset_names", "train", "__version__"]
+__all__ = ["AdvnetsError", "Config", "Reporter", "Trainer", "load_run", "make_config", "preset_names", "train",
+           "__version__"]

@@ -37,3 +37,10 @@ def atomic_open(path: str | Path, mode: str = "wb", suffix: str = ".tmp") -> Ite
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_open(path, "w") as f:
         f.write(text)
+
+
+def atomic_save_npy(path: str | Path, array) -> None:
+    import numpy as np
+
+    with atomic_open(path) as f:
+        np.save(f, array)

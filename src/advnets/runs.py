@@ -1,4 +1,4 @@
-"""A run directory: its layout, its config, and loading its trained networks for sampling or evaluation."""
+"""A trained run, loaded from its directory for sampling, evaluation, figures and export."""
 from __future__ import annotations
 
 import json
@@ -7,54 +7,12 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_checkpoint, load_state
 from .config import Config, from_dict
-from .errors import AdvnetsError, ConfigError, RunError
-from .fileio import atomic_open
-from .models import Generator, MaxoutDiscriminator, build_models, label_kwargs, sample_noise
-
-CONFIG = "config.json"
-METRICS = "metrics.jsonl"
-CHECKPOINT = "checkpoints/last.pt"
-
-
-def resolve_device(name: str) -> torch.device:
-    """cpu | cuda | mps | auto (cuda if present, then mps, then cpu)."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for but PyTorch sees no CUDA GPU", "use --device cpu or auto")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("device 'mps' was asked for but it is not available", "use --device cpu or auto")
-    return torch.device(name)
-
-
-def atomic_save_npy(path: str | Path, array) -> None:
-    import numpy as np
-
-    with atomic_open(path) as f:
-        np.save(f, array)
-
-
-def read_config(run_dir: str | Path) -> Config:
-    """The config.json of a run directory."""
-    path = Path(run_dir) / CONFIG
-    if not path.is_file():
-        raise RunError(f"{run_dir} is not a run directory (no {CONFIG})",
-                       "pass the directory given to `advnets train --out`")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})",
-                          "restore the file or start a new run") from None
-    try:
-        return from_dict(data)
-    except AdvnetsError as exc:
-        raise ConfigError(f"{path}: {exc.message}", exc.hint) from None
+from .device import resolve_device
+from .errors import RunError
+from .models import build_models, label_kwargs, sample_noise
+from .training.checkpoint import load_checkpoint, load_state
+from .training.run_dir import CHECKPOINT, CONFIG, read_config
 
 
 @dataclass
@@ -62,8 +20,8 @@ class LoadedRun:
     """A trained run: its config, its networks (in evaluation mode) and where training stopped."""
     run_dir: Path
     config: Config
-    generator: Generator
-    discriminator: MaxoutDiscriminator
+    generator: torch.nn.Module
+    discriminator: torch.nn.Module
     image_shape: tuple[int, ...]
     epoch: int
     step: int

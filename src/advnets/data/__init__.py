@@ -1,9 +1,11 @@
-"""Datasets: IDX reader, checksummed downloads, and the train / valid / test splits.
+"""Datasets: one registry of readers (registry.py), checksummed downloads, and the train / valid / test splits.
 
     from advnets.data import load_split
     split = load_split("mnist", "train", data_dir="~/data/mnist")  # split.images: (50000, 1, 28, 28)
 """
-from advnets.data.sources import DATASETS, Split, default_cache_dir, load_data_split, load_split
+from advnets.data.download import default_cache_dir
+from advnets.data.registry import DATASETS, load_data_split, load_split
+from advnets.data.split import Split
 from advnets.data.toy import GaussianMixture1D
 from advnets.data.transforms import for_display, global_contrast_normalize
 

@@ -9,6 +9,7 @@ Debian package `dataset-fashion-mnist`, for one, recompresses the upstream ``.gz
 from __future__ import annotations
 
 import hashlib
+import os
 import http.client
 import urllib.error
 import urllib.request
@@ -19,6 +20,12 @@ from advnets.errors import DataError
 from advnets.fileio import atomic_open
 
 _CHUNK = 1 << 20
+
+
+def default_cache_dir() -> Path:
+    """Where downloads go: $ADVNETS_DATA if set, else ~/.cache/advnets."""
+    env = os.environ.get("ADVNETS_DATA")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "advnets"
 
 
 def file_key(path: Path) -> tuple[str, int, int]:

@@ -1,17 +1,16 @@
-"""Uses of a trained run beyond the paper's figures (issue 6, items 2-4): learned approximate inference
-(`inference.py`), inpainting by optimising z (`inpaint.py`) and semi-supervised features from D (`semisup.py`).
+"""Uses of a trained run that the paper's section 7 proposes: learned approximate inference (`inference.py`),
+inpainting by optimising z (`inpaint.py`) and semi-supervised features from D (`semisup.py`).
 
-Each module holds pure functions and one `add_*_command` that registers its CLI command.
+Pure functions only; their commands are in cli/extensions.py.
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import AdvnetsError, DataError
+from ..errors import DataError
 from ..fileio import atomic_write_text
 
 
@@ -29,19 +28,6 @@ def check_images(run) -> None:
 def write_json(path: Path, report: dict) -> Path:
     atomic_write_text(path, json.dumps(report, indent=1) + "\n")
     return path
-
-
-def run_arguments(p: argparse.ArgumentParser, steps: int | None = None) -> None:
-    from ..cli import add_run_arguments
-
-    add_run_arguments(p)
-    if steps is not None:
-        p.add_argument("--steps", type=int, default=steps, help=f"optimisation steps (default {steps})")
-
-
-def positive(name: str, value: int) -> None:
-    if value < 1:
-        raise AdvnetsError(f"{name} must be at least 1, got {value}")
 
 
 def mse(a, b) -> float:

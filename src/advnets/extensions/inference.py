@@ -5,7 +5,6 @@ E: x (d) -> 1200 ReLU -> 1200 ReLU -> noise_dim, mean squared error to z, Adam, 
 """
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from pathlib import Path
@@ -14,10 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import save_checkpoint
 from ..models import sample_noise
-from ..viz import image_grid, save_png
-from . import check_images, mse, positive, run_arguments, write_json
+from ..figures.image_grid import image_grid, save_png
+from . import mse
 
 
 def build_inferer(in_dim: int, noise_dim: int, hidden: tuple[int, ...] = (1200, 1200), seed: int = 0) -> nn.Sequential:
@@ -88,48 +86,3 @@ def inference_figure(real: np.ndarray, recon: torch.Tensor, cols: int = 10, pair
         sl = slice(p * cols, (p + 1) * cols)
         rows += [torch.as_tensor(real[sl]).float(), recon[sl].float()]
     return image_grid(torch.cat(rows), nrow=cols, pad_value=0.0)
-
-
-def cmd_infer(args: argparse.Namespace) -> int:
-    from ..runs import load_run
-
-    positive("--steps", args.steps)
-    positive("--n", args.n)
-    run = load_run(args.run, args.checkpoint, args.device)
-    check_images(run)
-    run_dir = Path(args.run)
-    t0 = time.time()
-    E, history = fit_inferer(run, steps=args.steps, seed=args.seed)
-    fit_s = time.time() - t0
-    train_mean = run.load_split("train", args.data_dir, args.fold).images.mean(0)
-    real = run.load_split("valid", args.data_dir, args.fold).images[:args.n]
-    report, recon = inference_report(run, E, real, train_mean, seed=args.seed)
-    report = {"run": str(run_dir), "epoch": run.epoch, "step": run.step, "dataset": run.config.data.dataset,
-              "real_split": "valid", "inferer": "MLP d-1200-1200-noise_dim ReLU, MSE, Adam lr 1e-3, batch 100",
-              "steps": args.steps, "seed": args.seed, "fit_seconds": round(fit_s, 1),
-              "train_loss_every_100_steps": history, **report}
-    save_checkpoint(run_dir / "checkpoints" / "inference.pt",
-                    {"inferer": E.state_dict(), "noise_dim": run.config.model.noise_dim,
-                     "hidden": [1200, 1200], "steps": args.steps, "seed": args.seed})
-    save_png(inference_figure(real, recon), run_dir / "figures" / "infer.png")
-    out = write_json(run_dir / "eval" / "infer.json", report)
-    print(f"z error on fresh samples: {report['z_mse_fresh']:.4f} per dimension (prior variance 1)")
-    print(f"pixel MSE on {report['n_real']} valid images: G(E(x)) {report['pixel_mse_reconstruction']:.4f}, "
-          f"mean training image {report['pixel_mse_mean_training_image']:.4f}, "
-          f"random G(z) {report['pixel_mse_random_sample']:.4f}")
-    print(f"wrote {out}, {run_dir / 'figures' / 'infer.png'}, {run_dir / 'checkpoints' / 'inference.pt'}")
-    return 0
-
-
-def add_infer_command(subparsers) -> argparse.ArgumentParser:
-    """Register `advnets infer RUN`."""
-    p = subparsers.add_parser(
-        "infer", help="fit an inference net E(x) ~ z for a trained G and report its errors",
-        description="Fit E (MLP d-1200-1200-noise_dim) on fresh pairs (G(z), z) with G frozen. Reports the z error "
-                    "on fresh samples (vs the prior's variance 1) and the pixel error of G(E(x)) on valid images "
-                    "(vs the mean training image and a random G(z)). Writes RUN/eval/infer.json, "
-                    "RUN/figures/infer.png (real rows above their reconstructions), RUN/checkpoints/inference.pt.")
-    run_arguments(p, steps=2000)
-    p.add_argument("--n", type=int, default=1000, help="valid images to reconstruct (default 1000)")
-    p.set_defaults(func=cmd_infer)
-    return p

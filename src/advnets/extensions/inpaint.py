@@ -2,7 +2,6 @@
 complete x with G(z*) on the unknown pixels. Adam on z from several random restarts, the best restart kept."""
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
@@ -11,8 +10,8 @@ import torch
 
 from ..errors import AdvnetsError
 from ..models import sample_noise
-from ..viz import image_grid, save_png
-from . import check_images, mse, positive, run_arguments, write_json
+from ..figures.image_grid import image_grid, save_png
+from . import mse
 
 MASKS = ("right-half", "random")
 
@@ -96,49 +95,3 @@ def inpaint_report(target, mask, completion, train_mean: np.ndarray) -> dict:
     return {"unknown_mse_completion": round(mse(c[unknown], t[unknown]), 5),
             "unknown_mse_mean_training_image": round(mse(fill[unknown], t[unknown]), 5),
             "n_unknown_pixels": int(unknown.sum())}
-
-
-def cmd_inpaint(args: argparse.Namespace) -> int:
-    from ..runs import load_run
-
-    for name in ("steps", "n", "restarts"):
-        positive(f"--{name}", getattr(args, name))
-    run = load_run(args.run, args.checkpoint, args.device)
-    check_images(run)
-    run_dir = Path(args.run)
-    target = torch.as_tensor(run.load_split("valid", args.data_dir, args.fold).images[:args.n]).float()
-    mask = make_mask(args.mask, len(target), run.image_shape, seed=args.seed)
-    result = inpaint(run, target, mask, steps=args.steps, restarts=args.restarts, lr=args.lr, seed=args.seed)
-    train_mean = run.load_split("train", args.data_dir, args.fold).images.mean(0)
-    report = {"run": str(run_dir), "epoch": run.epoch, "step": run.step, "dataset": run.config.data.dataset,
-              "split": "valid", "n": len(target), "mask": args.mask, "steps": args.steps,
-              "restarts": args.restarts, "lr": args.lr, "seed": args.seed,
-              "known_mse_initial": round(result["initial_error"].mean().item(), 5),
-              "known_mse_final": round(result["final_error"].mean().item(), 5),
-              **inpaint_report(target, mask, result["completion"], train_mean)}
-    png = save_png(inpaint_figure(target, mask, result["completion"]), run_dir / "figures" / "inpaint.png")
-    out = write_json(run_dir / "eval" / "inpaint.json", report)
-    print(f"known pixels: MSE {report['known_mse_initial']:.4f} at the best random start -> "
-          f"{report['known_mse_final']:.4f} after {args.steps} Adam steps")
-    print(f"unknown pixels ({args.mask}): MSE {report['unknown_mse_completion']:.4f} completed by G(z*), "
-          f"{report['unknown_mse_mean_training_image']:.4f} filled with the mean training image")
-    print(f"wrote {png}, {out}")
-    return 0
-
-
-def add_inpaint_figure(figure_subparsers) -> argparse.ArgumentParser:
-    """Register `inpaint` under `advnets figure`."""
-    p = figure_subparsers.add_parser(
-        "inpaint", help="complete partly hidden images by optimising z against the known pixels",
-        description="For n valid images with a mask of unknown pixels, optimise z (Adam, several random restarts, "
-                    "the best kept by known-pixel error; uniform prior: z clamped to [-sqrt(3), sqrt(3)]) and fill "
-                    "the unknown pixels with G(z*). Writes RUN/figures/inpaint.png (rows: masked inputs, "
-                    "completions, originals) and RUN/eval/inpaint.json (MSE on the unknown pixels vs the mean "
-                    "training image).")
-    run_arguments(p, steps=300)
-    p.add_argument("--mask", choices=MASKS, default="right-half", help="which pixels are unknown (default right-half)")
-    p.add_argument("--n", type=int, default=8, help="number of images (default 8)")
-    p.add_argument("--restarts", type=int, default=8, help="random starting z per image (default 8)")
-    p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate on z (default 0.05)")
-    p.set_defaults(func=cmd_inpaint)
-    return p

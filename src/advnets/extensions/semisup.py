@@ -3,7 +3,6 @@ regression) on the hidden maxout activations of a trained D, from few labels, ne
 raw pixels and (b) a network of D's architecture plus a linear head trained from scratch on the same labels."""
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from torch import nn
 
 from ..errors import DataError
 from ..models import MaxoutDiscriminator
-from . import check_images, run_arguments, write_json
 
 LABEL_COUNTS = (100, 600, 1000)
 
@@ -135,51 +133,3 @@ def semisup_report(run, train, test, counts=LABEL_COUNTS, seed: int = 0, scratch
             "scratch": f"D's maxout layers + linear head, D's init, Adam lr 1e-3, batch 100, "
                        f"fixed {scratch_epochs} epochs, no early stopping, no dropout",
             "results": rows}
-
-
-def cmd_semisup(args: argparse.Namespace) -> int:
-    from ..runs import load_run
-
-    run = load_run(args.run, args.checkpoint, args.device)
-    check_images(run)
-    run_dir = Path(args.run)
-    counts = tuple(int(c) for c in args.labels.split(","))
-    train, test = run.load_split("train", args.data_dir, args.fold), run.load_split("test", args.data_dir, args.fold)
-    n_test = len(test)
-    if args.n_test and args.n_test < n_test:
-        from ..data.sources import Split
-
-        keep = np.sort(np.random.default_rng(args.seed).choice(n_test, args.n_test, replace=False))
-        test = Split(test.images[keep], None if test.labels is None else test.labels[keep])
-    report = semisup_report(run, train, test, counts, seed=args.seed, scratch_epochs=args.scratch_epochs)
-    report = {"run": str(run_dir), "epoch": run.epoch, "step": run.step, "dataset": run.config.data.dataset,
-              "seed": args.seed, "test_split_size": n_test,
-              "test_subsample": f"{len(test)} of {n_test} test images, drawn with seed {args.seed}", **report}
-    print(f"test accuracy on {report['test_subsample']} ({report['n_classes']} classes)")
-    print(f"{'labels':>7} {'D features':>11} {'pixels':>8} {'scratch':>8}")
-    for r in report["results"]:
-        print(f"{r['labels']:>7} {r['d_features_linear']:>11.4f} {r['pixels_linear']:>8.4f} "
-              f"{r['scratch_same_architecture']:>8.4f}")
-    print(f"D features / pixels: {report['linear']}; scratch: {report['scratch']}")
-    out = write_json(run_dir / "eval" / "semisup.json", report)
-    print(f"wrote {out}")
-    return 0
-
-
-def add_semisup_command(subparsers) -> argparse.ArgumentParser:
-    """Register `advnets semisup RUN`."""
-    p = subparsers.add_parser(
-        "semisup", help="few-label classification with a trained D's features, vs pixels and from scratch",
-        description="Labels drawn stratified from the training split (fixed seed). For each label count, test "
-                    "accuracy of a linear classifier on D's hidden maxout activations (all layers, no dropout), of "
-                    "the same classifier on raw pixels, and of D's architecture + linear head trained from scratch "
-                    "on the same labels (fixed epochs). Writes RUN/eval/semisup.json.")
-    run_arguments(p)
-    p.add_argument("--labels", default=",".join(map(str, LABEL_COUNTS)),
-                   help="comma-separated label counts (default 100,600,1000)")
-    p.add_argument("--n-test", type=int, default=2000,
-                   help="test images used, drawn with --seed (default 2000; 0 = all)")
-    p.add_argument("--scratch-epochs", type=int, default=100,
-                   help="epochs of the from-scratch classifier (default 100)")
-    p.set_defaults(func=cmd_semisup)
-    return p

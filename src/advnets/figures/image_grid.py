@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .fileio import atomic_open
+from ..fileio import atomic_open
 
 
 def image_grid(images: torch.Tensor | np.ndarray, nrow: int | None = None, padding: int = 2,

@@ -1,4 +1,4 @@
-"""The noise prior p_z(z) (DESIGN.md §1): uniform on [-sqrt(3), sqrt(3)] (unit variance) or Gaussian."""
+"""The noise prior p_z(z) (docs/design.md): uniform on [-sqrt(3), sqrt(3)] (unit variance) or Gaussian."""
 from __future__ import annotations
 
 import math

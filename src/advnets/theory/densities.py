@@ -11,15 +11,12 @@ On a grid x_0 < ... < x_{n-1} (uniform spacing), with p_data known exactly and p
 * `mass_region`: where (p_data + p_g) / 2 carries a given share (99%) of the mass, densest points first.
 * `generator_grad_norms`: section 3's saturation, the gradient norm reaching G under both G losses.
 
-The experiment that trains the networks and applies these functions is `advnets.toy1d`; this module also
-registers the `advnets theory` command (`add_theory_command`).
+The experiment that trains the networks and applies these functions is `theory/experiment.py`; the
+`advnets theory` command is in cli/theory.py.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import re
 
 import numpy as np
 import torch
@@ -172,7 +169,7 @@ def generator_grad_norms(generator: torch.nn.Module, discriminator: torch.nn.Mod
     Uses `steps.generator_grads`, Algorithm 1's G step, with D's dropout off (masks None, D in eval mode).
     The gradients written into G's `.grad` buffers are restored afterwards; no parameter changes.
     """
-    from .steps import generator_grads
+    from ..training.steps import generator_grads
 
     params = list(generator.parameters())
     saved = [None if p.grad is None else p.grad.clone() for p in params]
@@ -190,54 +187,3 @@ def generator_grad_norms(generator: torch.nn.Module, discriminator: torch.nn.Mod
             p.grad = g
     return {"d_fake": d_fake, "minimax": norms["minimax"], "non_saturating": norms["non-saturating"],
             "ratio_ns_over_minimax": norms["non-saturating"] / norms["minimax"] if norms["minimax"] > 0 else math.inf}
-
-
-# ----- the `advnets theory` command
-
-def add_theory_command(subparsers) -> argparse.ArgumentParser:
-    """Register `theory` on the top-level subparsers of the `advnets` command line."""
-    p = subparsers.add_parser(
-        "theory", help="check section 4 numerically on the 1-D toy problem; print a JSON report",
-        description="Train the toy1d preset (a 1-D Gaussian, z uniform) with Algorithm 1 and print, as JSON: "
-                    "Proposition 1 (max |D - D*| after training D alone), Theorem 1 (V(G, D) against "
-                    "-log 4 + 2 JSD), convergence (JSD and D's mean over training) and section 3's saturation "
-                    "(G's gradient norm under the minimax and non-saturating losses). Exits 1 if a check fails.")
-    p.add_argument("--seed", type=int, default=0, help="train.seed of the run (default 0)")
-    p.add_argument("--out", help="also write the report to this JSON file")
-    p.add_argument("--quick", action="store_true", help="the shorter settings the tests use (about 20 s)")
-    p.add_argument("--figures", metavar="DIR", help="also draw Figure 1 and the training curves of this run in DIR")
-    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                   help="override the toy1d preset, e.g. --set data.toy_means=-2,2 --set data.toy_stds=0.5")
-    p.set_defaults(func=cmd_theory)
-    return p
-
-
-def cmd_theory(args: argparse.Namespace) -> int:
-    import sys
-
-    from .config import parse_override
-    from .fileio import atomic_write_text
-    from .toy1d import run_experiment, toy_config
-
-    config = toy_config(args.seed, dict(parse_override(item) for item in getattr(args, "set", None) or []))
-    result = run_experiment(config, quick=args.quick, log=sys.stderr)
-    text = report_json(result.report)
-    print(text)
-    if args.out:
-        atomic_write_text(args.out, text + "\n")
-    if args.figures:
-        from .figures.toy1d import write_figures
-
-        for path in write_figures(result, args.figures):
-            print(f"wrote {path}", file=sys.stderr)
-    failed = [k for k in ("proposition_1", "theorem_1", "convergence") if not result.report[k]["ok"]]
-    if failed:
-        print(f"advnets: theory checks failed: {', '.join(failed)} (seed {args.seed})", file=sys.stderr)
-        return 1
-    return 0
-
-
-def report_json(report: dict) -> str:
-    """JSON with two-space indents, lists of numbers kept on one line."""
-    text = json.dumps(report, indent=2)
-    return re.sub(r"\[\s+([-0-9.eE,\s]+?)\s+\]", lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)

@@ -1,7 +1,7 @@
 """The 1-D experiment of Figure 1 and section 4: train the `toy1d` preset with the library's Trainer
 (Algorithm 1, the same code that trains images) and check the theory on the way.
 
-    from advnets.toy1d import run_experiment
+    from advnets.theory.experiment import run_experiment
     result = run_experiment(seed=0)          # seconds on a CPU
     result.report["proposition_1"]["max_gap"], result.report["theorem_1"]["gap"]
 
@@ -26,11 +26,8 @@ trained against its samples. Along training and in the figure, p_g is the same K
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import math
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,14 +36,15 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
-from . import theory
-from .config import Config, make_config, with_overrides
-from .data import GaussianMixture1D, load_data_split
-from .errors import ConfigError
-from .models import sample_noise
-from .optim import make_optimizer, set_hyperparameters
-from .schedules import learning_rate, momentum
-from .steps import discriminator_grads, generator_grads
+from ..config import Config, make_config, with_overrides
+from ..data import GaussianMixture1D, load_data_split
+from ..errors import ConfigError
+from ..models import sample_noise
+from ..optim import make_optimizer, set_hyperparameters
+from ..schedules import learning_rate, momentum
+from ..training.reporting import Reporter
+from ..training.steps import discriminator_grads, generator_grads
+from . import densities as theory
 
 
 @dataclass(frozen=True)
@@ -108,13 +106,13 @@ class Players:
 
     @classmethod
     def copy_of(cls, trainer) -> "Players":
-        t = trainer.config.train
-        g, d = copy.deepcopy(trainer.generator), copy.deepcopy(trainer.discriminator)
+        t, a = trainer.config.train, trainer.algorithm
+        g, d = copy.deepcopy(a.generator), copy.deepcopy(a.discriminator)
         opt_g, opt_d = make_optimizer(t, g.parameters()), make_optimizer(t, d.parameters())
-        opt_g.load_state_dict(copy.deepcopy(trainer.opt_g.state_dict()))
-        opt_d.load_state_dict(copy.deepcopy(trainer.opt_d.state_dict()))
+        opt_g.load_state_dict(copy.deepcopy(a.opt_g.state_dict()))
+        opt_d.load_state_dict(copy.deepcopy(a.opt_d.state_dict()))
         mu = momentum(trainer.epoch, t.momentum_start, t.momentum_end, t.momentum_ramp_epochs)
-        return cls(g, d, opt_g, opt_d, trainer.g_updates, trainer.d_updates, mu)
+        return cls(g, d, opt_g, opt_d, a.g_updates, a.d_updates, mu)
 
 
 class SmoothedGenerator(torch.nn.Module):
@@ -244,12 +242,12 @@ class Experiment:
 def run_experiment(config: Config | None = None, *, seed: int = 0, quick: bool = False,
                    settings: Settings | None = None, run_dir: str | Path | None = None,
                    log: TextIO | None = None) -> ToyResult:
-    """Train the toy problem with `advnets.train.Trainer` and check section 4 (see the module docstring).
+    """Train the toy problem with `advnets.training.Trainer` and check section 4 (see the module docstring).
 
-    `config` defaults to the toy1d preset with `seed`; `run_dir` keeps the run directory (else a temporary
-    one is used); `log` receives a progress line every tenth of the run.
+    `config` defaults to the toy1d preset with `seed`; `run_dir` keeps a run directory (else no file is
+    written); `log` receives a progress line every tenth of the run.
     """
-    from .train import Trainer
+    from ..training.trainer import Trainer
 
     started = time.perf_counter()
     s = settings or (QUICK if quick else FULL)
@@ -262,7 +260,11 @@ def run_experiment(config: Config | None = None, *, seed: int = 0, quick: bool =
     saturation: list[dict[str, Any]] = []
     z_sat = exp.noise(config.train.batch_size)                    # one batch for every saturation row
 
-    def on_step(trainer, stats) -> None:
+    class Measuring(Reporter):
+        def step(self, trainer, stats) -> None:
+            on_step(trainer)
+
+    def on_step(trainer) -> None:
         step = trainer.g_updates
         if step in s.saturation_after:
             saturation.append(exp.saturation_row(f"after {step} iterations", step, Players.copy_of(trainer), z_sat))
@@ -277,23 +279,19 @@ def run_experiment(config: Config | None = None, *, seed: int = 0, quick: bool =
             print(f"step {step}/{s.max_steps}  JSD {meas.jsd:.4f}  D(x) {meas.d_data:.3f}  "
                   f"D(G(z)) {meas.d_samples:.3f}", file=log, flush=True)
 
-    with contextlib.ExitStack() as stack:
-        if run_dir is None:
-            run_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="advnets-toy1d-"))) / "run"
-        stack.enter_context(contextlib.redirect_stdout(io.StringIO()))   # the trainer's epoch lines
-        trainer = Trainer(config, run_dir, train_images=exp.train_images, progress=False, on_step=on_step)
-        start = Players.copy_of(trainer)
-        stages["start"] = exp.measure(trainer.generator, trainer.discriminator, 0, s.value_samples)
-        history.append(stages["start"].summary())
-        saturation.append(exp.saturation_row("initialisation", 0, start, z_sat))
-        exp.discriminator_steps(start, s.saturation_d_steps, s.d_batch)
-        saturation.append(exp.saturation_row(f"initial G, D trained alone {s.saturation_d_steps} steps", 0,
-                                             start, z_sat))
-        saturation.sort(key=lambda row: row["step"])
-        trainer.run()
-        stages["d"] = exp.measure(trainer.generator, trainer.discriminator, trainer.g_updates)
-        saved["d"] = Players.copy_of(trainer)
-        saturation.append(exp.saturation_row("end of training", trainer.g_updates, saved["d"], z_sat))
+    trainer = Trainer(config, run_dir, train_images=exp.train_images, reporter=Measuring())
+    start = Players.copy_of(trainer)
+    stages["start"] = exp.measure(trainer.generator, trainer.discriminator, 0, s.value_samples)
+    history.append(stages["start"].summary())
+    saturation.append(exp.saturation_row("initialisation", 0, start, z_sat))
+    exp.discriminator_steps(start, s.saturation_d_steps, s.d_batch)
+    saturation.append(exp.saturation_row(f"initial G, D trained alone {s.saturation_d_steps} steps", 0,
+                                         start, z_sat))
+    saturation.sort(key=lambda row: row["step"])
+    trainer.run()
+    stages["d"] = exp.measure(trainer.generator, trainer.discriminator, trainer.g_updates)
+    saved["d"] = Players.copy_of(trainer)
+    saturation.append(exp.saturation_row("end of training", trainer.g_updates, saved["d"], z_sat))
     if "a" not in stages:
         raise ConfigError(f"JSD never fell below {s.stage_a_jsd} in {s.max_steps} iterations",
                           "train longer, or check the learning rate")

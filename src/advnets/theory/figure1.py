@@ -1,6 +1,6 @@
 """Figure 1 of the paper from a real run of the `toy1d` preset, and the training curves of that run.
 
-    advnets figure toy1d --out figures/          # figure1_toy1d.png, figure1_training.png
+    advnets figure toy1d --out figures/          # figure1_toy1d.png, figure1_training.png (cli/theory.py)
 
 Each of the four panels shows p_data (black dots), p_g (green, solid), D (blue, dashed) over x, and below
 them the z line with arrows to the x line showing the mapping x = G(z) for evenly spaced quantiles of p_z:
@@ -10,12 +10,11 @@ training, p_g close to p_data and D close to 1/2.
 """
 from __future__ import annotations
 
-import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..fileio import atomic_open
 
 PANELS = (("a", "(a)"), ("b", "(b)"), ("c", "(c)"), ("d", "(d)"))
 X_LINE, Z_LINE = -0.12, -0.52          # heights of the x and z lines, below the curves (D lives in [0, 1])
@@ -124,15 +123,8 @@ def training_curves(result):
 def save_figure(fig, path: str | Path, dpi: int = 150) -> Path:
     """Write a matplotlib figure as PNG: to a temporary name first, then renamed into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_open(path) as f:
+        fig.savefig(f, format="png", dpi=dpi)
     return path
 
 
@@ -141,33 +133,3 @@ def write_figures(result, out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
     return [save_figure(figure1(result), out / "figure1_toy1d.png"),
             save_figure(training_curves(result), out / "figure1_training.png")]
-
-
-def cmd_toy1d(args: argparse.Namespace) -> int:
-    """`advnets figure toy1d`: train the toy problem (seconds) and draw Figure 1 and its training curves."""
-    import sys
-
-    from ..config import parse_override
-    from ..toy1d import run_experiment, toy_config
-
-    config = toy_config(args.seed, dict(parse_override(item) for item in getattr(args, "set", None) or []))
-    result = run_experiment(config, quick=args.quick, log=sys.stderr)
-    for path in write_figures(result, args.out):
-        print(f"wrote {path}")
-    return 0
-
-
-def add_toy1d_figure(figure_subparsers) -> argparse.ArgumentParser:
-    """Register `toy1d` under `advnets figure` (the subparsers object of the `figure` command)."""
-    p = figure_subparsers.add_parser(
-        "toy1d", help="Figure 1: the 1-D picture of training (p_data, p_g, D and x = G(z) at four stages)",
-        description="Train the toy1d preset (a 1-D Gaussian, z uniform) with Algorithm 1 and draw the paper's "
-                    "Figure 1 from the run: figure1_toy1d.png (panels (a)-(d)) and figure1_training.png "
-                    "(JSD and D's mean over the iterations).")
-    p.add_argument("--out", default="figures", help="output directory (default ./figures)")
-    p.add_argument("--seed", type=int, default=0, help="train.seed of the run (default 0)")
-    p.add_argument("--quick", action="store_true", help="the shorter settings the tests use")
-    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                   help="override the toy1d preset, e.g. --set data.toy_means=-2,2 --set data.toy_stds=0.5")
-    p.set_defaults(func=cmd_toy1d)
-    return p

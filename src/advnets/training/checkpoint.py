@@ -1,6 +1,8 @@
-"""Checkpoints: one dict per file, written atomically, read with safe (weights-only) deserialisation."""
+"""Checkpoints: one dict per file, written atomically, read with safe (weights-only) deserialisation; and the
+training state a resumed run needs (networks, optimisers, random stream, fixed noise, position in the data)."""
 from __future__ import annotations
 
+import json
 import pickle
 import zipfile
 from pathlib import Path
@@ -8,8 +10,9 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError
-from .fileio import atomic_open
+from ..config import from_dict
+from ..errors import CheckpointError, DivergedError, RunError
+from ..fileio import atomic_open
 
 FORMAT = "advnets-checkpoint"
 VERSION = 1
@@ -69,3 +72,64 @@ def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], what: st
                 f"this config builds {tuple(own[key].shape)}",
                 "it was written for a different architecture; use the matching run or config")
     module.load_state_dict(state)
+
+
+# What a training checkpoint holds beyond MODEL_KEYS; a resumed run needs all of it.
+RESUME_KEYS = ("config", "image_shape", "generator", "discriminator", "opt_g", "opt_d", "rng", "fixed_noise",
+               "perm", "position", "epoch", "g_updates", "d_updates", "sums")
+
+
+def _finite(trainer) -> bool:
+    nets = (trainer.generator, trainer.discriminator)
+    return bool(torch.isfinite(trainer.sums).all()) and all(bool(torch.isfinite(p).all())
+                                                            for net in nets for p in net.parameters())
+
+
+def check_finite_state(trainer) -> None:
+    """Refuse to log or checkpoint a diverged state (a loss or a weight NaN or infinite): the last checkpoint, if
+    any, stays the last finite state."""
+    if _finite(trainer):
+        return
+    t = trainer.config.train
+    path = None if trainer.run_dir is None else trainer.run_dir / "checkpoints" / "last.pt"
+    kept = (f"{path} still holds the last finite state" if path is not None and path.exists()
+            else "no checkpoint was written before it")
+    raise DivergedError(
+        f"training diverged in epoch {trainer.epoch + 1} (a loss or a weight became NaN or infinite by step "
+        f"{trainer.g_updates}); {kept}",
+        f"start a new run with a lower learning rate, e.g. --set train.lr={t.lr / 4:g}")
+
+
+def save_training_state(trainer, path: Path) -> Path:
+    """Checkpoint everything `restore_training_state` needs, after checking that it is finite."""
+    check_finite_state(trainer)
+    a = trainer.algorithm
+    return save_checkpoint(path, {
+        "config": trainer.config.to_json(), "image_shape": list(trainer.data.image_shape),
+        "num_classes": trainer.data.num_classes,
+        "generator": a.generator.state_dict(), "discriminator": a.discriminator.state_dict(),
+        "opt_g": a.opt_g.state_dict(), "opt_d": a.opt_d.state_dict(),
+        "rng": trainer.rng.get_state(), "fixed_noise": trainer.fixed_noise,
+        "perm": trainer.perm, "position": trainer.position, "epoch": trainer.epoch,
+        "g_updates": a.g_updates, "d_updates": a.d_updates, "sums": trainer.sums})
+
+
+def restore_training_state(trainer, path: Path) -> None:
+    """Put a trainer back where the checkpoint at `path` left it; the model must be the one the config builds."""
+    payload = load_checkpoint(path, trainer.device, RESUME_KEYS)
+    saved = from_dict(json.loads(payload["config"]))
+    if saved.model != trainer.config.model or list(payload["image_shape"]) != list(trainer.data.image_shape) or \
+            payload.get("num_classes", 0) != trainer.data.num_classes:
+        raise RunError(f"checkpoint {path} was written for another model than {path.parent.parent / 'config.json'} "
+                       "describes", "restore the run's original config.json, or start a new run")
+    a = trainer.algorithm
+    load_state(a.generator, payload["generator"], "generator", path)
+    load_state(a.discriminator, payload["discriminator"], "discriminator", path)
+    a.opt_g.load_state_dict(payload["opt_g"])
+    a.opt_d.load_state_dict(payload["opt_d"])
+    trainer.rng.set_state(payload["rng"].cpu())
+    trainer.fixed_noise = payload["fixed_noise"].to(trainer.device)
+    trainer.perm = None if payload["perm"] is None else payload["perm"].to(trainer.device)
+    trainer.position, trainer.epoch = payload["position"], payload["epoch"]
+    a.g_updates, a.d_updates = payload["g_updates"], payload["d_updates"]
+    trainer.sums = payload["sums"].to(trainer.device)

@@ -1,44 +1,25 @@
-"""Gradients of one Algorithm 1 update, written into the networks' `.grad` buffers.
+"""Algorithm 1's simultaneous update for the paper's MLP G and maxout D, by hand: both players' gradients from one
+forward and one backward pass through D.
 
-Three ways, all checked against each other in tests/test_steps.py:
-
-* `simultaneous_grads_fused`: the original code's schedule (D and G updated from one minibatch, with the
-  same dropout masks) for the MLP generator and maxout discriminator, by hand. D has one output per
-  example, so the backward pass through D of *any* loss of the logits is the same per-example Jacobian
-  scaled by dLoss/dlogit. One pass of "unit" deltas through D therefore serves both D's loss (its weight
-  gradients) and G's loss (the gradient reaching G's samples): D's weight gradients are never computed for
-  the G update, and nothing of D's forward or backward pass is done twice.
-* `simultaneous_grads_autograd`: the same update with autograd, for any pair of modules.
-* `discriminator_grads` / `generator_grads`: the separate steps of Algorithm 1 as printed (k D steps,
-  then one G step on fresh noise); the G step asks autograd for G's gradients only.
-
-Each returns `StepStats` (tensors, so no device sync per step). For conditional nets (paper section 7) each also
-takes the class labels of the data (`real_labels`) and of the samples (`fake_labels`), (m,) class indices.
+The original code's schedule updates D and G from one minibatch, with the same dropout masks. D has one output per
+example, so the backward pass through D of *any* loss of the logits is the same per-example Jacobian scaled by
+dLoss/dlogit. One pass of "unit" deltas through D therefore serves both D's loss (its weight gradients) and G's
+loss (the gradient reaching G's samples): D's weight gradients are never computed for the G update, and nothing
+of D's forward or backward pass is done twice. tests/training/test_fused.py checks it against autograd
+(`steps.simultaneous_grads_autograd`) to 1e-10 in float64.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from .losses import (discriminator_loss, discriminator_loss_logit_grads, generator_loss,
-                     generator_loss_logit_grad)
-from .models.mlp import Generator, MaxoutDiscriminator, label_kwargs, one_hot
-
-
-@dataclass
-class StepStats:
-    d_loss: torch.Tensor | None = None   # discriminator_loss (= -V/2 on the batch)
-    g_loss: torch.Tensor | None = None   # the generator loss being minimised
-    d_real: torch.Tensor | None = None   # mean D(x) on data
-    d_fake: torch.Tensor | None = None   # mean D(G(z)) on samples
-
-
-def _grad_buffer(p: torch.Tensor) -> torch.Tensor:
-    if p.grad is None:
-        p.grad = torch.zeros_like(p)
-    return p.grad
+from ..losses import (discriminator_loss, discriminator_loss_logit_grads, generator_loss,
+                      generator_loss_logit_grad)
+from ..models.discriminator import MaxoutDiscriminator
+from ..models.generator import MLPGenerator
+from ..models.layers import one_hot
+from .steps import StepStats, both_labels, grad_buffer
 
 
 # Where the fused step puts the gradient g of a parameter p: target(p) = (out, beta, alpha) means
@@ -48,7 +29,7 @@ GradTarget = Callable[[torch.Tensor], tuple[torch.Tensor, float, float]]
 
 
 def grad_target(p: torch.Tensor) -> tuple[torch.Tensor, float, float]:
-    return _grad_buffer(p), 0.0, 1.0
+    return grad_buffer(p), 0.0, 1.0
 
 
 def _put_mm(target: GradTarget, p: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
@@ -62,21 +43,14 @@ def _put_mv(target: GradTarget, p: torch.Tensor, a: torch.Tensor, x: torch.Tenso
     torch.addmv(flat, a, x, beta=beta, alpha=alpha, out=flat)
 
 
-def _set_grads(params, grads) -> None:
-    for p, g in zip(params, grads):
-        _grad_buffer(p).copy_(g)
-
 
 def _masked(h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return h if mask is None else h * mask
 
 
-def _both(real_labels: torch.Tensor | None, fake_labels: torch.Tensor | None) -> torch.Tensor | None:
-    return None if real_labels is None else torch.cat([real_labels, fake_labels])
-
 
 @torch.no_grad()
-def simultaneous_grads_fused(g: Generator, d: MaxoutDiscriminator, x_real: torch.Tensor,
+def simultaneous_grads_fused(g: MLPGenerator, d: MaxoutDiscriminator, x_real: torch.Tensor,
                              z: torch.Tensor, masks: list[torch.Tensor | None],
                              loss_kind: str, target: GradTarget = grad_target,
                              real_labels: torch.Tensor | None = None,
@@ -101,7 +75,7 @@ def simultaneous_grads_fused(g: Generator, d: MaxoutDiscriminator, x_real: torch
 
     # --- D forward on [data; samples] with one set of masks (the one-hot labels are not dropped out)
     u = _masked(torch.cat([x_real.reshape(m, -1), y]), masks[0])     # (2m, d)
-    c_both = one_hot(_both(real_labels, fake_labels), d.num_classes, u.dtype)
+    c_both = one_hot(both_labels(real_labels, fake_labels), d.num_classes, u.dtype)
     if c_both is not None:
         u = torch.cat([u, c_both], 1)                                  # (2m, d + classes)
     d_inputs, pre, post = [u], [], []
@@ -117,7 +91,9 @@ def simultaneous_grads_fused(g: Generator, d: MaxoutDiscriminator, x_real: torch
 
     # --- dLoss/dlogit for both players: D's loss on all 2m examples, G's on the m samples
     g_real, g_fake = discriminator_loss_logit_grads(real, fake)
+    # update D: maximise log D(x) + log(1 - D(G(z))), i.e. descend discriminator_loss = -V/2
     g_d = torch.cat([g_real, g_fake])                                 # (2m,)
+    # update G: minimise log(1 - D(G(z))) (minimax) or maximise log D(G(z)) (non-saturating)
     g_g = generator_loss_logit_grad(loss_kind, fake)                  # (m,)
 
     # --- one backward pass of unit deltas J = dlogit/d(.) through D
@@ -159,53 +135,8 @@ def simultaneous_grads_fused(g: Generator, d: MaxoutDiscriminator, x_real: torch
         d_real=torch.sigmoid(real).mean(), d_fake=torch.sigmoid(fake).mean())
 
 
-def simultaneous_grads_autograd(g: torch.nn.Module, d: torch.nn.Module, x_real: torch.Tensor,
-                                z: torch.Tensor, masks, loss_kind: str, real_labels: torch.Tensor | None = None,
-                                fake_labels: torch.Tensor | None = None) -> StepStats:
-    """The same update as `simultaneous_grads_fused`, through autograd, for any G and D."""
-    m = x_real.shape[0]
-    fake_images = g(z, **label_kwargs(fake_labels))
-    batch = torch.cat([x_real.reshape(m, -1), fake_images.reshape(m, -1)])
-    logits = d(batch, masks, **label_kwargs(_both(real_labels, fake_labels)))
-    real, fake = logits[:m], logits[m:]
-    d_loss, g_loss = discriminator_loss(real, fake), generator_loss(loss_kind, fake)
-    d_params, g_params = list(d.parameters()), list(g.parameters())
-    _set_grads(d_params, torch.autograd.grad(d_loss, d_params, retain_graph=True))
-    _set_grads(g_params, torch.autograd.grad(g_loss, g_params))
-    return StepStats(d_loss.detach(), g_loss.detach(), torch.sigmoid(real).mean().detach(),
-                     torch.sigmoid(fake).mean().detach())
-
-
-def discriminator_grads(g: torch.nn.Module, d: torch.nn.Module, x_real: torch.Tensor, z: torch.Tensor,
-                        masks, real_labels: torch.Tensor | None = None,
-                        fake_labels: torch.Tensor | None = None) -> StepStats:
-    """Algorithm 1's D step: ascend V on m data and m samples (G is not differentiated)."""
-    m = x_real.shape[0]
-    with torch.no_grad():
-        fake_images = g(z, **label_kwargs(fake_labels))
-    logits = d(torch.cat([x_real.reshape(m, -1), fake_images.reshape(m, -1)]), masks,
-               **label_kwargs(_both(real_labels, fake_labels)))
-    real, fake = logits[:m], logits[m:]
-    # update D: maximise log D(x) + log(1 - D(G(z)))
-    d_loss = discriminator_loss(real, fake)
-    d_params = list(d.parameters())
-    _set_grads(d_params, torch.autograd.grad(d_loss, d_params))
-    return StepStats(d_loss=d_loss.detach(), d_real=torch.sigmoid(real).mean().detach(),
-                     d_fake=torch.sigmoid(fake).mean().detach())
-
-
-def generator_grads(g: torch.nn.Module, d: torch.nn.Module, z: torch.Tensor, masks,
-                    loss_kind: str, fake_labels: torch.Tensor | None = None) -> StepStats:
-    """Algorithm 1's G step on m fresh samples; D's weight gradients are not computed."""
-    labels = label_kwargs(fake_labels)
-    fake = d(g(z, **labels), masks, **labels)
-    # update G: minimise log(1 - D(G(z))) (minimax) or maximise log D(G(z)) (non-saturating)
-    g_loss = generator_loss(loss_kind, fake)
-    g_params = list(g.parameters())
-    _set_grads(g_params, torch.autograd.grad(g_loss, g_params))
-    return StepStats(g_loss=g_loss.detach(), d_fake=torch.sigmoid(fake).mean().detach())
-
-
 def supports_fused(g: torch.nn.Module, d: torch.nn.Module) -> bool:
-    """Whether `simultaneous_grads_fused` knows these network types."""
-    return type(g) is Generator and g.output == "sigmoid" and type(d) is MaxoutDiscriminator
+    """Whether `simultaneous_grads_fused` computes these networks' update: an MLP G with ReLU hidden layers and a
+    sigmoid output, and a dense maxout D."""
+    return (isinstance(g, MLPGenerator) and set(g.activations) <= {"relu"} and g.output == "sigmoid"
+            and isinstance(d, MaxoutDiscriminator))

@@ -1,0 +1,110 @@
+"""`advnets eval`: the Parzen-window log-likelihood (Table 1), the memorisation check, class accuracy."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import AdvnetsError
+from .common import add_run_arguments, run_split
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+    import warnings
+
+    import numpy as np
+
+    from ..eval.parzen import SigmaOnEdgeWarning, parzen_evaluate, sigma_grid
+    from ..fileio import atomic_write_text
+    from ..runs import load_run
+
+    run = load_run(args.run, args.checkpoint, args.device)
+    out_dir = Path(args.run) / "eval"
+    report = {"run": str(args.run), "epoch": run.epoch, "step": run.step, "dataset": run.config.data.dataset}
+    if args.nearest:
+        from ..eval.neighbours import memorisation_report
+
+        train = run_split(run, "train", args)
+        report["nearest"] = memorisation_report(run.sample(1000, seed=args.seed + 1), train,
+                                                run_split(run, "valid", args)[:1000])
+        n = report["nearest"]
+        print(f"mean L2 distance to the nearest training example: samples {n['samples_mean_nn_distance']:.3f}, "
+              f"held-out images {n['held_out_mean_nn_distance']:.3f} (ratio {n['ratio']:.3f})")
+    if args.class_accuracy:
+        _class_accuracy(run, args, out_dir)
+    if args.parzen or not (args.nearest or args.class_accuracy):
+        sigmas = (np.array([float(v) for v in args.sigmas.split(",")]) if args.sigmas
+                  else sigma_grid(args.sigma_low, args.sigma_high, args.sigma_num))
+        valid, test = run_split(run, "valid", args), run_split(run, "test", args)
+        samples = run.sample(args.n_samples, seed=args.seed)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SigmaOnEdgeWarning)
+            result = parzen_evaluate(samples, valid, test, sigmas)
+        for w in caught:
+            print(f"advnets: warning: {w.message}", file=sys.stderr)
+        print(result.table_line(dataset=run.config.data.dataset))
+        parzen = {k: v for k, v in report.items() if k != "nearest"} | result.to_dict()
+        atomic_write_text(out_dir / "parzen.json", json.dumps(parzen, indent=1) + "\n")
+        print(f"wrote {out_dir / 'parzen.json'}")
+    if args.nearest:
+        atomic_write_text(out_dir / "nearest.json", json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+def _class_accuracy(run, args: argparse.Namespace, out_dir: Path) -> dict:
+    """How often the package's classifier, trained on the real training split, recognises the class G was asked
+    for; written to RUN/eval/class_accuracy.json."""
+    import dataclasses
+    import json
+
+    from ..eval.classifier import class_accuracy, load_or_train_classifier
+    from ..fileio import atomic_write_text
+    from ..models import class_rows
+
+    if not run.num_classes:
+        raise AdvnetsError(f"{args.run} is not a conditional run: its samples have no intended class",
+                           "train with --conditional, or drop --class-accuracy")
+    d = run.config.data
+    data = dataclasses.replace(d, data_dir=args.data_dir or d.data_dir, fold=d.fold if args.fold is None else args.fold)
+    classifier = load_or_train_classifier(data)
+    if classifier.num_classes < run.num_classes:
+        raise AdvnetsError(f"the run has {run.num_classes} classes but {d.dataset}'s labels only "
+                           f"{classifier.num_classes}", "pass the --data-dir of the data the run was trained on")
+    per_class = args.per_class
+    if per_class < 1:
+        raise AdvnetsError(f"--per-class must be at least 1, got {per_class}")
+    labels = class_rows(run.num_classes, per_class)
+    result = class_accuracy(classifier, run.sample(len(labels), seed=args.seed, labels=labels), labels.numpy())
+    report = {"run": str(args.run), "epoch": run.epoch, "step": run.step, "dataset": d.dataset,
+              "samples_per_class": per_class, "seed": args.seed,
+              "classifier_held_out_accuracy": classifier.held_out_accuracy,
+              "classifier_held_out_size": classifier.held_out_size, "classifier": classifier.info, **result}
+    atomic_write_text(out_dir / "class_accuracy.json", json.dumps(report, indent=1) + "\n")
+    worst = min(range(run.num_classes), key=lambda c: result["per_class"][c])
+    print(f"the classifier recognises the intended class in {result['accuracy']:.1%} of {result['n']} conditional "
+          f"samples (worst class {worst}: {result['per_class'][worst]:.1%}); on real held-out images it is right "
+          f"{classifier.held_out_accuracy:.1%} of the time")
+    print(f"wrote {out_dir / 'class_accuracy.json'}")
+    return report
+
+
+def add_eval_command(sub) -> None:
+    p = sub.add_parser("eval", help="Parzen-window log-likelihood (Table 1) and a memorisation check",
+                       description="Parzen-window estimate of the test log-likelihood (DESIGN.md §2): N samples "
+                                   "from G, sigma chosen on the validation split, mean and standard error on the "
+                                   "test split. Prints a Table-1 line and writes RUN/eval/parzen.json.")
+    add_run_arguments(p)
+    p.add_argument("--parzen", action="store_true", help="Parzen log-likelihood (the default)")
+    p.add_argument("--nearest", action="store_true",
+                   help="mean distance to the nearest training example, of samples vs held-out images")
+    p.add_argument("--class-accuracy", action="store_true",
+                   help="conditional runs: how often a classifier trained on the real data (by advnets, cached) "
+                        "recognises the class each sample was drawn for")
+    p.add_argument("--per-class", type=int, default=1000, help="--class-accuracy: samples per class (default 1000)")
+    p.add_argument("--n-samples", type=int, default=10000, help="samples drawn from G (default 10000)")
+    p.add_argument("--sigmas", help="comma-separated sigma values (default: the grid below)")
+    p.add_argument("--sigma-low", type=float, default=0.1, help="grid start (default 0.1)")
+    p.add_argument("--sigma-high", type=float, default=1.0, help="grid end (default 1.0)")
+    p.add_argument("--sigma-num", type=int, default=10, help="log-spaced grid size (default 10)")
+    p.set_defaults(func=cmd_eval)

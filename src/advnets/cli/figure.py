@@ -1,0 +1,55 @@
+"""`advnets figure`: Figures 2 and 3 of a trained run; Figure 1 (cli/theory.py) and inpainting
+(cli/extensions.py) register themselves under it."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import add_run_arguments, run_split
+
+
+def cmd_figure_samples(args: argparse.Namespace) -> int:
+    from ..figures.grids import samples_figure
+    from ..runs import load_run
+    from ..figures.image_grid import save_png
+
+    run = load_run(args.run, args.checkpoint, args.device)
+    grid = samples_figure(run, run_split(run, "train", args), rows=args.rows, cols=args.cols, seed=args.seed)
+    out = save_png(grid, args.out or Path(args.run) / "figures" / "samples.png")
+    print(f"wrote {out}: {args.rows} rows of {args.cols - 1} samples and, framed, the nearest training example")
+    return 0
+
+
+def cmd_figure_interpolate(args: argparse.Namespace) -> int:
+    from ..figures.grids import interpolation_figure
+    from ..runs import load_run
+    from ..figures.image_grid import save_png
+
+    run = load_run(args.run, args.checkpoint, args.device)
+    grid = interpolation_figure(run, rows=args.rows, steps=args.steps, seed=args.seed)
+    out = save_png(grid, args.out or Path(args.run) / "figures" / "interpolate.png")
+    print(f"wrote {out}: {args.rows} straight lines in z space, {args.steps} samples each")
+    return 0
+
+
+def add_figure_command(sub):
+    """Register `advnets figure` and its samples / interpolate figures; returns its subparsers."""
+    fig = sub.add_parser("figure", help="figures for a run: samples, interpolate, inpaint; toy1d (Figure 1)")
+    figs = fig.add_subparsers(dest="figure", metavar="FIGURE", required=True)
+    p = figs.add_parser("samples", help="Figure 2: random samples, last column the nearest training example",
+                        description="Fair random samples; in the last column, framed, the training example "
+                                    "nearest (L2) to the sample beside it. Default RUN/figures/samples.png.")
+    add_run_arguments(p)
+    p.add_argument("--rows", type=int, default=6)
+    p.add_argument("--cols", type=int, default=6, help="columns including the nearest-neighbour column")
+    p.add_argument("--out", help="output PNG")
+    p.set_defaults(func=cmd_figure_samples)
+    p = figs.add_parser("interpolate", help="Figure 3: samples along straight lines in z space",
+                        description="Each row: G(z) for z on the line between two random noise vectors. "
+                                    "Default RUN/figures/interpolate.png.")
+    add_run_arguments(p, data=False)
+    p.add_argument("--rows", type=int, default=8)
+    p.add_argument("--steps", type=int, default=10, help="samples per line")
+    p.add_argument("--out", help="output PNG")
+    p.set_defaults(func=cmd_figure_interpolate)
+    return figs

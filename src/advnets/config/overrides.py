@@ -1,0 +1,98 @@
+"""Building a Config: defaults, then a preset (or a config file), then `section.key=value` overrides."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .presets import PRESETS, preset_names
+from .schema import _SECTIONS, Config, _check_keys, _did_you_mean, _field_names, from_dict
+
+
+def make_config(preset: str | Path | None = None,
+                overrides: list[str] | dict[str, Any] | None = None) -> Config:
+    """Defaults, then a named preset or a config file, then `section.key=value` overrides (strings or a dict).
+
+    `preset` is a preset name (`preset_names()`) or the path of a JSON or YAML config file, such as a run's
+    config.json or the output of `advnets config`; a file may give only some keys, the rest keep their defaults.
+    """
+    base, values = Config(), {}
+    if preset is not None:
+        if str(preset) in PRESETS:
+            values.update(PRESETS[str(preset)])
+        elif _looks_like_path(preset):
+            base = read_config_file(preset)
+        else:
+            raise ConfigError(f"unknown preset '{preset}'", _did_you_mean(str(preset), PRESETS) or
+                              f"choose one of {', '.join(preset_names())}, or give a config file (.json, .yaml)")
+    if isinstance(overrides, dict):
+        values.update(overrides)
+    else:
+        values.update(parse_override(item) for item in overrides or [])
+    return with_overrides(base, values)
+
+
+def _looks_like_path(preset: str | Path) -> bool:
+    text = str(preset)
+    return isinstance(preset, Path) or "/" in text or text.endswith((".json", ".yaml", ".yml")) or Path(text).exists()
+
+
+def read_config_file(path: str | Path) -> Config:
+    """A Config from a JSON or YAML file holding sections data / model / train (any subset of the keys)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist", "give an existing .json or .yaml file, or a preset")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path} ({exc})") from None
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError(f"{path} is YAML, and reading YAML needs PyYAML", "pip install pyyaml, or use JSON")
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    try:
+        return from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.message}", exc.hint) from None
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """'train.lr=0.05' -> ('train.lr', 0.05): the value is read as JSON where it parses, else as text."""
+    key, sep, raw = item.partition("=")
+    if not sep:
+        raise ConfigError(f"override '{item}' is not of the form section.key=value",
+                          "for example --set train.lr=0.05")
+    return key.strip(), _parse_value(raw.strip())
+
+
+def with_overrides(config: Config, values: dict[str, Any]) -> Config:
+    """Return `config` with dotted keys replaced (`{"train.lr": 0.05}`)."""
+    nested = config.to_dict()
+    for key, value in values.items():
+        section, dot, name = key.partition(".")
+        if not dot:
+            raise ConfigError(f"override key '{key}' needs a section", "write it as section.key, e.g. train.lr")
+        _check_keys({section: None}, _SECTIONS, "config")
+        cls = _SECTIONS[section]
+        _check_keys({name: None}, _field_names(cls), f"config section '{section}'")
+        nested[section][name] = value
+    return from_dict(nested)
+
+
+def _parse_value(raw: str) -> Any:
+    """JSON where it parses (numbers, true/false/null, lists), else the plain string."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw

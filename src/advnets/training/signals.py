@@ -1,0 +1,32 @@
+"""Stopping a training run cleanly: the first Ctrl-C (SIGINT) or SIGTERM (what schedulers and `docker stop` send)
+asks the loop to stop after the current iteration and checkpoint; a second signal stops at once."""
+from __future__ import annotations
+
+import signal
+import threading
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class stop_on_signals:
+    """Context manager: while inside, SIGINT / SIGTERM call `request_stop()` (main thread only)."""
+
+    def __init__(self, request_stop):
+        self.request_stop, self.previous = request_stop, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self.previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        self.request_stop(signal.Signals(signum).name)
+        for sig, previous in self.previous.items():     # a second signal acts as it would without us
+            signal.signal(sig, previous)
+
+    def __exit__(self, *exc):
+        for sig, previous in self.previous.items():
+            signal.signal(sig, previous)
+        self.previous = {}
+        return False
