@@ -1,5 +1,5 @@
 """Tests for advnets.theory (section 4's math on a grid), the toy1d data and preset, the 1-D experiment
-(advnets.toy1d) and its Figure 1 (advnets.figures.toy1d).
+(advnets.theory.experiment) and its Figure 1 (advnets.figures.toy1d).
 
 The end-to-end checks train the toy1d preset once (quick settings, seed 2, about 20 s on one core) with the
 library's Trainer and assert the issue's tolerances: Proposition 1 gap < 0.05, |V(G, D) - (-log 4 + 2 JSD)|
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from advnets import theory
+from advnets.theory import densities as theory
 from advnets.config import make_config
 from advnets.data import GaussianMixture1D, load_data_split, load_split
 from advnets.errors import ConfigError
@@ -47,7 +47,7 @@ def test_jsd_of_half_overlapping_uniforms_is_half_log2():
 
 
 def test_kde_of_stratified_normal_draws_is_the_smoothed_normal():
-    from advnets.toy1d import prior_quantiles
+    from advnets.theory.experiment import prior_quantiles
 
     samples = prior_quantiles(200_000, "gaussian").double().numpy().ravel() * 0.8 + 1.0    # N(1, 0.8^2)
     x = theory.make_grid(-4, 6, 4001)
@@ -170,7 +170,7 @@ def test_toy1d_mixture_errors_and_config():
 
 @pytest.fixture(scope="module")
 def quick_result():
-    from advnets.toy1d import run_experiment
+    from advnets.theory.experiment import run_experiment
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -221,10 +221,10 @@ def test_saturation_table(quick_result):
 def test_figures_and_cli(quick_result, tmp_path, monkeypatch):
     from PIL import Image
 
-    import advnets.toy1d
-    from advnets.figures.toy1d import add_toy1d_figure
+    import advnets.theory.experiment
+    from advnets.theory.figure1 import add_toy1d_figure
 
-    monkeypatch.setattr(advnets.toy1d, "run_experiment", lambda *args, **kwargs: quick_result)
+    monkeypatch.setattr(advnets.theory.experiment, "run_experiment", lambda *args, **kwargs: quick_result)
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
     theory.add_theory_command(sub)

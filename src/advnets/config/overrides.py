@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .presets import PRESETS, preset_names
-from .schema import _SECTIONS, Config, _check_keys, _did_you_mean, _field_names, from_dict
+from .schema import _SECTIONS, Config, _check_keys, _did_you_mean, _field_names, _parse_value, from_dict
 
 
 def make_config(preset: str | Path | None = None,
@@ -88,11 +88,3 @@ def with_overrides(config: Config, values: dict[str, Any]) -> Config:
         _check_keys({name: None}, _field_names(cls), f"config section '{section}'")
         nested[section][name] = value
     return from_dict(nested)
-
-
-def _parse_value(raw: str) -> Any:
-    """JSON where it parses (numbers, true/false/null, lists), else the plain string."""
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw

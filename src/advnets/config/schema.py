@@ -126,6 +126,14 @@ def from_dict(data: dict[str, Any]) -> Config:
 
 
 
+def _parse_value(raw: str) -> Any:
+    """JSON where it parses (numbers, true/false/null, lists), else the plain string."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
 def _coerce(cls: type, name: str, value: Any) -> Any:
     """Turn JSON values into the field's type (lists into tuples, "1200,1200" into (1200, 1200))."""
     default = next(f for f in fields(cls) if f.name == name)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import DataError
-from ..models import MaxoutDiscriminator
+from ..models import DiscriminatorConfig, MaxoutDiscriminator
 
 LABEL_COUNTS = (100, 600, 1000)
 
@@ -75,7 +75,7 @@ class ScratchClassifier(nn.Module):
 
     def __init__(self, d: MaxoutDiscriminator, n_classes: int, init_range: float):
         super().__init__()
-        self.body = MaxoutDiscriminator(d.image_shape, d.units, d.pieces, init_range)
+        self.body = MaxoutDiscriminator(DiscriminatorConfig(d.image_shape, d.units, d.pieces, init_range))
         self.head = nn.Linear(sum(d.units), n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -7,11 +7,12 @@ import signal
 import pytest
 import torch
 
-from advnets.checkpoint import load_checkpoint, load_state, save_checkpoint
+from advnets.training.checkpoint import load_checkpoint, load_state, save_checkpoint
 from advnets.config import make_config
 from advnets.errors import CheckpointError, ConfigError, RunError
-from advnets.runs import CHECKPOINT, load_run
-from advnets.train import Trainer, train
+from advnets.runs import load_run
+from advnets.training.run_dir import CHECKPOINT
+from advnets.training import Reporter, Trainer, train
 
 
 def _state(run_dir):
@@ -96,13 +97,14 @@ def test_sigint_checkpoints_and_resumes(tmp_path, digits_images, tiny_overrides)
     full = tmp_path / "full"
     train(make_config(overrides=tiny_overrides), full, train_images=digits_images)
 
-    def interrupt(trainer, stats):
-        if trainer.g_updates == 20:
-            os.kill(os.getpid(), signal.SIGINT)      # a real Ctrl-C, handled by the trainer
+    class Interrupt(Reporter):
+        def step(self, trainer, stats):
+            if trainer.g_updates == 20:
+                os.kill(os.getpid(), signal.SIGINT)      # a real Ctrl-C, handled by the trainer
 
     part = tmp_path / "part"
     result = Trainer(make_config(overrides=tiny_overrides), part, train_images=digits_images,
-                     on_step=interrupt).run()
+                     reporter=Interrupt()).run()
     assert result.interrupted and result.step == 20
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     train(None, part, resume=True, train_images=digits_images)

@@ -230,11 +230,11 @@ TINY_CONV = {"data.dataset": "cifar10", "model.noise_dim": 8, "model.generator_h
 def test_train_conv_preset_on_the_archive(archive, tmp_path, capsys):
     from advnets.cli import main
     from advnets.runs import load_run
-    from advnets.train import train
+    from advnets.training import train
 
     path, _ = archive
     config = make_config("paper-cifar10-conv", {**TINY_CONV, "data.data_dir": str(path.parent)})
-    result = train(config, tmp_path / "run", progress=False)
+    result = train(config, tmp_path / "run")
     assert result.step == 8                                       # 80 training images, batch 10
     from PIL import Image
 

@@ -9,12 +9,12 @@ from advnets.cli import main
 from advnets.config import make_config
 from advnets.figures.grids import HIGHLIGHT, interpolation_figure, samples_figure
 from advnets.runs import load_run
-from advnets.train import train
+from advnets.training import train
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, digits_images):
-    from conftest import TINY
+    from tests.conftest import TINY
     torch.set_num_threads(1)
     run = tmp_path_factory.mktemp("fig") / "run"
     train(make_config(overrides={**TINY, "train.epochs": 1}), run, train_images=digits_images)

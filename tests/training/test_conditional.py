@@ -11,10 +11,11 @@ from advnets.cli import main
 from advnets.config import make_config
 from advnets.data import load_split
 from advnets.errors import DataError
-from advnets.runs import CHECKPOINT, load_run
-from advnets.steps import (discriminator_grads, generator_grads, simultaneous_grads_autograd,
-                           simultaneous_grads_fused, supports_fused)
-from advnets.train import Trainer, train
+from advnets.runs import load_run
+from advnets.training.run_dir import CHECKPOINT
+from advnets.training.fused import simultaneous_grads_fused, supports_fused
+from advnets.training.steps import discriminator_grads, generator_grads, simultaneous_grads_autograd
+from advnets.training import Trainer, train
 
 K = 10
 
@@ -113,7 +114,7 @@ def test_alternating_schedule_trains_a_conditional_model(tmp_path, tiny_override
     images, labels = _digits()
     config = make_config(overrides={**tiny_overrides, "model.conditional": True, "train.epochs": 1,
                                     "train.schedule": "alternating", "train.k_discriminator_steps": 2})
-    trainer = Trainer(config, tmp_path / "run", train_images=images, train_labels=labels, progress=False)
+    trainer = Trainer(config, tmp_path / "run", train_images=images, train_labels=labels)
     assert not trainer.fused
     result = trainer.run()
     assert result.step == len(images) // 40
@@ -146,7 +147,7 @@ def test_the_generator_learns_the_classes(tmp_path, tiny_overrides):
                                     "train.optimizer": "adam", "train.lr": 0.002,
                                     "model.discriminator_init_range": 0.05, "train.sample_every_epochs": 1000,
                                     "train.checkpoint_every_epochs": 1000})
-    train(config, tmp_path / "run", train_images=images, train_labels=labels, progress=False)
+    train(config, tmp_path / "run", train_images=images, train_labels=labels)
     run = load_run(tmp_path / "run")
     means = torch.stack([torch.as_tensor(images[labels == c]).mean(0).flatten() for c in range(10)])
     hits = 0
@@ -168,7 +169,7 @@ def test_eval_class_accuracy(tmp_path, tiny_overrides, monkeypatch, capsys):
     accuracy = {}
     for name, steps in (("untrained", 1), ("trained", 2500)):
         config = make_config(overrides={**tiny_overrides, **learned, "train.epochs": 100, "train.max_steps": steps})
-        train(config, tmp_path / name, train_images=images, train_labels=labels, progress=False)
+        train(config, tmp_path / name, train_images=images, train_labels=labels)
         assert main(["eval", str(tmp_path / name), "--class-accuracy", "--per-class", "50"]) == 0
         report = json.loads((tmp_path / name / "eval" / "class_accuracy.json").read_text())
         assert report["n"] == 500 and len(report["per_class"]) == 10 and report["classifier_held_out_accuracy"] > 0.95
@@ -182,7 +183,7 @@ def test_eval_class_accuracy(tmp_path, tiny_overrides, monkeypatch, capsys):
 
 def test_eval_class_accuracy_needs_a_conditional_run(tmp_path, digits_images, tiny_overrides, capsys):
     train(make_config(overrides={**tiny_overrides, "train.max_steps": 2}), tmp_path / "run",
-          train_images=digits_images, progress=False)
+          train_images=digits_images)
     assert main(["eval", str(tmp_path / "run"), "--class-accuracy"]) == 1
     assert "not a conditional run" in capsys.readouterr().err
 
@@ -190,7 +191,7 @@ def test_eval_class_accuracy_needs_a_conditional_run(tmp_path, digits_images, ti
 def test_cli_sample_class_and_grid(tmp_path, tiny_overrides, capsys):
     images, labels = _digits()
     config = make_config(overrides={**tiny_overrides, "model.conditional": True, "train.epochs": 1})
-    train(config, tmp_path / "run", train_images=images, train_labels=labels, progress=False)
+    train(config, tmp_path / "run", train_images=images, train_labels=labels)
     run_dir = str(tmp_path / "run")
     assert main(["sample", run_dir, "--class", "3", "--n", "6", "--out", str(tmp_path / "three.npy")]) == 0
     threes = np.load(tmp_path / "three.npy")
@@ -208,15 +209,14 @@ def test_cli_sample_class_and_grid(tmp_path, tiny_overrides, capsys):
 
 
 def test_cli_class_on_an_unconditional_run(tmp_path, digits_images, tiny_overrides, capsys):
-    train(make_config(overrides={**tiny_overrides, "train.epochs": 1}), tmp_path / "run", train_images=digits_images,
-          progress=False)
+    train(make_config(overrides={**tiny_overrides, "train.epochs": 1}), tmp_path / "run", train_images=digits_images)
     assert main(["sample", str(tmp_path / "run"), "--class", "3"]) == 1
     err = capsys.readouterr().err
     assert "not a conditional run" in err and "Traceback" not in err
 
 
 def load_checkpoint_payload(run_dir):
-    from advnets.checkpoint import load_checkpoint
+    from advnets.training.checkpoint import load_checkpoint
 
     return load_checkpoint(run_dir / CHECKPOINT)
 
@@ -230,14 +230,14 @@ def with_max_steps(config, steps):
 def test_config_json_records_conditional(tmp_path, tiny_overrides):
     images, labels = _digits()
     config = make_config(overrides={**tiny_overrides, "model.conditional": True, "train.max_steps": 2})
-    train(config, tmp_path / "run", train_images=images, train_labels=labels, progress=False)
+    train(config, tmp_path / "run", train_images=images, train_labels=labels)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["model"]["conditional"] is True
 
 
 def test_figures_and_extensions_on_a_conditional_run(tmp_path, tiny_overrides, capsys):
     images, labels = _digits()
     config = make_config(overrides={**tiny_overrides, "model.conditional": True, "train.epochs": 1})
-    train(config, tmp_path / "run", train_images=images, train_labels=labels, progress=False)
+    train(config, tmp_path / "run", train_images=images, train_labels=labels)
     run_dir = str(tmp_path / "run")
     from advnets.figures.grids import interpolation_figure
 

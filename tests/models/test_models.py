@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from advnets.config import make_config
-from advnets.models import (Generator, MaxoutDiscriminator, build_models, dropout_mask, marginal_logits,
-                            sample_noise)
+from advnets.models import (DiscriminatorConfig, GeneratorConfig, MLPGenerator, MaxoutDiscriminator, build_models,
+                            dropout_mask, marginal_logits, sample_noise)
 
 
 def test_paper_mnist_shapes_and_init_ranges():
@@ -30,8 +30,8 @@ def test_marginal_logits_clip_like_pylearn2():
 
 
 def test_maxout_takes_max_over_pieces():
-    d = MaxoutDiscriminator((1, 1, 2), units=(2,), pieces=3, input_include_prob=1.0, input_scale=1.0,
-                            hidden_include_prob=1.0, hidden_scale=1.0)
+    d = MaxoutDiscriminator(DiscriminatorConfig((1, 1, 2), units=(2,), pieces=3, input_include_prob=1.0,
+                                                input_scale=1.0, hidden_include_prob=1.0, hidden_scale=1.0))
     with torch.no_grad():
         # piece-major layout: rows [p0u0, p0u1, p1u0, p1u1, p2u0, p2u1]
         d.hidden[0].weight.copy_(torch.tensor([[1., 0], [0, 1], [2, 0], [0, -1], [-1, 0], [0, 3]]))
@@ -57,15 +57,23 @@ def test_dropout_mask_rate_and_scale():
 
 
 def test_discriminator_dropout_only_in_training():
-    d = MaxoutDiscriminator((1, 4, 4), units=(8,), pieces=2, generator=torch.Generator().manual_seed(1))
-    x = torch.rand(6, 1, 4, 4)
-    d.eval()
-    assert torch.equal(d(x), d(x))                     # deterministic without dropout
+    d = MaxoutDiscriminator(DiscriminatorConfig((1, 4, 4), units=(8,), pieces=2, init_range=0.5),
+                            torch.Generator().manual_seed(1))
+    x = torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(3))
+
+    def by_hand(masks):                                     # maxout layer, then the logit, masks on each input
+        h = x.reshape(6, 16) * masks[0]
+        h = (h @ d.hidden[0].weight.t() + d.hidden[0].bias).view(6, 2, 8).amax(1)
+        return (h * masks[1]) @ d.output.weight[0] + d.output.bias
+
+    ones = [torch.ones(6, 16), torch.ones(6, 8)]
+    assert torch.allclose(d.eval()(x), by_hand(ones), atol=1e-6)      # evaluation: no dropout at all
     d.train()
     masks = d.draw_masks(6, torch.Generator().manual_seed(2))
     assert masks[0].shape == (6, 16) and masks[1].shape == (6, 8)
-    assert torch.equal(d(x, masks), d(x, masks))
-    assert not torch.equal(d(x, masks), d.eval()(x))
+    assert set(masks[0].unique().tolist()) <= {0.0, 1.25} and set(masks[1].unique().tolist()) <= {0.0, 2.0}
+    assert torch.allclose(d(x, masks), by_hand(masks), atol=1e-6)      # the given masks, scaled kept units
+    assert not torch.allclose(d(x, masks), by_hand(ones))
 
 
 def test_noise_priors_have_unit_variance():
@@ -80,7 +88,7 @@ def test_noise_priors_have_unit_variance():
 
 
 def test_linear_generator_output():
-    g = Generator(1, (4,), (1, 1, 1), output="linear", generator=torch.Generator().manual_seed(0))
+    g = MLPGenerator(GeneratorConfig(1, (1, 1, 1), (4,), output="linear"), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         g.layers[-1].bias.fill_(5.0)
     assert g(torch.zeros(2, 1)).min().item() >= 4.0      # not squashed into (0, 1)

@@ -6,9 +6,10 @@ import torch
 
 from advnets.config import make_config
 from advnets.errors import ConfigError
-from advnets.models import (ConvGenerator, DenseGenerator, Generator, MaxoutConvDiscriminator, MaxoutDiscriminator,
+from advnets.models import (ConvGenerator, DiscriminatorConfig, MLPGenerator, MaxoutConvDiscriminator, MaxoutDiscriminator,
                             build_models)
-from advnets.steps import simultaneous_grads_autograd, supports_fused
+from advnets.training.fused import supports_fused
+from advnets.training.steps import simultaneous_grads_autograd
 
 SMALL = {"model.architecture": "conv", "model.noise_dim": 6, "model.generator_hidden": [16, 64],
          "model.generator_activations": ["relu", "sigmoid"], "model.generator_conv_channels": 4,
@@ -43,7 +44,7 @@ def test_paper_cifar10_conv_shapes_and_init():
 
 def test_fully_connected_cifar_and_tfd_generators():
     g, d = build_models(make_config("paper-cifar10-fc").model, (3, 32, 32), None, torch.Generator().manual_seed(0))
-    assert type(g) is DenseGenerator and type(d) is MaxoutDiscriminator and not supports_fused(g, d)
+    assert type(g) is MLPGenerator and type(d) is MaxoutDiscriminator and not supports_fused(g, d)
     assert [tuple(l.weight.shape) for l in g.layers] == [(8000, 100), (8000, 8000), (3072, 8000)]
     assert [tuple(l.weight.shape) for l in d.hidden] == [(8000, 3072), (8000, 1600)]
     assert g.layers[-1].weight.abs().max().item() > 0.49                 # output weights in +-0.5
@@ -55,13 +56,14 @@ def test_fully_connected_cifar_and_tfd_generators():
     assert [tuple(l.weight.shape) for l in d.hidden] == [(6000, 2304), (6000, 1200)]
     # the MNIST networks are untouched: still the plain types the fused step knows
     g, d = build_models(make_config("paper-mnist").model, (1, 28, 28), None)
-    assert type(g) is Generator and supports_fused(g, d)
+    assert type(g) is MLPGenerator and supports_fused(g, d)
 
 
 def test_maxout_convolution_takes_the_max_over_pieces_then_pools():
-    d = MaxoutConvDiscriminator((1, 2, 2), conv_units=(1,), conv_pieces=2, kernels=(1,), pads=(0,),
-                                pool_shapes=(2,), pool_strides=(2,), units=(), pieces=1,
-                                input_include_prob=1.0, input_scale=1.0, hidden_include_prob=1.0, hidden_scale=1.0)
+    d = MaxoutConvDiscriminator(DiscriminatorConfig((1, 2, 2), conv_units=(1,), conv_pieces=2, conv_kernels=(1,),
+                                                    conv_pads=(0,), pool_shapes=(2,), pool_strides=(2,), units=(),
+                                                    pieces=1, input_include_prob=1.0, input_scale=1.0,
+                                                    hidden_include_prob=1.0, hidden_scale=1.0))
     with torch.no_grad():
         d.convs[0].weight.copy_(torch.tensor([2.0, -1.0]).view(2, 1, 1, 1))   # piece 0: 2x, piece 1: -x
         d.convs[0].bias.zero_()
@@ -134,17 +136,16 @@ def test_autograd_step_matches_a_finite_difference():
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA GPU"))])
 def test_conv_training_resumes_bit_identically(tmp_path, device):
-    from test_train import _assert_same_state, _state
+    from tests.training.test_trainer import _assert_same_state, _state
 
-    from advnets.train import train
+    from advnets.training import train
 
     images = torch.rand(60, 3, 12, 12, generator=torch.Generator().manual_seed(3))
     overrides = {**SMALL, "train.device": device}
-    full = train(make_config(overrides=overrides), tmp_path / "full", train_images=images, progress=False)
+    full = train(make_config(overrides=overrides), tmp_path / "full", train_images=images)
     assert full.step == 12 and (tmp_path / "full" / "samples" / "epoch_0002.png").is_file()
-    train(make_config(overrides={**overrides, "train.max_steps": 8}), tmp_path / "part", train_images=images,
-          progress=False)
-    train(make_config(overrides=overrides), tmp_path / "part", resume=True, train_images=images, progress=False)
+    train(make_config(overrides={**overrides, "train.max_steps": 8}), tmp_path / "part", train_images=images)
+    train(make_config(overrides=overrides), tmp_path / "part", resume=True, train_images=images)
     _assert_same_state(_state(tmp_path / "full"), _state(tmp_path / "part"))
 
 

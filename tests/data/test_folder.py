@@ -159,16 +159,16 @@ def test_class_labels_come_from_the_subfolders(tmp_path, tiny_overrides):
     assert set(train.labels.tolist()) == {0, 1}
     assert np.all((train.images.max((1, 2, 3)) > 0.4) == (train.labels == 1))    # blank 0, squares 1
     from advnets.config import make_config
-    from advnets.train import Trainer
+    from advnets.training import Trainer
 
     config = make_config(overrides={**tiny_overrides, "data.dataset": "folder", "data.data_dir": str(d),
                                     "data.image_size": SIDE, "model.conditional": True, "train.max_steps": 2})
-    trainer = Trainer(config, tmp_path / "run", progress=False)
-    assert trainer.num_classes == 2
+    trainer = Trainer(config, tmp_path / "run")
+    assert trainer.data.num_classes == 2
     trainer.run()
     Image.fromarray(np.zeros((SIDE, SIDE), np.uint8), "L").save(d / "loose.png")
     assert load_split("folder", "train", data_dir=d, image_size=SIDE).labels is None
     from advnets.errors import DataError
 
     with pytest.raises(DataError, match="needs class labels"):
-        Trainer(config, tmp_path / "run2", progress=False)
+        Trainer(config, tmp_path / "run2")

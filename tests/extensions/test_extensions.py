@@ -13,12 +13,12 @@ from advnets.extensions.inference import fit_inferer, inference_report
 from advnets.extensions.inpaint import inpaint, known_error, make_mask
 from advnets.extensions.semisup import d_features, semisup_report, stratified_labels
 from advnets.runs import load_run
-from advnets.train import train
+from advnets.training import train
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, digits_images):
-    from conftest import TINY
+    from tests.conftest import TINY
     torch.set_num_threads(1)
     run = tmp_path_factory.mktemp("ext") / "run"
     # a wider G init than TINY's: the tiny G must depend visibly on z for inference and inpainting to be testable
@@ -75,7 +75,7 @@ def test_semisup_columns_and_label_draws(run_dir):
 
 
 def test_semisup_without_labels_is_a_user_error(run_dir):
-    from advnets.data.sources import Split
+    from advnets.data.split import Split
     run = load_run(run_dir)
     unlabelled = Split(np.zeros((10, 1, 8, 8), np.float32), None)
     with pytest.raises(AdvnetsError, match="no labels"):
@@ -87,7 +87,7 @@ def test_commands_write_their_files(run_dir, tmp_path, capsys):
     report = json.loads((run_dir / "eval" / "infer.json").read_text())
     assert {"z_mse_fresh", "pixel_mse_reconstruction", "pixel_mse_mean_training_image"} <= set(report)
     assert (run_dir / "figures" / "infer.png").is_file()
-    from advnets.checkpoint import load_checkpoint
+    from advnets.training.checkpoint import load_checkpoint
     assert "inferer" in load_checkpoint(run_dir / "checkpoints" / "inference.pt", required=("inferer",))
     assert main(["figure", "inpaint", str(run_dir), "--steps", "20", "--n", "4", "--restarts", "2",
                  "--mask", "random"]) == 0

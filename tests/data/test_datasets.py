@@ -16,7 +16,7 @@ from advnets.data.download import download, fetch, md5_file
 from advnets.data.idx import read_idx
 from advnets.errors import DataError
 
-MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+MNIST_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"   # ../shared beside the repo
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 T10K_IMAGES, T10K_LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
 T10K_IMAGES_MD5 = "9fb629c4189551a2d022fa330f9573f3"

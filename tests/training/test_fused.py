@@ -3,8 +3,8 @@ own player's gradients."""
 import pytest
 import torch
 
-from advnets.steps import (discriminator_grads, generator_grads, simultaneous_grads_autograd,
-                           simultaneous_grads_fused, supports_fused)
+from advnets.training.fused import simultaneous_grads_fused, supports_fused
+from advnets.training.steps import discriminator_grads, generator_grads, simultaneous_grads_autograd
 
 
 def _grads(*nets):
