@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from advnets.config import make_config  # noqa: E402
 from advnets.models import ConvGenerator, MaxoutConvDiscriminator  # noqa: E402
-from advnets.train import Trainer  # noqa: E402
-from train_throughput import time_steps  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from advnets.training import Trainer  # noqa: E402
+from timing import time_steps  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 IMAGE_SHAPES = {"cifar10": (3, 32, 32), "tfd": (1, 48, 48)}
 _conv_backward = torch.ops.aten.convolution_backward
@@ -136,7 +136,7 @@ def benchmark(preset: str, steps: int, rounds: int) -> dict:
     n = max(4 * config.train.batch_size, 512)
     images = torch.rand(n, *shape, generator=torch.Generator().manual_seed(0))
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(config, Path(tmp) / "run", train_images=images, progress=False)
+        trainer = Trainer(config, Path(tmp) / "run", train_images=images)
         trainer.perm = torch.randperm(n, generator=trainer.rng)
         ops = operations(trainer)
         time_steps(trainer, 1)                                          # warm up

@@ -32,7 +32,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from advnets.config import make_config  # noqa: E402
-from advnets.train import Trainer  # noqa: E402
+from advnets.training import Trainer  # noqa: E402
+from timing import square_gflops, time_gemms, time_steps  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def gemm_shapes(trainer: Trainer) -> list[tuple[str, int, int, int]]:
@@ -61,44 +62,12 @@ def gemm_shapes(trainer: Trainer) -> list[tuple[str, int, int, int]]:
     return shapes
 
 
-def time_gemms(shapes, repeats: int) -> float:
-    """Seconds for one pass over all the products, best of `repeats` passes."""
-    mats = [(torch.rand(mm, k), torch.rand(k, n)) for _, mm, k, n in shapes]
-    outs = [torch.empty(mm, n) for _, mm, _, n in shapes]
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for (a, b), out in zip(mats, outs):
-            torch.mm(a, b, out=out)
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def square_gflops(n: int = 2048) -> float:
-    a, b = torch.rand(n, n), torch.rand(n, n)
-    torch.mm(a, b)
-    start = time.perf_counter()
-    for _ in range(3):
-        torch.mm(a, b)
-    return 3 * 2 * n ** 3 / (time.perf_counter() - start) / 1e9
-
-
 def make_trainer(tmp: Path, name: str, fused: bool, images: torch.Tensor, labels: torch.Tensor | None) -> Trainer:
     config = make_config("paper-mnist", {"model.conditional": labels is not None})
-    trainer = Trainer(config, tmp / name, train_images=images, train_labels=labels, progress=False)
-    trainer.fused = fused
+    trainer = Trainer(config, None, train_images=images, train_labels=labels)
+    trainer.algorithm.fused = fused
     trainer.perm = torch.randperm(images.shape[0], generator=trainer.rng)
     return trainer
-
-
-def time_steps(trainer: Trainer, steps: int) -> float:
-    per_epoch = trainer.iterations_per_epoch()
-    start = time.perf_counter()
-    for _ in range(steps):
-        if trainer.position >= per_epoch:
-            trainer.position = 0
-        trainer.iteration()
-    return (time.perf_counter() - start) / steps
 
 
 def main() -> None:
