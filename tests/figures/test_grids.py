@@ -39,13 +39,25 @@ def test_samples_figure_layout(run_dir, digits_images):
 
 
 def test_interpolation_rows_are_straight_lines(run_dir):
+    # With G replaced by an affine map (output in (0, 1)), the tiles along a straight line in z must be the affine
+    # interpolation of the row's two end tiles: x(t) = (1 - t) x(0) + t x(1), up to the PNG's 1/255 rounding.
     run = load_run(run_dir)
-    grid = interpolation_figure(run, rows=2, steps=5, seed=1)
-    assert grid.shape == (2 + 2 * 10, 2 + 5 * 10, 1)
-    a = grid[2:10, 2:10, 0].astype(int)
-    b = grid[2:10, 12:20, 0].astype(int)
-    e = grid[2:10, 42:50, 0].astype(int)
-    assert np.abs(a - b).sum() < np.abs(a - e).sum()                    # neighbours on a line are closer
+    affine = torch.nn.Linear(run.config.model.noise_dim, 64)
+    with torch.no_grad():
+        affine.weight.uniform_(-0.05, 0.05, generator=torch.Generator().manual_seed(0))
+        affine.bias.fill_(0.5)
+    run.generator = lambda z: affine(z).view(-1, 1, 8, 8)
+    rows, steps = 3, 6
+    grid = interpolation_figure(run, rows=rows, steps=steps, seed=1).astype(np.float64) / 255
+    assert grid.shape == (2 + rows * 10, 2 + steps * 10, 1)
+    tile = lambda r, i: grid[2 + 10 * r:10 + 10 * r, 2 + 10 * i:10 + 10 * i, 0]
+    for r in range(rows):
+        first, last = tile(r, 0), tile(r, steps - 1)
+        assert np.abs(first - last).max() > 0.05                          # the two ends differ
+        for i in range(1, steps - 1):
+            t = i / (steps - 1)
+            assert np.abs(tile(r, i) - ((1 - t) * first + t * last)).max() <= 1.5 / 255
+    assert np.abs(tile(0, 0) - tile(1, 0)).max() > 0.05                   # each row its own line
 
 
 def test_eval_and_figure_commands(run_dir, capsys):

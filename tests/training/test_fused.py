@@ -3,6 +3,8 @@ own player's gradients."""
 import pytest
 import torch
 
+from advnets.losses import nonsaturating_generator_loss
+
 from advnets.training.fused import simultaneous_grads_fused, supports_fused
 from advnets.training.steps import discriminator_grads, generator_grads, simultaneous_grads_autograd
 
@@ -53,7 +55,9 @@ def test_d_step_and_g_step_touch_only_their_player(small_nets):
     stats = generator_grads(g, d, z, [m[:8] for m in masks], "non-saturating")
     assert all(p.grad is not None and p.grad.abs().max() > 0 for p in g.parameters())
     assert all(torch.equal(u, v) for u, v in zip(d_before, _grads(d)))   # D's grads untouched by the G step
-    assert stats.d_fake is not None and stats.g_loss is not None
+    logits = d(g(z), [m[:8] for m in masks])                              # what the G step saw
+    assert torch.allclose(stats.g_loss, nonsaturating_generator_loss(logits), rtol=1e-12)
+    assert torch.allclose(stats.d_fake, torch.sigmoid(logits).mean(), rtol=1e-12)
 
 
 def test_g_step_equals_fused_g_gradient(small_nets):

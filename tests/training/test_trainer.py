@@ -57,10 +57,18 @@ def test_run_directory_contents(tmp_path, digits_images, tiny_overrides):
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask      # not mkstemp's private 0600
 
 
-def test_training_moves_the_networks(tmp_path, digits_images, tiny_overrides):
-    # D learns to tell data from samples: after two epochs D(x) > D(G(z)) on average.
+def test_training_moves_both_networks(tmp_path, digits_images, tiny_overrides):
+    # Both players learn: each network's weights move well away from their initialisation, and D ends up telling
+    # data from samples (D(x) > D(G(z)) on average) -- which alone would also hold if G never moved.
     tiny_overrides.update({"train.epochs": 3, "train.optimizer": "adam", "train.lr": 2e-3})
-    result = train(make_config(overrides=tiny_overrides), tmp_path / "run", train_images=digits_images)
+    trainer = Trainer(make_config(overrides=tiny_overrides), tmp_path / "run", train_images=digits_images)
+    start = {n: [p.detach().clone() for p in net.parameters()]
+             for n, net in (("g", trainer.generator), ("d", trainer.discriminator))}
+    result = trainer.run()
+    for name, net in (("g", trainer.generator), ("d", trainer.discriminator)):
+        moved = sum(((p - p0) ** 2).sum() for p, p0 in zip(net.parameters(), start[name])).sqrt()
+        size = sum((p0 ** 2).sum() for p0 in start[name]).sqrt()
+        assert moved / size > 0.05, f"{name} barely moved ({moved / size:.4f} of its norm)"
     assert result.last_metrics["d_real"] > result.last_metrics["d_fake"]
 
 

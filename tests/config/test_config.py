@@ -1,0 +1,75 @@
+"""The config schema, overrides and config files: values coerced to their types, every mistake a ConfigError."""
+import json
+
+import pytest
+
+from advnets.config import Config, from_dict, make_config, parse_override, read_config_file, with_overrides
+from advnets.errors import ConfigError
+
+
+def test_overrides_are_parsed_and_coerced():
+    assert parse_override("train.lr=0.05") == ("train.lr", 0.05)
+    assert parse_override("model.noise_prior=gaussian") == ("model.noise_prior", "gaussian")
+    c = make_config("paper-mnist", ["model.generator_hidden=64,32", "train.max_steps=7", "train.lr=1"])
+    assert c.model.generator_hidden == (64, 32) and c.train.max_steps == 7
+    assert isinstance(c.train.lr, float) and c.train.lr == 1.0
+    assert with_overrides(c, {"train.seed": 3}).train.seed == 3 and c.train.seed == 0     # frozen: a new Config
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.lrr=0.1", "did you mean 'lr'"),
+    ("trian.lr=0.1", "did you mean 'train'"),
+    ("train.lr", "section.key=value"),
+    ("train.batch_size=1.5", "whole number"),
+    ("train.batch_size=0", "must be positive"),
+    ("model.noise_prior=gausian", "did you mean 'gaussian'"),
+    ("model.conditional=yes", "true or false"),
+    ("train.schedule=[1, 2]", "must be a string"),
+    ("data.dataset=mnsit", "did you mean 'mnist'"),
+])
+def test_mistakes_are_config_errors_with_a_hint(override, message):
+    with pytest.raises(ConfigError, match=message):
+        make_config("paper-mnist", [override])
+
+
+def test_unknown_preset_suggests_the_closest():
+    with pytest.raises(ConfigError, match="did you mean 'paper-mnist'"):
+        make_config("paper-mnst")
+
+
+def test_a_config_json_round_trips_and_is_a_base(tmp_path):
+    c = make_config("paper-mnist-5k", ["train.lr=0.05", "model.generator_hidden=64,64"])
+    path = tmp_path / "config.json"
+    path.write_text(c.to_json())
+    assert from_dict(json.loads(path.read_text())) == c
+    assert make_config(str(path)) == c                                  # make_config accepts a path ...
+    again = make_config(path, ["train.seed=4"])                         # ... and overrides on top
+    assert again.train.seed == 4 and again.train.lr == 0.05 and again.data.dataset == "mnist-5k"
+
+
+def test_a_partial_yaml_file_keeps_the_defaults(tmp_path):
+    path = tmp_path / "small.yaml"
+    path.write_text("data:\n  dataset: digits\ntrain:\n  lr: 0.02\n  momentum_ramp_epochs: [2, 5]\n")
+    c = read_config_file(path)
+    assert c.data.dataset == "digits" and c.train.lr == 0.02 and c.train.momentum_ramp_epochs == (2, 5)
+    assert c.model == Config().model
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"train": {"lrr": 0.1}}', "did you mean 'lr'"),
+    ('{"trian": {}}', "did you mean 'train'"),
+    ('{"train": [1]}', "must be an object"),
+    ('{"train": {"lr": 0.1', "not valid JSON"),
+    ('[1, 2]', "JSON object"),
+])
+def test_bad_config_files_are_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        make_config(path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_missing_config_file_says_so(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        make_config(str(tmp_path / "nope.json"))

@@ -1,0 +1,46 @@
+"""`paper-mnist` is the original MNIST run (goodfeli/adversarial mnist.yaml), value by value; the other presets
+differ from it only where their own yaml files do."""
+import pytest
+
+from advnets.config import PRESETS, make_config, preset_names
+
+
+def test_paper_mnist_is_the_papers_table():
+    c = make_config("paper-mnist")
+    d, m, t = c.data, c.model, c.train
+    assert d.dataset == "mnist"
+    # noise: 100-d, uniform with unit variance
+    assert (m.noise_dim, m.noise_prior) == (100, "uniform")
+    # G: 100 -> 1200 ReLU -> 1200 ReLU -> 784 sigmoid, weights U(+-0.05), output bias from the pixel marginals
+    assert m.generator_hidden == (1200, 1200) and m.generator_activations == ("relu",)
+    assert (m.generator_output, m.generator_init_range, m.generator_output_bias) == ("sigmoid", 0.05, "marginals")
+    # D: maxout 240 x 5 -> 240 x 5 -> 1, weights U(+-0.005), dropout 0.8 x1.25 on x, 0.5 x2 later
+    assert (m.discriminator_units, m.discriminator_pieces, m.discriminator_init_range) == ((240, 240), 5, 0.005)
+    assert (m.discriminator_input_include_prob, m.discriminator_input_scale) == (0.8, 1.25)
+    assert (m.discriminator_hidden_include_prob, m.discriminator_hidden_scale) == (0.5, 2.0)
+    assert m.architecture == "mlp" and not m.conditional
+    # SGD, batch 100, lr 0.1 decayed by 1.000004 per update (floor 1e-6), momentum 0.5 -> 0.7 over epochs 1-250
+    assert (t.optimizer, t.batch_size, t.lr, t.lr_decay, t.lr_min) == ("sgd", 100, 0.1, 1.000004, 1e-6)
+    assert (t.momentum_start, t.momentum_end, t.momentum_ramp_epochs) == (0.5, 0.7, (1, 250))
+    # k = 1, D and G from the same minibatch in one step (the original code), non-saturating G loss
+    assert (t.schedule, t.k_discriminator_steps, t.generator_loss) == ("simultaneous", 1, "non-saturating")
+
+
+def test_cifar10_conv_preset_is_its_yaml():
+    m, t = make_config("paper-cifar10-conv").model, make_config("paper-cifar10-conv").train
+    assert m.architecture == "conv" and m.generator_hidden == (8000, 8000)
+    assert m.generator_activations == ("relu", "sigmoid") and m.generator_conv_channels == 80
+    assert (m.generator_conv_kernel, m.generator_conv_stride) == (5, 3)
+    assert m.discriminator_conv_units == (32, 32, 192) and m.discriminator_conv_kernels == (8, 8, 5)
+    assert m.discriminator_pool_shapes == (4, 4, 2) and m.discriminator_units == (500,)
+    assert (t.batch_size, t.lr) == (128, 0.004)
+    assert make_config("paper-cifar10-conv").data.contrast_normalize == 55.0
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_builds_a_valid_config(name):
+    config = make_config(name)
+    for key, value in PRESETS[name].items():
+        section, field = key.split(".")
+        got = getattr(getattr(config, section), field)
+        assert got == (tuple(value) if isinstance(value, list) else value), key

@@ -1,0 +1,42 @@
+"""Run directories: config.json, metrics.jsonl (robust to a line cut short by a crash), resume checks."""
+import json
+
+import pytest
+
+from advnets.config import make_config
+from advnets.errors import ConfigError, RunError
+from advnets.training import run_dir as layout
+
+
+def test_resolve_config_new_and_resumed(tmp_path):
+    config = make_config("paper-mnist-5k")
+    assert layout.resolve_config(tmp_path / "new", config, resume=False) is config
+    layout.write_config(tmp_path, config)
+    with pytest.raises(RunError, match="already holds a run"):
+        layout.resolve_config(tmp_path, config, resume=False)
+    longer = make_config("paper-mnist-5k", ["train.epochs=300", "train.device=auto"])
+    merged = layout.resolve_config(tmp_path, longer, resume=True)
+    assert merged.train.epochs == 300 and merged.train.device == "auto" and merged.model == config.model
+    with pytest.raises(ConfigError, match=r"train.lr: 0.1 -> 0.05"):
+        layout.resolve_config(tmp_path, make_config("paper-mnist-5k", ["train.lr=0.05"]), resume=True)
+    assert layout.read_config(tmp_path) == config
+
+
+def test_read_config_errors(tmp_path):
+    with pytest.raises(RunError, match="not a run directory"):
+        layout.read_config(tmp_path)
+    (tmp_path / "config.json").write_text("{")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        layout.read_config(tmp_path)
+
+
+def test_metrics_survive_a_partial_last_line(tmp_path):
+    for step in (1, 2, 3):
+        layout.append_metrics(tmp_path, {"kind": "step", "step": step, "d_loss": 0.5})
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"kind": "step", "step": 4, "d_lo')                    # a crash mid-append
+    assert [r["step"] for r in layout.read_metrics(tmp_path)] == [1, 2, 3]
+    layout.truncate_metrics(tmp_path, 2)                                   # resume from the step-2 checkpoint
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2]
+    assert layout.read_metrics(tmp_path / "nowhere") == []
