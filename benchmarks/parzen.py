@@ -1,8 +1,8 @@
-"""Benchmark of the Parzen-window protocol of Table 1 (DESIGN.md §2); prints one JSON object on stdout.
+"""Benchmark of the Parzen-window protocol of Table 1 (docs/design.md §2); prints one JSON object on stdout.
 
     PYTHONPATH=src python benchmarks/parzen.py                       # uniform [0, 1] data, 10k/10k/10k x 784
     PYTHONPATH=src python benchmarks/parzen.py --data /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz \
-        --test-data /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz   # DESIGN.md: 356.8 +- 1.9
+        --test-data /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz   # docs/design.md: 356.8 +- 1.9
 
 Measured in one process: the full protocol (sigma chosen on the validation set from 10 sigmas, then the test set at
 that sigma) and the float32 matmul lower bound (the same addmm calls at the same shapes, timed without the rest), each

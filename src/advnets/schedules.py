@@ -1,4 +1,4 @@
-"""The paper's optimisation schedules (DESIGN.md §1), as pure functions of the update or epoch count."""
+"""The paper's optimisation schedules (docs/design.md §1), as pure functions of the update or epoch count."""
 from __future__ import annotations
 
 

@@ -30,7 +30,7 @@ def test_sigma_grid_is_the_originals():
     assert GRID.shape == (10,)
     np.testing.assert_array_equal(GRID, np.logspace(-1, 0, 10))
     assert GRID[0] == pytest.approx(0.1) and GRID[-1] == pytest.approx(1.0)
-    assert GRID[3] == pytest.approx(0.2154, abs=1e-4)  # "sigma 0.215" in DESIGN.md
+    assert GRID[3] == pytest.approx(0.2154, abs=1e-4)  # "sigma 0.215" in docs/design.md
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

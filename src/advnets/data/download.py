@@ -1,4 +1,4 @@
-"""Finding dataset files locally, or downloading them with a checksum (DESIGN.md section 3).
+"""Finding dataset files locally, or downloading them with a checksum (docs/design.md §3).
 
 Downloads stream into a temporary file beside the destination, are md5-verified, and
 only then renamed into place with `os.replace`, so a destination path either holds a

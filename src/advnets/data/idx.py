@@ -1,4 +1,4 @@
-"""Reader for the IDX format of MNIST and Fashion-MNIST (DESIGN.md section 3).
+"""Reader for the IDX format of MNIST and Fashion-MNIST (docs/design.md §3).
 
 An IDX file is a 4-byte magic number ``00 00 <dtype code> <ndim>``, then ``ndim``
 big-endian uint32 dimensions, then the payload in C order. The files are usually

@@ -1,6 +1,6 @@
 """Transforms of image arrays shared by every source: channel count, size, global contrast normalisation.
 
-Global contrast normalisation (GCN) as in pylearn2's CIFAR10(gcn=55.) (the paper's CIFAR-10 runs, DESIGN.md §1):
+Global contrast normalisation (GCN) as in pylearn2's CIFAR10(gcn=55.) (the paper's CIFAR-10 runs, docs/design.md §1):
 each image (flattened over all its pixels and channels) has its own mean subtracted and is divided by its L2 norm,
 then multiplied by `scale`, so every image has norm `scale` (55 over 3,072 values: about unit variance per pixel).
 It is not invertible (the mean and norm of each image are gone); `for_display` maps GCN images back to [0, 1] the

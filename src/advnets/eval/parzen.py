@@ -1,4 +1,4 @@
-"""Parzen-window log-likelihood, the estimator of Table 1 (Goodfellow et al. 2014; DESIGN.md §2).
+"""Parzen-window log-likelihood, the estimator of Table 1 (Goodfellow et al. 2014; docs/design.md §2).
 
 For a test point x and n samples s_i from G, each of dimension d::
 
