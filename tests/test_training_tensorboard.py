@@ -104,11 +104,14 @@ def test_missing_writer_is_a_user_error(tmp_path, monkeypatch):
 def test_writer_imports_neither_tensorflow_nor_tensorboard(tmp_path):
     import os
     import subprocess
+    from pathlib import Path
+
+    import advnets
 
     code = ("import sys; from advnets.training_tensorboard import TensorBoardReporter; "
             f"r = TensorBoardReporter({str(tmp_path)!r}); r.log({{'kind': 'step', 'step': 1, 'd_loss': 1.0}}); "
             "r.close(); print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorboard')))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ),
-                          timeout=120)
+    env = {**os.environ, "PYTHONPATH": str(Path(advnets.__file__).parents[1])}     # this checkout's advnets
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
