@@ -184,3 +184,36 @@ def test_write_sample_pngs(tmp_path):
             assert np.abs(back - np.clip(image, 0, 1)).max() <= 0.5 / 255 + 1e-6
     with pytest.raises(ValueError):
         write_sample_pngs(np.zeros((2, 8, 8)), tmp_path / "bad")
+
+
+@pytest.mark.parametrize("preset,hidden", [("paper-cifar10-fc", [16, 16]), ("paper-cifar10-conv", [16, 36])])
+def test_other_generator_architectures(preset, hidden, tmp_path):
+    """The dense (CIFAR-10 / TFD) and deconvolutional generators export too (untrained: only fidelity counts)."""
+    from advnets.models import build_models
+    from advnets.runs import LoadedRun
+
+    cfg = make_config(preset, {"model.generator_hidden": hidden, "model.noise_dim": 6,
+                               "model.generator_conv_channels": 4, "model.generator_init_range": 0.5})
+    g, d = build_models(cfg.model, (3, 8, 8), None, torch.Generator().manual_seed(0))
+    run = LoadedRun(tmp_path, cfg, g.eval(), d.eval(), (3, 8, 8), 0, 0, torch.device("cpu"), 0)
+    z = sample_noise(9, 6, cfg.model.noise_prior, torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = g(z)
+    assert expected.std(0).mean() > 1e-2
+    model, meta = export_generator(run, tmp_path / "g.pt", "torchscript")
+    assert torch.allclose(torch.jit.load(str(model))(z), expected, atol=1e-6, rtol=0)
+    assert json.loads(meta.read_text())["output"]["range"]["low"] is None        # a linear output
+    model, _ = export_generator(run, tmp_path / "g.safetensors", "safetensors")
+    assert torch.equal(load_safetensors_generator(model)(z).detach(), expected)
+    if preset.endswith("conv") and _has("onnxscript") and _has("onnxruntime"):
+        import onnxruntime as ort
+
+        model, _ = export_generator(run, tmp_path / "g.onnx", "onnx")
+        (x,) = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"z": z.numpy()})
+        np.testing.assert_allclose(x, expected.numpy(), atol=1e-5, rtol=0)
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
