@@ -94,6 +94,19 @@ def test_tensorboard_itself_reads_the_file(tmp_path):
     assert [i.step for i in acc.Images("samples")] == [25]
 
 
+def test_several_runs_under_one_logdir(tmp_path):
+    """`tensorboard --logdir runs` names each run by its directory when each run writes into its own."""
+    multiplexer = pytest.importorskip("tensorboard.backend.event_processing.event_multiplexer")
+    for name, value in (("a", 1.0), ("b", 2.0)):
+        with TensorBoardReporter(tmp_path / name) as tb:
+            tb.log({"kind": "step", "step": 5, "epoch": 0, "d_loss": value})
+    mux = multiplexer.EventMultiplexer()
+    mux.AddRunsFromDirectory(str(tmp_path))
+    mux.Reload()
+    assert sorted(mux.Runs()) == ["a", "b"]
+    assert [(e.step, e.value) for e in mux.Scalars("b", "loss/d")] == [(5, 2.0)]
+
+
 def test_missing_writer_is_a_user_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboardX", None)
     with pytest.raises(AdvnetsError, match="tensorboardX") as info:

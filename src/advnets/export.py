@@ -139,7 +139,10 @@ def load_safetensors_generator(path: str | Path) -> nn.Module:
 
 
 def write_sample_pngs(images: torch.Tensor | np.ndarray, out_dir: str | Path, prefix: str = "sample") -> list[Path]:
-    """Write images (N, C, H, W) in [0, 1] as one PNG each, `<prefix>_00000.png`, ..., each atomically."""
+    """Write images (N, C, H, W) in [0, 1] as one PNG each, `<prefix>_00000.png`, ..., each atomically.
+
+    Values outside [0, 1] are clipped: map a contrast-normalised run's samples with `advnets.data.for_display`
+    first."""
     from .viz import save_png
 
     x = images.detach().cpu().float().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, np.float32)
