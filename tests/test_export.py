@@ -128,6 +128,23 @@ def test_onnx_matches_run_sample(runs, name, tmp_path):
     np.testing.assert_allclose(x, _expected(run, 19, seed=5).numpy(), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("name", ["plain", "conditional"])
+def test_onnx_model_is_valid(runs, name, tmp_path):
+    """Without onnxruntime: the file passes onnx's checker, with the documented inputs and a free batch size."""
+    pytest.importorskip("onnxscript")
+    onnx = pytest.importorskip("onnx")
+    run = runs[name]
+    model, meta = export_generator(run, tmp_path / "g.onnx", "onnx")
+    proto = onnx.load(str(model))
+    onnx.checker.check_model(proto)
+    described = json.loads(meta.read_text())["inputs"]
+    assert [i.name for i in proto.graph.input] == [i["name"] for i in described]
+    dims = [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input]
+    assert dims[0][1] == run.config.model.noise_dim and isinstance(dims[0][0], str)      # (batch, noise_dim)
+    out = [d.dim_param or d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim]
+    assert out[1:] == list(run.image_shape) and isinstance(out[0], str)
+
+
 def test_missing_package_is_a_user_error(runs, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxscript", None)           # `import onnxscript` raises ImportError
     monkeypatch.setitem(sys.modules, "safetensors.torch", None)
