@@ -1,0 +1,247 @@
+"""A run report: one self-contained HTML file for one run or a group of runs, with its PNGs beside it.
+
+The page shows each run's config, its loss and D-output curves, its latest sample grid and up to three earlier
+ones, and every eval/*.json as a table; for several runs, the curves overlaid (one colour per run) and one table
+comparing them: the config keys that differ, the final metrics and the evaluation numbers. Images are embedded
+as base64 data URIs so the single HTML file can be mailed or archived; the curve PNGs are also written to
+`<name>_files/` beside it. All text from the runs is HTML-escaped.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import RunError
+from .fileio import atomic_open, atomic_write_text
+from .report_curves import COLOURS, curve_png, read_metrics
+
+CONFIG = "config.json"       # the names runs.py gives them
+EVAL_DIR = "eval"
+SAMPLES_DIR = "samples"
+FINAL_KEYS = ("epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "steps_per_s")
+EARLIER_GRIDS = 3
+
+__all__ = ["read_metrics", "write_report", "flatten", "run_names", "pick_grids", "final_metrics"]
+
+
+def write_report(run_dirs: list[str | Path], out_path: str | Path) -> Path:
+    """Write the report of `run_dirs` to the HTML file `out_path` (its PNGs to `<stem>_files/` beside it)."""
+    dirs = [Path(d) for d in run_dirs]
+    if not dirs:
+        raise RunError("no run directory given", "name one or more directories written by `advnets train`")
+    configs = [_read_config(d) for d in dirs]
+    names = run_names(dirs)
+    records = [read_metrics(d) for d in dirs]
+    out_path = Path(out_path)
+    files = out_path.parent / f"{out_path.stem}_files"
+    curves = {}
+    for panel in ("losses", "d_outputs"):
+        png = curve_png(list(zip(names, records)), panel)
+        with atomic_open(files / f"{panel}.png") as f:
+            f.write(png)
+        curves[panel] = png
+    evals = [_read_evals(d) for d in dirs]
+    body = [_header(names, dirs), _curves_section(curves, names)]
+    if len(dirs) > 1:
+        body.append(_comparison(names, configs, records, evals))
+    for i, (name, d, config, recs, ev) in enumerate(zip(names, dirs, configs, records, evals)):
+        body.append(_run_section(i, name, d, config, recs, ev, full_config=len(dirs) == 1))
+    atomic_write_text(out_path, _page(" vs ".join(names) if len(names) <= 4 else f"{len(names)} runs", body))
+    return out_path
+
+
+# ----- data
+
+def flatten(obj, prefix: str = "") -> dict[str, object]:
+    """Nested dicts as one dict with dotted keys; lists are kept as values."""
+    if not isinstance(obj, dict):
+        return {prefix: obj} if prefix else {"value": obj}
+    out: dict[str, object] = {}
+    for key, value in obj.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name))
+        else:
+            out[name] = value
+    return out
+
+
+def run_names(dirs: list[Path]) -> list[str]:
+    """Short names that tell the runs apart: each directory's name, with as many parent folders as it takes to
+    make the names unique."""
+    parts = [d.resolve().parts for d in dirs]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return [str(d) for d in dirs]       # the same directory given twice
+
+
+def pick_grids(paths: list[Path], earlier: int = EARLIER_GRIDS) -> list[Path]:
+    """The latest sample grid and up to `earlier` earlier ones spread over the run, oldest first."""
+    paths = sorted(paths)
+    if len(paths) <= earlier + 1:
+        return paths
+    before = paths[:-1]
+    # evenly spaced over the earlier grids, starting with the first
+    picks = sorted({round(i * (len(before) - 1) / max(earlier - 1, 1)) for i in range(earlier)})
+    return [before[i] for i in picks] + [paths[-1]]
+
+
+def final_metrics(records: list[dict]) -> dict[str, object]:
+    """The last epoch record's numbers (the last step record's when no epoch has finished)."""
+    for kind in ("epoch", "step"):
+        last = [r for r in records if r.get("kind") == kind]
+        if last:
+            return {k: last[-1][k] for k in FINAL_KEYS if k in last[-1]}
+    return {}
+
+
+def _read_config(run_dir: Path) -> dict:
+    path = run_dir / CONFIG
+    if not path.is_file():
+        raise RunError(f"{run_dir} is not a run directory (no {CONFIG})",
+                       "pass directories written by `advnets train --out`")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return data if isinstance(data, dict) else {"config": data}
+
+
+def _read_evals(run_dir: Path) -> dict[str, dict | str]:
+    """{file name: parsed JSON object, or an error text} for each eval/*.json."""
+    out: dict[str, dict | str] = {}
+    for path in sorted((run_dir / EVAL_DIR).glob("*.json")):
+        try:
+            out[path.name] = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            out[path.name] = f"unreadable: {exc}"
+    return out
+
+
+# ----- HTML
+
+def _fmt(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        short = repr(value)                 # the shortest exact form (1.000004), unless it is long
+        return short if len(short) <= 10 else f"{value:.6g}"
+    if isinstance(value, list):
+        if len(value) > 8:
+            shown = ", ".join(_fmt(v) for v in value[:3])
+            return f"[{shown}, ... {len(value)} values]"
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def _e(value) -> str:
+    return html.escape(_fmt(value) if not isinstance(value, str) else value)
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _table(rows: list[tuple], head: tuple | None = None, cls: str = "kv") -> str:
+    parts = [f'<table class="{cls}">']
+    if head:
+        parts.append("<tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>")
+    for row in rows:
+        parts.append("<tr>" + "".join(f"<th>{_e(row[0])}</th>" if j == 0 else f"<td>{_e(c)}</td>"
+                                      for j, c in enumerate(row)) + "</tr>")
+    parts.append("</table>")
+    return "".join(parts)
+
+
+def _header(names: list[str], dirs: list[Path]) -> str:
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    runs = "".join(f'<li><span class="swatch" style="background:{COLOURS[i % len(COLOURS)]}"></span>'
+                   f"<b>{_e(n)}</b> <code>{_e(str(d))}</code></li>" for i, (n, d) in enumerate(zip(names, dirs)))
+    title = "Run report" if len(names) == 1 else f"Comparison of {len(names)} runs"
+    return f"<h1>{_e(title)}</h1><p class=\"meta\">advnets, written {_e(when)}</p><ul class=\"runs\">{runs}</ul>"
+
+
+def _curves_section(curves: dict[str, bytes], names: list[str]) -> str:
+    caption = "one colour per run; thin: per logged step, thick with dots: epoch means" if len(names) > 1 else \
+        "thin: per logged step, thick with dots: epoch means"
+    imgs = "".join(f'<figure><img class="curve" alt="{_e(p)}" src="{_data_uri(png)}"></figure>'
+                   for p, png in curves.items())
+    return f"<h2>Training curves</h2><p class=\"note\">{_e(caption)}</p>{imgs}"
+
+
+def _comparison(names: list[str], configs: list[dict], records: list[list[dict]], evals: list[dict]) -> str:
+    flat = [flatten(c) for c in configs]
+    keys = sorted(set().union(*flat))
+    differ = [k for k in keys if len({json.dumps(f.get(k, "(absent)"), sort_keys=True) for f in flat}) > 1]
+    rows = [(f"config: {k}", *[f.get(k, "(absent)") for f in flat]) for k in differ]
+    if not differ:
+        rows.append(("config", *["the same"] * len(names)))
+    finals = [final_metrics(r) for r in records]
+    rows += [(f"final: {k}", *[f.get(k, "") for f in finals]) for k in FINAL_KEYS if any(k in f for f in finals)]
+    flat_evals = [{f"{name}: {k}": v for name, e in ev.items() if isinstance(e, dict)
+                   for k, v in flatten(e).items() if not isinstance(v, (list, dict))} for ev in evals]
+    eval_keys = sorted(set().union(*flat_evals))
+    rows += [(f"eval {k}", *[fe.get(k, "") for fe in flat_evals]) for k in eval_keys]
+    return "<h2>Comparison</h2>" + _table(rows, ("", *names), cls="compare")
+
+
+def _run_section(i: int, name: str, run_dir: Path, config: dict, records: list[dict], evals: dict,
+                 full_config: bool) -> str:
+    colour = COLOURS[i % len(COLOURS)]
+    out = [f'<section><h2><span class="swatch" style="background:{colour}"></span>{_e(name)}</h2>']
+    final = final_metrics(records)
+    if final:
+        out.append("<h3>Where training stands</h3>" + _table(list(final.items())))
+    grids = pick_grids(list((run_dir / SAMPLES_DIR).glob("epoch_*.png")))
+    if grids:
+        out.append("<h3>Samples (fixed noise)</h3><div class=\"grids\">")
+        for path in grids:
+            label = path.stem.replace("_", " ") + (" (latest)" if path == grids[-1] else "")
+            out.append(f'<figure><img class="grid" alt="{_e(path.name)}" src="{_data_uri(path.read_bytes())}">'
+                       f"<figcaption>{_e(label)}</figcaption></figure>")
+        out.append("</div>")
+    else:
+        out.append('<p class="note">no sample grids yet (samples/epoch_XXXX.png)</p>')
+    for file_name, data in evals.items():
+        out.append(f"<h3>eval/{_e(file_name)}</h3>")
+        out.append(_table(list(flatten(data).items())) if isinstance(data, dict) else f"<p>{_e(data)}</p>")
+    rows = list(flatten(config).items())
+    table = _table(rows)
+    out.append(f"<h3>Config</h3>{table}" if full_config else
+               f"<details><summary>Config ({len(rows)} keys)</summary>{table}</details>")
+    out.append("</section>")
+    return "".join(out)
+
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1100px;padding:0 1em;
+color:#222}
+h1{margin-bottom:0}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+.meta,.note{color:#666;font-size:.9em}code{font-size:.85em;color:#555}
+ul.runs{list-style:none;padding:0}
+.swatch{display:inline-block;width:.8em;height:.8em;margin-right:.4em;border-radius:2px}
+img.curve{max-width:100%;border:1px solid #eee}figure{margin:.5em 1em .5em 0;display:inline-block;
+vertical-align:top}
+img.grid{width:220px;image-rendering:pixelated;border:1px solid #ccc}figcaption{text-align:center;
+font-size:.85em;color:#555}
+table{border-collapse:collapse;font-size:.85em;margin:.4em 0}th,td{border:1px solid #ddd;padding:2px 8px;
+text-align:left}
+th{background:#f6f6f6;font-weight:600}table.compare td{font-variant-numeric:tabular-nums}
+details{margin:.6em 0}summary{cursor:pointer;color:#444}
+"""
+
+
+def _page(title: str, body: list[str]) -> str:
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{_e(title)} - advnets report</title><style>{_STYLE}</style></head><body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
