@@ -18,7 +18,7 @@ from advnets.export import ExportError, export_generator, load_safetensors_gener
 from advnets.models import sample_noise
 from advnets.runs import load_run
 
-from conftest import TINY
+from tests.conftest import TINY
 
 # A larger G init than the paper's 0.05, so that G(z) varies with z by far more than the tolerances below.
 _OVERRIDES = {**TINY, "train.max_steps": 15, "model.generator_init_range": 0.5}
@@ -30,7 +30,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     out = {}
     for name, extra in (("plain", {}), ("conditional", {"model.conditional": True})):
-        train(make_config("paper-mnist", {**_OVERRIDES, **extra}), root / name, progress=False)
+        train(make_config("paper-mnist", {**_OVERRIDES, **extra}), root / name)
         out[name] = load_run(root / name)
     return out
 

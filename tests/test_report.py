@@ -17,7 +17,7 @@ from advnets.errors import RunError
 from advnets.report import final_metrics, flatten, pick_grids, read_metrics, run_names, write_report
 from advnets.report_curves import curve_png, series
 
-from conftest import TINY
+from tests.conftest import TINY
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +26,7 @@ def two_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     dirs = []
     for name, lr in (("fast", 0.1), ("slow", 0.02)):
-        train(make_config("paper-mnist", {**TINY, "train.lr": lr, "train.log_every_steps": 10}), root / name,
-              progress=False)
+        train(make_config("paper-mnist", {**TINY, "train.lr": lr, "train.log_every_steps": 10}), root / name)
         dirs.append(root / name)
     (dirs[0] / "eval").mkdir()
     (dirs[0] / "eval" / "parzen.json").write_text(json.dumps(
@@ -61,8 +60,8 @@ def test_series_and_final_metrics():
 
 def test_pick_grids():
     paths = [Path(f"epoch_{i:04d}.png") for i in range(1, 11)]
-    assert [p.name for p in pick_grids(paths[::-1])] == ["epoch_0001.png", "epoch_0005.png", "epoch_0009.png",
-                                                         "epoch_0010.png"]
+    assert [p.name for p in pick_grids(paths)] == ["epoch_0001.png", "epoch_0005.png", "epoch_0009.png",
+                                                   "epoch_0010.png"]       # given in the order they were made
     assert pick_grids(paths[:3]) == paths[:3]
     assert pick_grids([]) == []
 

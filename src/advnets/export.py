@@ -143,7 +143,7 @@ def write_sample_pngs(images: torch.Tensor | np.ndarray, out_dir: str | Path, pr
 
     Values outside [0, 1] are clipped: map a contrast-normalised run's samples with `advnets.data.for_display`
     first."""
-    from .viz import save_png
+    from .figures.image_grid import save_png
 
     x = images.detach().cpu().float().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, np.float32)
     if x.ndim != 4 or x.shape[1] not in (1, 3):

@@ -81,9 +81,14 @@ def run_names(dirs: list[Path]) -> list[str]:
     return [str(d) for d in dirs]       # the same directory given twice
 
 
+def _grid_step(path: Path) -> tuple[float, str]:
+    """Grids in the order they were made: by modification time (epoch_ and step_ grids interleave), then name."""
+    return path.stat().st_mtime, path.name
+
+
 def pick_grids(paths: list[Path], earlier: int = EARLIER_GRIDS) -> list[Path]:
-    """The latest sample grid and up to `earlier` earlier ones spread over the run, oldest first."""
-    paths = sorted(paths)
+    """The latest sample grid and up to `earlier` earlier ones spread over the run, oldest first (`paths` in the
+    order they were made)."""
     if len(paths) <= earlier + 1:
         return paths
     before = paths[:-1]
@@ -202,7 +207,7 @@ def _run_section(i: int, name: str, run_dir: Path, config: dict, records: list[d
     final = final_metrics(records)
     if final:
         out.append("<h3>Where training stands</h3>" + _table(list(final.items())))
-    grids = pick_grids(list((run_dir / SAMPLES_DIR).glob("epoch_*.png")))
+    grids = pick_grids(sorted((run_dir / SAMPLES_DIR).glob("*_*.png"), key=_grid_step))
     if grids:
         out.append("<h3>Samples (fixed noise)</h3><div class=\"grids\">")
         for path in grids:

@@ -6,11 +6,10 @@ bytes, so the report can both embed it and write it beside the HTML.
 from __future__ import annotations
 
 import io
-import json
 import math
-from pathlib import Path
 
-METRICS = "metrics.jsonl"    # the name runs.py gives it
+from .training.run_dir import read_metrics  # noqa: F401  (re-exported: the report reads runs with it)
+
 # matplotlib's default colour cycle ("tab10"), one colour per run, repeating after ten
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
@@ -19,25 +18,6 @@ _PANELS = {
     "d_outputs": ("Discriminator outputs", "mean D output",
                   (("d_real", "D(x)", "-"), ("d_fake", "D(G(z))", "--"))),
 }
-
-
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The records of a run's metrics.jsonl, in order; lines that do not parse as a JSON object (a line cut short
-    by a crash, an empty line) are skipped. A run without the file has no records."""
-    path = Path(run_dir) / METRICS
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return []
-    records = []
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
 
 
 def series(records: list[dict], key: str, kind: str) -> tuple[list[float], list[float]]:

@@ -86,8 +86,11 @@ class TrainConfig:
     device: str = "cpu"                   # cpu | cuda | mps | auto
     sample_every_epochs: int = 1          # write samples/epoch_XXXX.png
     checkpoint_every_epochs: int = 1      # write checkpoints/last.pt
+    sample_every_steps: int = 0           # also write samples/step_XXXXXXXX.png every N steps (0: off)
+    checkpoint_every_steps: int = 0       # also checkpoint every N steps (0: off)
     log_every_steps: int = 0              # also log a metrics line every N steps (0: once per epoch)
     grid_size: int = 10                   # sample grids are grid_size x grid_size
+    tensorboard: bool = True              # write TensorBoard event files into the run directory
 
 
 @dataclass(frozen=True)

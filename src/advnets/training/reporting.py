@@ -32,8 +32,9 @@ class Reporter:
         """A metrics record: {"kind": "step" | "epoch", "step", "epoch", "d_loss", "g_loss", "d_real", "d_fake",
         and for epochs "lr", "momentum", "steps_per_s", "seconds"}."""
 
-    def samples(self, epoch: int, step: int, images: torch.Tensor, nrow: int) -> None:
-        """The fixed-noise sample grid after `epoch`: images (N, C, H, W) in [0, 1], `nrow` per row."""
+    def samples(self, epoch: int | None, step: int, images: torch.Tensor, nrow: int) -> None:
+        """The fixed-noise sample grid after `step` iterations: images (N, C, H, W) in [0, 1], `nrow` per row;
+        `epoch` is the epoch just completed, or None for a grid within an epoch."""
 
     def close(self) -> None:
         """After the last iteration of this `run()`, also when it stops with an error."""
@@ -57,7 +58,7 @@ class Reporters(Reporter):
         for r in self.reporters:
             r.log(record)
 
-    def samples(self, epoch: int, step: int, images: torch.Tensor, nrow: int) -> None:
+    def samples(self, epoch: int | None, step: int, images: torch.Tensor, nrow: int) -> None:
         for r in self.reporters:
             r.samples(epoch, step, images, nrow)
 
@@ -75,5 +76,5 @@ class RunFiles(Reporter):
     def log(self, record: dict[str, Any]) -> None:
         layout.append_metrics(self.run_dir, record)
 
-    def samples(self, epoch: int, step: int, images: torch.Tensor, nrow: int) -> None:
-        save_grid(images, layout.sample_path(self.run_dir, epoch), nrow=nrow)
+    def samples(self, epoch: int | None, step: int, images: torch.Tensor, nrow: int) -> None:
+        save_grid(images, layout.sample_path(self.run_dir, epoch, step), nrow=nrow)

@@ -2,7 +2,8 @@
 
     RUN/config.json            the full Config (written before training starts)
     RUN/metrics.jsonl          one JSON object per line: {"kind": "epoch" | "step", "step", "epoch", ...}
-    RUN/samples/epoch_XXXX.png  the fixed-noise sample grid
+    RUN/samples/epoch_XXXX.png  the fixed-noise sample grid after an epoch (step_XXXXXXXX.png: within one)
+    RUN/events.out.tfevents.*  TensorBoard scalars and grids (train.tensorboard)
     RUN/checkpoints/last.pt    everything a resumed run needs (checkpoint.py)
 """
 from __future__ import annotations
@@ -22,7 +23,8 @@ SAMPLES = "samples"
 
 # Settings that may change when a run is resumed: they do not change what the run computes.
 RESUMABLE_CHANGES = {"train.epochs", "train.max_steps", "train.device", "train.sample_every_epochs",
-                     "train.checkpoint_every_epochs", "train.log_every_steps", "data.data_dir", "data.download"}
+                     "train.checkpoint_every_epochs", "train.sample_every_steps", "train.checkpoint_every_steps",
+                     "train.log_every_steps", "train.tensorboard", "data.data_dir", "data.download"}
 
 
 def read_config(run_dir: str | Path) -> Config:
@@ -69,8 +71,9 @@ def write_config(run_dir: Path, config: Config) -> None:
     atomic_write_text(run_dir / CONFIG, config.to_json() + "\n")
 
 
-def sample_path(run_dir: Path, epoch: int) -> Path:
-    return run_dir / SAMPLES / f"epoch_{epoch:04d}.png"
+def sample_path(run_dir: Path, epoch: int | None, step: int) -> Path:
+    """samples/epoch_XXXX.png for the grid at the end of an epoch, else samples/step_XXXXXXXX.png."""
+    return run_dir / SAMPLES / (f"epoch_{epoch:04d}.png" if epoch is not None else f"step_{step:08d}.png")
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:

@@ -68,13 +68,13 @@ class Trainer:
         self.perm: torch.Tensor | None = None
         self.sums = torch.zeros(len(STATS), dtype=torch.float64, device=self.device)
         self.stop_reason: str | None = None
-        self.reporter = Reporters(RunFiles(self.run_dir) if self.run_dir else None, reporter)
         if resume:
             restore_training_state(self, self.run_dir / layout.CHECKPOINT)
             layout.truncate_metrics(self.run_dir, self.g_updates)
         if self.run_dir:   # written only now that the data loaded and the networks were built
             self.run_dir.mkdir(parents=True, exist_ok=True)
             layout.write_config(self.run_dir, self.config)
+        self.reporter = Reporters(*_file_reporters(self, resume), reporter)
 
     generator = property(lambda self: self.algorithm.generator)
     discriminator = property(lambda self: self.algorithm.discriminator)
@@ -104,10 +104,11 @@ class Trainer:
                     while self.position < per_epoch and not self.reached_max_steps() and self.stop_reason is None:
                         self.iteration()
                     check_finite_state(self)
+                    seconds = time.perf_counter() - started
                     if self.position < per_epoch:                # stopped mid-epoch: max_steps or a signal
-                        self.save()
+                        last = self._partial_epoch(self.position - first, seconds)
                         break
-                    last = self._end_epoch(self.position - first, time.perf_counter() - started)
+                    last = self._end_epoch(self.position - first, seconds)
         finally:
             self.reporter.close()
         return TrainResult(self.run_dir, self.epoch, self.g_updates, self.stop_reason is not None, last)
@@ -120,46 +121,78 @@ class Trainer:
         self.position += 1
         self.sums += torch.stack([getattr(stats, s).double() for s in STATS])
         self.reporter.step(self, stats)
-        if t.log_every_steps and self.g_updates % t.log_every_steps == 0:
-            self.reporter.log({"kind": "step", "step": self.g_updates, "epoch": self.epoch,
+        step = self.g_updates
+        if t.log_every_steps and step % t.log_every_steps == 0:
+            self.reporter.log({"kind": "step", "step": step, "epoch": self.epoch,
                                **{s: round(getattr(stats, s).item(), 6) for s in STATS}})
+        if t.sample_every_steps and step % t.sample_every_steps == 0 and self.position < self.iterations_per_epoch():
+            self.reporter.samples(None, step, sample_grid(self), t.grid_size)
+        if t.checkpoint_every_steps and step % t.checkpoint_every_steps == 0:
+            self.save()
         return stats
+
+    def _partial_epoch(self, iterations: int, seconds: float) -> dict[str, Any]:
+        """Stopped within an epoch (max_steps or a signal): its metrics so far (epoch = completed fraction, marked
+        partial), the sample grid, and a checkpoint."""
+        record = {**epoch_record(self, iterations, seconds, round(self.epoch + self.position / self.iterations_per_epoch(), 4)),
+                  "partial": True}
+        if iterations:
+            self.reporter.samples(None, self.g_updates, sample_grid(self), self.config.train.grid_size)
+            self.reporter.log(record)
+        self.save()
+        return record
 
     def _end_epoch(self, iterations: int, seconds: float) -> dict[str, Any]:
         t = self.config.train
-        means = (self.sums / max(self.position, 1)).tolist()
+        record = epoch_record(self, iterations, seconds, self.epoch + 1)
         self.epoch += 1
         self.perm, self.position = None, 0
         self.sums.zero_()
-        record = {"kind": "epoch", "epoch": self.epoch, "step": self.g_updates,
-                  **{s: round(v, 6) for s, v in zip(STATS, means)},
-                  "lr": learning_rate(self.g_updates - 1, t.lr, t.lr_decay, t.lr_min),
-                  "momentum": momentum(self.epoch - 1, t.momentum_start, t.momentum_end, t.momentum_ramp_epochs),
-                  "steps_per_s": round(iterations / seconds, 2) if seconds > 0 else None,
-                  "seconds": round(seconds, 3)}
         final = self.epoch == t.epochs or self.reached_max_steps()
         if self.epoch % t.sample_every_epochs == 0 or final:
-            self.reporter.samples(self.epoch, self.g_updates, self.sample_grid(), self.config.train.grid_size)
+            self.reporter.samples(self.epoch, self.g_updates, sample_grid(self), self.config.train.grid_size)
         self.reporter.log(record)
         if self.epoch % t.checkpoint_every_epochs == 0 or final:
             self.save()
         return record
 
-    @torch.no_grad()
-    def sample_grid(self) -> torch.Tensor:
-        """G(z) for the run's fixed noise (conditional: row c of class c), G in evaluation mode, ready to show."""
-        g, labels = self.generator, None
-        if self.data.labels is not None:
-            labels = class_rows(self.data.num_classes, self.config.train.grid_size, self.device)
-        was_training = g.training
-        g.eval()
-        images = g(self.fixed_noise, **label_kwargs(labels))
-        g.train(was_training)
-        return for_display(images, self.config.data)
-
     def save(self) -> Path | None:
         """Checkpoint the whole training state to RUN/checkpoints/last.pt (nothing without a run directory)."""
         return save_training_state(self, self.run_dir / layout.CHECKPOINT) if self.run_dir else None
+
+
+def _file_reporters(trainer, resume: bool) -> list[Reporter]:
+    """metrics.jsonl and sample PNGs, and TensorBoard events unless train.tensorboard is off."""
+    if trainer.run_dir is None:
+        return []
+    if not trainer.config.train.tensorboard:
+        return [RunFiles(trainer.run_dir)]
+    from .tensorboard import TensorBoardReporter
+
+    return [RunFiles(trainer.run_dir), TensorBoardReporter(trainer.run_dir, purge_step=trainer.g_updates if resume else None)]
+
+
+def epoch_record(trainer, iterations: int, seconds: float, epoch: float) -> dict[str, Any]:
+    """The metrics line of an epoch (or of its first part): means since it began, lr, momentum, speed."""
+    t = trainer.config.train
+    means = (trainer.sums / max(trainer.position, 1)).tolist()
+    return {"kind": "epoch", "epoch": epoch, "step": trainer.g_updates, **{s: round(v, 6) for s, v in zip(STATS, means)},
+            "lr": learning_rate(trainer.g_updates - 1, t.lr, t.lr_decay, t.lr_min),
+            "momentum": momentum(int(epoch + 0.999999) - 1, t.momentum_start, t.momentum_end, t.momentum_ramp_epochs),
+            "steps_per_s": round(iterations / seconds, 2) if seconds > 0 else None, "seconds": round(seconds, 3)}
+
+
+@torch.no_grad()
+def sample_grid(trainer) -> torch.Tensor:
+    """G(z) for the run's fixed noise (conditional: row c of class c), G in evaluation mode, ready to show."""
+    g, labels = trainer.generator, None
+    if trainer.data.labels is not None:
+        labels = class_rows(trainer.data.num_classes, trainer.config.train.grid_size, trainer.device)
+    was_training = g.training
+    g.eval()
+    images = g(trainer.fixed_noise, **label_kwargs(labels))
+    g.train(was_training)
+    return for_display(images, trainer.config.data)
 
 
 def train(config: Config | None, run_dir: str | Path | None, *, resume: bool = False, **kwargs) -> TrainResult:

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import AdvnetsError
+from ..errors import AdvnetsError
+from .reporting import Reporter
 
 _STATS = {"d_loss": "loss/d", "g_loss": "loss/g", "d_real": "D/real", "d_fake": "D/fake"}
 _OTHERS = {"lr": "opt/lr", "momentum": "opt/momentum", "steps_per_s": "speed/steps_per_s",
@@ -48,7 +49,7 @@ def scalar_tags(record: dict) -> dict[str, float]:
     return out
 
 
-class TensorBoardReporter:
+class TensorBoardReporter(Reporter):
     """Writes TensorBoard event files into `log_dir` (the run directory itself, so that `tensorboard --logdir
     runs` names each run by its directory). Only one process (rank 0) should make one.
 
@@ -70,13 +71,14 @@ class TensorBoardReporter:
         for tag, value in scalar_tags(record).items():
             self._writer.add_scalar(tag, value, step)
 
-    def samples(self, epoch: int, step: int, images: torch.Tensor | np.ndarray, nrow: int | None = None) -> None:
+    def samples(self, epoch: int | None, step: int, images: torch.Tensor | np.ndarray, nrow: int | None = None) -> None:
         """Add a sample grid: images (N, C, H, W) in [0, 1], nrow per row, as the image 'samples' at `step`."""
-        from .viz import image_grid
+        from ..figures.image_grid import image_grid
 
         grid = image_grid(images, nrow or math.ceil(math.sqrt(len(images))))   # (H', W', C) uint8
         self._writer.add_image("samples", grid, step, dataformats="HWC")
-        self._writer.add_scalar("progress/epoch", float(epoch), step)
+        if epoch is not None:
+            self._writer.add_scalar("progress/epoch", float(epoch), step)
 
     def flush(self) -> None:
         self._writer.flush()

@@ -1,4 +1,4 @@
-"""training_tensorboard.py: records written as TensorBoard scalars and images, read back from the event file."""
+"""training/tensorboard.py: records written as TensorBoard scalars and images, read back from the event file."""
 from __future__ import annotations
 
 import io
@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("tensorboardX")
 
 from advnets.errors import AdvnetsError  # noqa: E402
-from advnets.training_tensorboard import TensorBoardReporter, scalar_tags  # noqa: E402
+from advnets.training.tensorboard import TensorBoardReporter, scalar_tags  # noqa: E402
 
 RECORDS = [
     {"kind": "step", "step": 10, "epoch": 0, "d_loss": 1.25, "g_loss": 0.5, "d_real": 0.75, "d_fake": 0.125},
@@ -121,7 +121,7 @@ def test_writer_imports_neither_tensorflow_nor_tensorboard(tmp_path):
 
     import advnets
 
-    code = ("import sys; from advnets.training_tensorboard import TensorBoardReporter; "
+    code = ("import sys; from advnets.training.tensorboard import TensorBoardReporter; "
             f"r = TensorBoardReporter({str(tmp_path)!r}); r.log({{'kind': 'step', 'step': 1, 'd_loss': 1.0}}); "
             "r.close(); print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorboard')))")
     env = {**os.environ, "PYTHONPATH": str(Path(advnets.__file__).parents[1])}     # this checkout's advnets
