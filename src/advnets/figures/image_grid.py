@@ -41,9 +41,16 @@ def save_png(array: np.ndarray, path: str | Path) -> Path:
     return path
 
 
-def save_grid(images: torch.Tensor | np.ndarray, path: str | Path, nrow: int | None = None) -> Path:
-    """Tile images (N, C, H, W) in [0, 1] and save them as one PNG."""
-    return save_png(image_grid(images, nrow), path)
+def upscale(array: np.ndarray, scale: int) -> np.ndarray:
+    """(H, W, C) uint8 -> (scale H, scale W, C): each pixel a scale x scale block (28x28 tiles are small on screen)."""
+    if scale < 1:
+        raise ValueError(f"scale must be at least 1, got {scale}")
+    return array if scale == 1 else np.repeat(np.repeat(array, scale, axis=0), scale, axis=1)
+
+
+def save_grid(images: torch.Tensor | np.ndarray, path: str | Path, nrow: int | None = None, scale: int = 1) -> Path:
+    """Tile images (N, C, H, W) in [0, 1] and save them as one PNG, each pixel `scale` x `scale`."""
+    return save_png(upscale(image_grid(images, nrow), scale), path)
 
 
 def write_sample_pngs(images: torch.Tensor | np.ndarray, out_dir: str | Path, prefix: str = "sample") -> list[Path]:
