@@ -198,11 +198,11 @@ def quick_result():
 def test_proposition_1_trained_d_reaches_d_star(quick_result):
     p1 = quick_result.report["proposition_1"]
     # |D - D*| averaged under (p_data + p_g) / 2. At stage (a), D is only partially accurate: measured
-    # 0.059 / 0.16 / 0.20 over seeds; after D is trained alone: 0.0030 / 0.0037 / 0.0046 (tolerance 0.01)
+    # 0.059 / 0.16 / 0.20 over seeds; after D is trained alone: 0.0030 / 0.0040 / 0.0059 (tolerance 0.01)
     assert p1["mean_gap_before"] > 0.03
     assert p1["mean_gap"] < 0.01 and p1["ok"]
     # the max over the 99% region sits in a tail and varies by seed: before 0.31 / 0.42 / 0.64,
-    # after 0.033 / 0.05 / 0.21; only the drop is asserted
+    # after 0.033 / 0.077 / 0.24; only the drop is asserted
     assert p1["max_gap"] < p1["max_gap_before"]
     lo, hi = p1["region"]
     assert lo < -2 and hi > 2
@@ -211,7 +211,7 @@ def test_proposition_1_trained_d_reaches_d_star(quick_result):
 def test_theorem_1_value_of_trained_d_is_minus_log4_plus_two_jsd(quick_result):
     t1 = quick_result.report["theorem_1"]
     assert t1["integration_error"] < 1e-8                  # C(G) = -log 4 + 2 JSD on the grid: exact
-    # |V(G_s, D) - (-log 4 + 2 JSD)| for the trained D: 0.0002 / 0.0007 / 0.0019 over seeds (tolerance 0.01)
+    # |V(G_s, D) - (-log 4 + 2 JSD)| for the trained D: 0.0002 / 0.0008 / 0.0021 over seeds (tolerance 0.01)
     assert t1["gap"] < 0.01 and t1["ok"]
     # at the end C(G) is near its minimum -log 4: C(G) + log 4 = 2 JSD, the mean over the last 20% of
     # training: 0.022 / 0.038 / 0.077 over seeds
@@ -228,7 +228,7 @@ def test_convergence_from_far_to_near_zero_with_d_near_half(quick_result):
     assert conv["window_measurements"] >= 5
     assert conv["jsd_final_mean"] < 0.08
     assert conv["jsd_final_mean"] < conv["jsd_start"] / 4
-    # D's mean on data and on samples over the same window: within 0.042 of 1/2 for every seed
+    # D's mean over the same window: on data 0.502 / 0.506 / 0.534, on samples 0.451 / 0.480 / 0.494
     assert abs(conv["d_data_final_mean"] - 0.5) < 0.1 and abs(conv["d_samples_final_mean"] - 0.5) < 0.1
     steps = [row[0] for row in conv["history"]]
     assert steps[0] == 0 and steps[-1] == quick_result.settings.max_steps

@@ -77,7 +77,7 @@ QUICK = Settings(max_steps=2000, eval_every=50, eval_samples=50_000, value_sampl
 # What the report checks and the tests assert.
 # Set with margin from the spread over seeds 0-9 (benchmarks/theory_seeds.py); the toy1d preset's learning
 # rate falls 100-fold over the first 2000 iterations so that G settles instead of wandering.
-TOLERANCES = {"proposition_1_mean_gap": 0.01, "theorem_1_gap": 0.01, "final_jsd": 0.05, "final_d_mean": 0.05}
+TOLERANCES = {"proposition_1_mean_gap": 0.01, "theorem_1_gap": 0.01, "final_jsd": 0.05, "final_d_mean": 0.08}
 
 
 @dataclass
