@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from advnets import make_config, train
-from advnets.export import ExportError, export_generator, load_safetensors_generator, write_sample_pngs
+from advnets.export import ExportError, export_generator, load_safetensors_generator
+from advnets.figures.image_grid import write_sample_pngs
 from advnets.models import sample_noise
 from advnets.runs import load_run
 

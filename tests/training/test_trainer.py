@@ -32,9 +32,11 @@ def _assert_same_state(a, b):
     assert (a["epoch"], a["g_updates"], a["d_updates"]) == (b["epoch"], b["g_updates"], b["d_updates"])
 
 
-def _epoch_lines(run_dir):
+def _epoch_lines(run_dir, partial=False):
+    """The metrics lines without their timings; the lines of a run stopped within an epoch only if `partial`."""
     lines = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in l.items() if k not in ("steps_per_s", "seconds")} for l in lines]
+    return [{k: v for k, v in l.items() if k not in ("steps_per_s", "seconds")} for l in lines
+            if partial or not l.get("partial")]
 
 
 def test_run_directory_contents(tmp_path, digits_images, tiny_overrides):
@@ -90,6 +92,9 @@ def test_resume_is_bit_identical(tmp_path, digits_images, tiny_overrides, schedu
     assert resumed.step == train(None, full, resume=True, train_images=digits_images).step
     _assert_same_state(_state(full), _state(part))
     assert _epoch_lines(full) == _epoch_lines(part)
+    stop = _epoch_lines(part, partial=True)[0]                   # the stopped run logged its first 13 steps
+    assert stop["partial"] and stop["step"] == 13 and 0 < stop["epoch"] < 1
+    assert (part / "samples" / "step_00000013.png").is_file()
 
 
 def test_resume_across_epoch_boundary_and_extend(tmp_path, digits_images, tiny_overrides):

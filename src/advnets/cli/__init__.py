@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .figure import add_figure_command
     from .sample import add_sample_command
     from .theory import add_theory_command, add_toy1d_figure
+    from .tools import add_tool_commands
     from .train import add_train_command
 
     parser = argparse.ArgumentParser(
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_theory_command(sub)                          # section 4 checked numerically on the 1-D problem
     add_infer_command(sub)                           # section 7: learned approximate inference E(x) ~ z
     add_semisup_command(sub)                         # section 7: semi-supervised learning with D's features
+    add_tool_commands(sub)                           # report, export
     add_config_command(sub)
     return parser
 

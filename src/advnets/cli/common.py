@@ -25,3 +25,24 @@ def positive(name: str, value: int) -> None:
 def run_split(run, split: str, args: argparse.Namespace):
     """The images of a split of the run's dataset, with the command's --data-dir / --fold."""
     return run.load_split(split, args.data_dir, getattr(args, "fold", None)).images
+
+
+class ProgressBar:
+    """`progress(done, total, note)` callbacks drawn as a tqdm bar on stderr when it is a terminal, else silent."""
+
+    def __init__(self, desc: str):
+        import sys
+
+        self.desc, self.bar, self.on = desc, None, sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int, note: str = "") -> None:
+        if not self.on:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.desc, leave=False, dynamic_ncols=True)
+        self.bar.set_postfix_str(note, refresh=False)
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.bar.close()

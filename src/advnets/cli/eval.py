@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import AdvnetsError
-from .common import add_run_arguments, run_split
+from .common import ProgressBar, add_run_arguments, run_split
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -67,7 +67,7 @@ def _class_accuracy(run, args: argparse.Namespace, out_dir: Path) -> dict:
                            "train with --conditional, or drop --class-accuracy")
     d = run.config.data
     data = dataclasses.replace(d, data_dir=args.data_dir or d.data_dir, fold=d.fold if args.fold is None else args.fold)
-    classifier = load_or_train_classifier(data)
+    classifier = load_or_train_classifier(data, progress=ProgressBar("training the real-data classifier"))
     if classifier.num_classes < run.num_classes:
         raise AdvnetsError(f"the run has {run.num_classes} classes but {d.dataset}'s labels only "
                            f"{classifier.num_classes}", "pass the --data-dir of the data the run was trained on")

@@ -16,7 +16,7 @@ from ..extensions.inpaint import MASKS, inpaint, inpaint_figure, inpaint_report,
 from ..extensions.semisup import LABEL_COUNTS, semisup_report
 from ..figures.image_grid import save_png
 from ..training.checkpoint import save_checkpoint
-from .common import add_run_arguments, positive
+from .common import ProgressBar, add_run_arguments, positive
 
 
 def run_arguments(p: argparse.ArgumentParser, steps: int | None = None) -> None:
@@ -34,7 +34,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     check_images(run)
     run_dir = Path(args.run)
     t0 = time.time()
-    E, history = fit_inferer(run, steps=args.steps, seed=args.seed)
+    E, history = fit_inferer(run, steps=args.steps, seed=args.seed, progress=ProgressBar("fitting E(x) ~ z"))
     fit_s = time.time() - t0
     train_mean = run.load_split("train", args.data_dir, args.fold).images.mean(0)
     real = run.load_split("valid", args.data_dir, args.fold).images[:args.n]

@@ -78,6 +78,8 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
         values["data.download"] = False
     if args.conditional:
         values["model.conditional"] = True
+    if args.no_tensorboard:
+        values["train.tensorboard"] = False
     return values
 
 
@@ -102,6 +104,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     console = ConsoleReporter(progress=sys.stderr.isatty() and not args.no_progress)
     trainer = Trainer(config, run_dir, resume=bool(args.resume), reporter=console)
     t = trainer.config.train
+    if args.resume:
+        _check_work_left(trainer, run_dir)
     print(f"run {run_dir}: {trainer.config.data.dataset}, {len(trainer.data)} training examples, seed {t.seed}, "
           f"{t.schedule} schedule ({'fused step' if trainer.fused else 'autograd'}), device {trainer.device}"
           + (f", resuming at epoch {trainer.epoch} step {trainer.g_updates}" if args.resume else ""), flush=True)
@@ -112,6 +116,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     print(f"done: {result.epoch} epochs, {result.step} steps; samples in {run_dir / 'samples'}")
     return 0
+
+
+def _check_work_left(trainer, run_dir: Path) -> None:
+    """A resumed run that has nothing left to do says why, instead of exiting at once as if it had trained."""
+    from ..errors import RunError
+
+    t = trainer.config.train
+    if trainer.epoch >= t.epochs:
+        raise RunError(f"{run_dir} has already trained {trainer.epoch} epochs (train.epochs is {t.epochs}): "
+                       "nothing to do", f"pass --epochs N with N > {trainer.epoch} to train further")
+    if trainer.reached_max_steps():
+        raise RunError(f"{run_dir} stopped at train.max_steps = {t.max_steps} (step {trainer.g_updates}), which also "
+                       "bounds the resumed run", f"raise it too: --max-steps N with N > {trainer.g_updates}, "
+                       "or --set train.max_steps=null to train all epochs")
 
 
 def _dry_run(args: argparse.Namespace, base_name) -> int:
@@ -134,8 +152,10 @@ def add_train_command(sub) -> None:
     p = sub.add_parser("train", help="train adversarial nets (Algorithm 1)", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Train G and D with Algorithm 1 and write a run directory: config.json, "
-                                   "metrics.jsonl, samples/epoch_XXXX.png, checkpoints/last.pt. Ctrl-C or SIGTERM "
-                                   "stops after the current iteration with a checkpoint.")
+                                   "metrics.jsonl, samples/epoch_XXXX.png, checkpoints/last.pt and TensorBoard "
+                                   "events. Ctrl-C or SIGTERM stops after the current iteration with a checkpoint. "
+                                   "The training set is held in memory as one tensor on the run's device, and "
+                                   "minibatches are gathered from it without a copy per step.")
     p.add_argument("--preset", help="named configuration (see `advnets config --list`), e.g. paper-mnist")
     p.add_argument("--config", metavar="FILE",
                    help="a JSON or YAML config file (a run's config.json, or `advnets config` output) as the base")
@@ -153,6 +173,9 @@ def add_train_command(sub) -> None:
     p.add_argument("--out", help="run directory to create (default runs/DATASET-TIMESTAMP)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch only)")
+    p.add_argument("--no-tensorboard", action="store_true",
+                   help="write no TensorBoard events (train.tensorboard=false); view them with "
+                        "`tensorboard --logdir runs` (pip install tensorboard)")
     p.add_argument("--conditional", action="store_true",
                    help="learn p(x | c): the class label is an input of G and D (model.conditional)")
     p.add_argument("--dry-run", action="store_true", help="two steps on random images, to check the install")

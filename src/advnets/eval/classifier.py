@@ -27,6 +27,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -136,7 +137,8 @@ def _shifted(x: torch.Tensor, shift: int, g: torch.Generator) -> torch.Tensor:
 
 
 def train_classifier(train_images, train_labels, valid_images, valid_labels, *, seed: int = 0,
-                     epochs: int | None = None, recipe: Recipe = Recipe(), progress: bool = False) -> Classifier:
+                     epochs: int | None = None, recipe: Recipe = Recipe(),
+                     progress: Callable[[int, int, str], None] | None = None) -> Classifier:
     """Train `SmallCNN` on (train_images, train_labels) and measure its accuracy on the valid pair.
 
     `epochs` (default: enough for `recipe.steps` updates, at least `recipe.min_epochs`) passes of minibatch Adam
@@ -172,8 +174,8 @@ def train_classifier(train_images, train_labels, valid_images, valid_labels, *, 
                 loss.backward()
                 opt.step()
                 sched.step()
-            if progress:
-                print(f"classifier epoch {epoch + 1}/{epochs}: loss {loss.item():.4f}", flush=True)
+            if progress is not None:                                   # (updates done, total, note)
+                progress((epoch + 1) * steps_per_epoch, total, f"loss {loss.item():.4f}")
     seconds = time.perf_counter() - t0
     clf = Classifier(net.eval(), image_shape, num_classes, 0.0, len(valid_labels))
     clf.held_out_accuracy = class_accuracy(clf, valid_images, valid_labels)["accuracy"]
@@ -229,7 +231,8 @@ def _load(path: Path, key: str) -> Classifier:
 
 
 def load_or_train_classifier(data_config, *, cache_dir: str | Path | None = None, seed: int = 0,
-                             recipe: Recipe = Recipe(), progress: bool = False) -> Classifier:
+                             recipe: Recipe = Recipe(),
+                             progress: Callable[[int, int, str], None] | None = None) -> Classifier:
     """The classifier for `data_config`'s dataset: loaded from the cache, else trained on its train split, checked
     on its valid split and saved. A damaged or foreign cache file gives a `ClassifierCacheWarning` and is
     replaced."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -28,10 +29,11 @@ def build_inferer(in_dim: int, noise_dim: int, hidden: tuple[int, ...] = (1200, 
 
 
 def fit_inferer(run, steps: int = 2000, batch_size: int = 100, lr: float = 1e-3, seed: int = 0,
-                hidden: tuple[int, ...] = (1200, 1200)) -> tuple[nn.Sequential, list[float]]:
+                hidden: tuple[int, ...] = (1200, 1200),
+                progress: Callable[[int, int, str], None] | None = None) -> tuple[nn.Sequential, list[float]]:
     """Fit E on fresh pairs (G(z), z), z ~ p_z, G frozen; minimise E_z ||E(G(z)) - z||^2 / noise_dim.
 
-    Returns E (in eval mode) and the training loss every 100 steps."""
+    Returns E (in eval mode) and the training loss every 100 steps; `progress(done, total, note)` is called then."""
     m = run.config.model
     d = math.prod(run.image_shape)
     E = build_inferer(d, m.noise_dim, hidden, seed).to(run.device)
@@ -49,6 +51,8 @@ def fit_inferer(run, steps: int = 2000, batch_size: int = 100, lr: float = 1e-3,
         opt.step()
         if step % 100 == 0 or step == steps - 1:
             history.append(round(loss.item(), 5))
+            if progress is not None:
+                progress(step + 1, steps, f"loss {history[-1]:.4f}")
     return E.eval(), history
 
 

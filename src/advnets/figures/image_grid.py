@@ -41,6 +41,27 @@ def save_png(array: np.ndarray, path: str | Path) -> Path:
     return path
 
 
-def save_grid(images: torch.Tensor | np.ndarray, path: str | Path, nrow: int | None = None) -> Path:
-    """Tile images (N, C, H, W) in [0, 1] and save them as one PNG."""
-    return save_png(image_grid(images, nrow), path)
+def upscale(array: np.ndarray, scale: int) -> np.ndarray:
+    """(H, W, C) uint8 -> (scale H, scale W, C): each pixel a scale x scale block (28x28 tiles are small on screen)."""
+    if scale < 1:
+        raise ValueError(f"scale must be at least 1, got {scale}")
+    return array if scale == 1 else np.repeat(np.repeat(array, scale, axis=0), scale, axis=1)
+
+
+def save_grid(images: torch.Tensor | np.ndarray, path: str | Path, nrow: int | None = None, scale: int = 1) -> Path:
+    """Tile images (N, C, H, W) in [0, 1] and save them as one PNG, each pixel `scale` x `scale`."""
+    return save_png(upscale(image_grid(images, nrow), scale), path)
+
+
+def write_sample_pngs(images: torch.Tensor | np.ndarray, out_dir: str | Path, prefix: str = "sample") -> list[Path]:
+    """Write images (N, C, H, W) in [0, 1] as one PNG each, `<prefix>_00000.png`, ..., each atomically.
+
+    Values outside [0, 1] are clipped: map a contrast-normalised run's samples with `advnets.data.for_display`
+    first."""
+    x = images.detach().cpu().float().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, np.float32)
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"expected images of shape (N, 1 or 3, H, W), got {x.shape}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pixels = (np.clip(x, 0.0, 1.0) * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)   # (N, H, W, C)
+    return [save_png(p, out_dir / f"{prefix}_{i:05d}.png") for i, p in enumerate(pixels)]

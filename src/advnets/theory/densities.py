@@ -8,6 +8,7 @@ On a grid x_0 < ... < x_{n-1} (uniform spacing), with p_data known exactly and p
 * `optimal_discriminator`: Proposition 1, D*_G(x) = p_data(x) / (p_data(x) + p_g(x)).
 * `value_on_grid`: V(G, D) = integral of p_data log D + p_g log(1 - D) (paper eq. 1 with x = G(z)).
 * `virtual_criterion`: C(G) = V(G, D*_G), which Theorem 1 says equals -log 4 + 2 JSD(p_data || p_g).
+* `proposition1_mean_gap`: |D - D*_G| averaged under (p_data + p_g) / 2.
 * `mass_region`: where (p_data + p_g) / 2 carries a given share (99%) of the mass, densest points first.
 * `generator_grad_norms`: section 3's saturation, the gradient norm reaching G under both G losses.
 
@@ -158,6 +159,17 @@ def proposition1_gap(d: np.ndarray, p_data: np.ndarray, p_g: np.ndarray, grid: n
     """max |D(x) - D*_G(x)| over the region where p_data + p_g carries `mass` of the mass."""
     region = mass_region(p_data, p_g, grid, mass)
     return float(np.max(np.abs(np.asarray(d) - optimal_discriminator(p_data, p_g))[region]))
+
+
+def proposition1_mean_gap(d: np.ndarray, p_data: np.ndarray, p_g: np.ndarray, grid: np.ndarray) -> float:
+    """The mean of |D(x) - D*_G(x)| under m = (p_data + p_g) / 2: integral of m |D - D*| / integral of m.
+
+    Unlike the max over a region, the tails where both densities are small (few samples, D* steep) weigh
+    what they carry, so this is a stable measure of how close a trained D is to D* everywhere it matters.
+    """
+    m = 0.5 * (np.asarray(p_data, dtype=np.float64) + np.asarray(p_g, dtype=np.float64))
+    gap = np.abs(np.asarray(d, dtype=np.float64) - optimal_discriminator(p_data, p_g))
+    return trapezoid(m * gap, grid) / trapezoid(m, grid)
 
 
 # ----- section 3: saturation

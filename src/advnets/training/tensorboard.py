@@ -63,7 +63,15 @@ class TensorBoardReporter(Reporter):
             raise AdvnetsError("TensorBoard logging needs the Python package 'tensorboardX', which is not "
                                "installed", "pip install tensorboardX, or turn TensorBoard logging off") from None
         self.log_dir = Path(log_dir)
-        self._writer = SummaryWriter(logdir=str(self.log_dir), purge_step=purge_step, flush_secs=flush_secs)
+        self._open = lambda: SummaryWriter(logdir=str(self.log_dir), purge_step=purge_step, flush_secs=flush_secs)
+        self._opened = None
+
+    @property
+    def _writer(self):
+        """The event file is created at the first record or image, so a run that never starts leaves none."""
+        if self._opened is None:
+            self._opened = self._open()
+        return self._opened
 
     def log(self, record: dict) -> None:
         """Add the scalars of one metrics record (a "step" or "epoch" line of metrics.jsonl)."""
@@ -81,10 +89,13 @@ class TensorBoardReporter(Reporter):
             self._writer.add_scalar("progress/epoch", float(epoch), step)
 
     def flush(self) -> None:
-        self._writer.flush()
+        if self._opened is not None:
+            self._opened.flush()
 
     def close(self) -> None:
-        self._writer.close()
+        if self._opened is not None:
+            self._opened.close()
+            self._opened = None
 
     def __enter__(self) -> "TensorBoardReporter":
         return self
