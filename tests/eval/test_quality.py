@@ -132,6 +132,14 @@ def test_against_prdc_package(capsys):
     assert ours["density"] == pytest.approx(theirs["density"], rel=1e-14)   # one count, summed in another order
 
 
+def test_unbiased_mmd_against_torchmetrics():
+    kid = pytest.importorskip("torchmetrics.image.kid")              # not a test dependency: runs where installed
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(500, 64)), rng.normal(size=(500, 64)) * 1.1 + 0.05
+    theirs = float(kid.poly_mmd(torch.from_numpy(a), torch.from_numpy(b), degree=3, coef=1.0))   # gamma = 1 / D
+    assert polynomial_mmd2_unbiased(a, b) == pytest.approx(theirs, rel=1e-10)
+
+
 def test_identical_sets_and_a_dropped_mode():
     rng = np.random.default_rng(0)
     real = np.concatenate([rng.normal(size=(300, 6)), rng.normal(size=(300, 6)) + 20])   # two far clusters
