@@ -33,7 +33,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
               f"held-out images {n['held_out_mean_nn_distance']:.3f} (ratio {n['ratio']:.3f})")
     if args.class_accuracy:
         _class_accuracy(run, args, out_dir)
-    if args.parzen or not (args.nearest or args.class_accuracy):
+    if args.quality:
+        _quality(run, args, out_dir)
+    if args.parzen or not (args.nearest or args.class_accuracy or args.quality):
         sigmas = (np.array([float(v) for v in args.sigmas.split(",")]) if args.sigmas
                   else sigma_grid(args.sigma_low, args.sigma_high, args.sigma_num))
         valid, test = run_split(run, "valid", args), run_split(run, "test", args)
@@ -89,6 +91,45 @@ def _class_accuracy(run, args: argparse.Namespace, out_dir: Path) -> dict:
     return report
 
 
+def _quality(run, args: argparse.Namespace, out_dir: Path) -> dict:
+    """Class coverage and sample-quality metrics on the real-data classifier's features, each beside its real-vs-real
+    floor; written to RUN/eval/quality.json."""
+    import dataclasses
+    import json
+
+    from ..eval.classifier import load_or_train_classifier
+    from ..eval.sample_quality import sample_report
+    from ..fileio import atomic_write_text
+
+    d = run.config.data
+    if d.dataset in ("toy1d", "grid", "ring"):
+        raise AdvnetsError(f"--quality compares images through a classifier; {args.run} was trained on {d.dataset}",
+                           "use --coverage for the 2-D mixtures")
+    data = dataclasses.replace(d, data_dir=args.data_dir or d.data_dir, fold=d.fold if args.fold is None else args.fold)
+    classifier = load_or_train_classifier(data, progress=ProgressBar("training the real-data classifier"))
+    train = run.load_split("train", args.data_dir, args.fold)
+    valid, test = run_split(run, "valid", args), run_split(run, "test", args)
+    report = {"run": str(args.run), "epoch": run.epoch, "step": run.step, "dataset": d.dataset, "seed": args.seed,
+              **sample_report(run.sample(args.n_samples, seed=args.seed).numpy(), classifier, valid, test,
+                              train.labels, seed=args.seed)}
+    atomic_write_text(out_dir / "quality.json", json.dumps(report, indent=1) + "\n")
+    q, c = report["quality"], report["class_coverage"]
+    print(f"{'':24}{'samples':>12}{'real (test vs valid)':>24}")
+    print(f"{'classes captured':24}{c['classes_captured']:>12}{c['floor']['classes_captured']:>24}   "
+          f"(of {len(c['histogram'])})")
+    print(f"{'class KL to the data':24}{_fmt(c['kl']):>12}{_fmt(c['floor']['kl']):>24}")
+    for key, name in (("fd", "Frechet distance"), ("kid", "KID"), ("precision", "precision (k=3)"),
+                      ("recall", "recall (k=3)"), ("density", "density (k=5)"), ("coverage", "coverage (k=5)")):
+        print(f"{name:24}{_fmt(q[key]):>12}{_fmt(q['floor'][key]):>24}")
+    print(f"features: the classifier's penultimate layer (held-out accuracy {classifier.held_out_accuracy:.1%}); "
+          f"wrote {out_dir / 'quality.json'}")
+    return report
+
+
+def _fmt(value) -> str:
+    return value if isinstance(value, str) else f"{value:.4g}"
+
+
 def add_eval_command(sub) -> None:
     p = sub.add_parser("eval", help="Parzen-window log-likelihood (Table 1) and a memorisation check",
                        description="Parzen-window estimate of the test log-likelihood (docs/design.md §2): N samples "
@@ -101,6 +142,10 @@ def add_eval_command(sub) -> None:
     p.add_argument("--class-accuracy", action="store_true",
                    help="conditional runs: how often a classifier trained on the real data (by advnets, cached) "
                         "recognises the class each sample was drawn for")
+    p.add_argument("--quality", action="store_true",
+                   help="image runs: class coverage (classes captured, KL to the data's class frequencies) and Frechet "
+                        "distance, KID, precision/recall, density/coverage on the features of a classifier trained "
+                        "on the real data (by advnets, cached), each beside real test-vs-valid images")
     p.add_argument("--per-class", type=int, default=1000, help="--class-accuracy: samples per class (default 1000)")
     p.add_argument("--n-samples", type=int, default=10000, help="samples drawn from G (default 10000)")
     p.add_argument("--sigmas", help="comma-separated sigma values (default: the grid below)")
