@@ -38,3 +38,33 @@ def square_gflops(n: int = 2048) -> float:
     for _ in range(3):
         torch.mm(a, b)
     return 3 * 2 * n ** 3 / (time.perf_counter() - start) / 1e9
+
+
+# The matrix products among the profiled ops: what the matmul bound counts (addmv: the bias sums, matrix x vector)
+MATMUL_OPS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::addmv", "aten::mv", "aten::mkldnn_convolution",
+              "aten::convolution_backward")
+
+
+def op_profile(step, steps: int, top: int = 15) -> dict:
+    """Where one call of `step()` spends its time, per ATen op (torch.profiler), averaged over `steps` calls.
+
+    Self CPU time of each op (its own work, children excluded), ms per step, the `top` largest listed; the
+    profiler adds a few microseconds per op, so the sum exceeds the unprofiled step time a little."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    ops = sorted(((e.key, e.self_cpu_time_total / 1e3 / steps, e.count / steps) for e in prof.key_averages()),
+                 key=lambda e: -e[1])
+    total = sum(ms for _, ms, _ in ops)
+    matmul = sum(ms for name, ms, _ in ops if name in MATMUL_OPS)
+    return {
+        "profiled_ms_per_step": round(total, 3),
+        "matmul_ops_ms_per_step": round(matmul, 3),
+        "other_ops_ms_per_step": round(total - matmul, 3),
+        "other_share": round((total - matmul) / total, 3),
+        "ops_per_step": round(sum(n for _, _, n in ops), 1),
+        "top_ops": {name: {"ms_per_step": round(ms, 3), "share": round(ms / total, 3), "calls_per_step": round(n, 1)}
+                    for name, ms, n in ops[:top]},
+    }

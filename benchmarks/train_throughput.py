@@ -7,6 +7,8 @@ Prints one JSON object:
   bound_steps_per_s       matmul_gflops / flops_per_step: no step can be faster than this
   fraction_of_bound       steps_per_s / bound_steps_per_s
   baseline_*              the same iteration through autograd (no fused backward), measured in this run
+  profile                 where the fused step's time goes: self CPU ms per step of each ATen op (torch.profiler),
+                          the matrix products against everything else (--profile-steps 0 leaves it out)
 The step and its matmul bound alternate in rounds and each keeps its best round (the machine is noisy); the
 autograd baseline is timed after them, in the same process.
 
@@ -33,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from advnets.config import make_config  # noqa: E402
 from advnets.training import Trainer  # noqa: E402
-from timing import square_gflops, time_gemms, time_steps  # noqa: E402  (benchmarks/ is on sys.path)
+from timing import op_profile, square_gflops, time_gemms, time_steps  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def gemm_shapes(trainer: Trainer) -> list[tuple[str, int, int, int]]:
@@ -77,6 +79,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="default 5 (3 with --preset)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--conditional", action="store_true", help="the conditional networks (model.conditional)")
+    parser.add_argument("--profile-steps", type=int, default=20, help="iterations profiled per op (0: none)")
     parser.add_argument("--preset", default="paper-mnist",
                         help="paper-mnist (this file) | paper-cifar10-conv | paper-cifar10-fc | paper-tfd")
     args = parser.parse_args()
@@ -109,6 +112,7 @@ def main() -> None:
         for _ in range(args.rounds):
             best["gemm"] = min(best["gemm"], time_gemms(shapes, args.steps))
             best["fused"] = min(best["fused"], time_steps(fused, args.steps))
+        profile = op_profile(lambda: time_steps(fused, 1), args.profile_steps) if args.profile_steps else None
         del fused
         autograd = make_trainer(Path(tmp), "autograd", False, images, labels)
         time_steps(autograd, 10)
@@ -133,6 +137,7 @@ def main() -> None:
         "square_matmul_gflops_2048": round(square_gflops(), 1),
         "baseline_autograd_steps_per_s": round(1 / best["autograd"], 2),
         "speedup_over_autograd": round(best["autograd"] / best["fused"], 2),
+        "profile": profile,
         "gemms": [f"{name}: {m}x{k} @ {k}x{n}" for name, m, k, n in shapes],
     }, indent=1))
 

@@ -6,10 +6,19 @@
 """
 __version__ = "0.1.0"
 
-from .config import Config, make_config, preset_names  # noqa: E402
-from .errors import AdvnetsError  # noqa: E402
-from .runs import load_run  # noqa: E402
-from .training import Reporter, Trainer, train  # noqa: E402
+# The names below load on first use (PEP 562), so that `import advnets` does not import torch: the command line
+# sets OpenMP's wait policy first (threads.py), which the OpenMP runtime reads once, when torch loads it.
+_EXPORTS = {"Config": "config", "make_config": "config", "preset_names": "config", "AdvnetsError": "errors",
+            "load_run": "runs", "Reporter": "training", "Trainer": "training", "train": "training"}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'advnets' has no attribute {name!r}")
+
 
 __all__ = ["AdvnetsError", "Config", "Reporter", "Trainer", "load_run", "make_config", "preset_names", "train",
            "__version__"]

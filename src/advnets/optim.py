@@ -39,6 +39,12 @@ class MomentumSGD(torch.optim.Optimizer):
         return state["velocity"], group["momentum"], -group["lr"]
 
     @torch.no_grad()
+    def apply_velocity_to(self, p: torch.Tensor) -> None:
+        """p <- p + v for one parameter, once velocity_target received its gradient (the fused step calls it
+        layer by layer, while v is still in the CPU's cache)."""
+        p.add_(self.state[p]["velocity"])
+
+    @torch.no_grad()
     def apply_velocity(self) -> None:
         """p <- p + v for every parameter, after velocity_target received this update's gradients."""
         for group in self.param_groups:

@@ -92,3 +92,16 @@ def test_linear_generator_output():
     with torch.no_grad():
         g.layers[-1].bias.fill_(5.0)
     assert g(torch.zeros(2, 1)).min().item() >= 4.0      # not squashed into (0, 1)
+
+
+def test_dropout_mask_is_its_16_bit_draws_against_the_threshold():
+    # The mask is written from the comparison in one pass; it must equal the plain formula on the same draws
+    # (16 bits per unit, include_prob rounded to a multiple of 1/65536), so runs stay bit-identical.
+    g = torch.Generator().manual_seed(3)
+    state = g.get_state()
+    mask = dropout_mask((7, 9), 0.8, 1.25, g)
+    g.set_state(state)
+    words = torch.randint(-(1 << 63), (1 << 63) - 1, ((63 + 3) // 4,), dtype=torch.int64, generator=g)
+    bits = words.view(torch.int16)[:63].view(7, 9)
+    expected = (bits < round(0.8 * 65536) - 32768).to(torch.float32) * 1.25
+    assert mask.dtype == torch.float32 and torch.equal(mask, expected)

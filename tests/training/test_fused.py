@@ -98,3 +98,35 @@ def test_momentum_inside_the_gradient_products_equals_optimizer_step(small_nets)
     for a, b, s in zip(*results, start):
         assert not torch.equal(a, s)
         assert torch.allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_layer_by_layer_update_is_bitwise_the_update_after_the_step(num_classes, small_nets):
+    # `done` lets the optimiser add each velocity as soon as its gradient is written; the weights must be exactly
+    # those of adding all velocities after the step (each layer's input gradient is taken before its update).
+    from advnets.optim import MomentumSGD
+
+    g, d, gen = small_nets(num_classes=num_classes)
+    g, d = g.float(), d.float()
+    x = torch.rand(10, 64, generator=gen)
+    z = torch.randn(10, 100, generator=gen)
+    labels = torch.randint(max(num_classes, 1), (20,), generator=gen) if num_classes else None
+    kw = {} if labels is None else {"real_labels": labels[:10], "fake_labels": labels[10:]}
+    masks = d.draw_masks(20, gen)
+    params = list(g.parameters()) + list(d.parameters())
+    start = [p.detach().clone() for p in params]
+    results = []
+    for layer_by_layer in (False, True):
+        with torch.no_grad():
+            for p, s in zip(params, start):
+                p.copy_(s)
+        opt = MomentumSGD(params, lr=0.1, momentum=0.5)
+        for _ in range(3):
+            done = opt.apply_velocity_to if layer_by_layer else None
+            simultaneous_grads_fused(g, d, x, z, masks, "non-saturating", opt.velocity_target, done=done, **kw)
+            if not layer_by_layer:
+                opt.apply_velocity()
+        results.append([p.detach().clone() for p in params])
+    for a, b, s in zip(*results, start):
+        assert not torch.equal(a, s)
+        assert torch.equal(a, b)

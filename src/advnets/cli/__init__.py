@@ -49,6 +49,9 @@ def _one_line_warnings(previous):
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
+    from ..threads import prefer_passive_wait
+
+    prefer_passive_wait()                            # before torch loads OpenMP: no collapse on a busy machine
     args = build_parser().parse_args(argv)
     previous, warnings.formatwarning = warnings.formatwarning, _one_line_warnings(warnings.formatwarning)
     try:

@@ -92,6 +92,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.preset and args.config:
         raise AdvnetsError("--preset and --config both give a base configuration", "pass one of them")
     base_name = args.config or args.preset
+    from ..threads import set_torch_threads
+
+    threads = set_torch_threads(args.threads)
     if args.dry_run:
         return _dry_run(args, base_name)
     if args.resume:
@@ -108,6 +111,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         _check_work_left(trainer, run_dir)
     print(f"run {run_dir}: {trainer.config.data.dataset}, {len(trainer.data)} training examples, seed {t.seed}, "
           f"{t.schedule} schedule ({'fused step' if trainer.fused else 'autograd'}), device {trainer.device}"
+          f" ({threads} CPU threads)"
           + (f", resuming at epoch {trainer.epoch} step {trainer.g_updates}" if args.resume else ""), flush=True)
     result = trainer.run()
     if result.interrupted:
@@ -178,5 +182,8 @@ def add_train_command(sub) -> None:
                         "`tensorboard --logdir runs` (pip install tensorboard)")
     p.add_argument("--conditional", action="store_true",
                    help="learn p(x | c): the class label is an input of G and D (model.conditional)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for torch (default: one per CPU that is idle when training starts; "
+                        "OMP_NUM_THREADS also sets it)")
     p.add_argument("--dry-run", action="store_true", help="two steps on random images, to check the install")
     p.set_defaults(func=cmd_train)

@@ -16,7 +16,9 @@ How the fast path stays fast and exact (float32; measured within ~1e-4 nats of a
   the distance to the nearest sample, and to every sample within 25 nats of it at the smallest sigma, is recomputed
   from explicit differences of the raw inputs in float64 (a block with > 16 such per point goes to float64 whole);
 - chunks are merged with a float64 logaddexp (an online logsumexp), so memory is bounded by the block size;
-- the exponent is clamped at -80 (negligible terms; float32 exp is ~10x slower when it underflows);
+- the exponent is clamped at -80 (negligible terms; float32 exp is ~10x slower when it underflows), and the
+  exponential is taken as exp2 of the exponent times log2(e) (on CPU torch's float32 exp2 is ~10x faster than exp;
+  they differ by a few float32 ulps, ~1e-7 relative, far inside the ~1e-4 nats the tests hold it to);
   log n and d * log(sigma sqrt(2 pi)) are float64.
 """
 from __future__ import annotations
@@ -40,6 +42,7 @@ ArrayLike = Union[np.ndarray, torch.Tensor]
 BATCH_SIZE = 256
 SAMPLE_CHUNK = 2048
 _EXP_FLOOR = -80.0
+_LOG2_E = 1.0 / math.log(2.0)
 _NEAR_NATS = 25.0  # terms further below the largest than this (at the smallest sigma) are not refined
 _REFINE_ABOVE_NATS = 1e-3  # refine only where float32's error could cost more than this
 _MAX_NEAR_PER_POINT = 16
@@ -70,8 +73,9 @@ def _as_2d(x: ArrayLike, name: str, device: torch.device, dim: int | None = None
     t = t.reshape(t.shape[0], -1)  # (N, d)
     if dim is not None and t.shape[1] != dim:
         raise ParzenInputError(f"{name} has {t.shape[1]} dimensions, the samples {dim}", "flatten both the same way")
-    # a float64 sum is finite iff every value is (bar float64 overflow, then the exact check): one fast pass
-    if t.is_floating_point() and not (math.isfinite(t.sum(dtype=torch.float64)) or bool(torch.isfinite(t).all())):
+    # a sum is finite iff every value is (bar overflow, then the exact check): one pass, in the input's own dtype
+    # (a float64 sum of float32 data converts every value first, ~5% of the whole protocol)
+    if t.is_floating_point() and not (math.isfinite(t.sum()) or bool(torch.isfinite(t).all())):
         raise ParzenInputError(f"{name} contains NaN or infinite values", "check the generator / data for divergence")
     return t
 
@@ -142,7 +146,8 @@ def _log_likelihood(s: _Samples, points: torch.Tensor, sigmas: np.ndarray, batch
             t = buf[B * C:2 * B * C].view(B, C)
             sums = torch.empty(len(c), B, dtype=s.dtype, device=dev)  # (K, B)
             for k, ck in enumerate(c):
-                torch.mul(delta, -ck, out=t).clamp_(min=_EXP_FLOOR).exp_()
+                # e^(-ck delta) as 2^(-ck log2(e) delta): torch 2.13's float32 exp2 is ~10x faster than its exp
+                torch.mul(delta, -ck * _LOG2_E, out=t).clamp_(min=_EXP_FLOOR * _LOG2_E).exp2_()
                 torch.sum(t, dim=1, out=sums[k])
             # the chunk's logsumexp_i(-||x - s_i||^2 / (2 sigma^2)) = -m/(2 sigma^2) + log sum_i exp(-delta/(2 sigma^2))
             acc = torch.logaddexp(acc, sums.to(f64).log_() - c64 * m)  # (K, B)

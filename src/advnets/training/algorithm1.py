@@ -52,11 +52,9 @@ class Algorithm1:
             (x, c), z, masks = data.batch(perm, position, m), self.noise(m), d.draw_masks(2 * m, rng)
             c_fake = data.sample_classes(m, rng)                           # None, as c, when unconditional
             if self.fused and hasattr(self.opt_d, "velocity_target") and hasattr(self.opt_g, "velocity_target"):
-                # momentum SGD inside the gradient products: v <- mu v - lr g, then p <- p + v
+                # momentum SGD inside the gradient products: v <- mu v - lr g, then p <- p + v layer by layer
                 stats = simultaneous_grads_fused(g, d, x, z, masks, t.generator_loss, self._velocity,
-                                                 real_labels=c, fake_labels=c_fake)
-                self.opt_d.apply_velocity()
-                self.opt_g.apply_velocity()
+                                                 real_labels=c, fake_labels=c_fake, done=self._apply_velocity)
             else:
                 grads = simultaneous_grads_fused if self.fused else simultaneous_grads_autograd
                 stats = grads(g, d, x, z, masks, t.generator_loss, real_labels=c, fake_labels=c_fake)
@@ -88,3 +86,6 @@ class Algorithm1:
 
     def _velocity(self, p: torch.Tensor) -> tuple[torch.Tensor, float, float]:
         return self._owner[p].velocity_target(p)
+
+    def _apply_velocity(self, p: torch.Tensor) -> None:
+        self._owner[p].apply_velocity_to(p)

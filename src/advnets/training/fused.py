@@ -48,18 +48,39 @@ def _masked(h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return h if mask is None else h * mask
 
 
+def _d_input(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None,
+             labels: torch.Tensor | None) -> torch.Tensor:
+    """D's input [x; y] * mask (then the one-hot labels, not dropped out), written in one pass: (2m, d [+ c])."""
+    m, pixels = x.shape
+    if mask is None and labels is None:
+        return torch.cat([x, y])
+    u = torch.empty(2 * m, pixels + (0 if labels is None else labels.shape[1]), dtype=y.dtype, device=y.device)
+    if mask is None:
+        u[:m, :pixels], u[m:, :pixels] = x, y
+    else:
+        torch.mul(x, mask[:m], out=u[:m, :pixels])
+        torch.mul(y, mask[m:], out=u[m:, :pixels])
+    if labels is not None:
+        u[:, pixels:] = labels
+    return u
+
+
 
 @torch.no_grad()
 def simultaneous_grads_fused(g: MLPGenerator, d: MaxoutDiscriminator, x_real: torch.Tensor,
                              z: torch.Tensor, masks: list[torch.Tensor | None],
                              loss_kind: str, target: GradTarget = grad_target,
                              real_labels: torch.Tensor | None = None,
-                             fake_labels: torch.Tensor | None = None) -> StepStats:
+                             fake_labels: torch.Tensor | None = None,
+                             done: Callable[[torch.Tensor], None] | None = None) -> StepStats:
     """One simultaneous update's gradients for G and D, by hand (see the module docstring).
 
     x_real: (m, d) data, z: (m, noise_dim) noise, masks: D's dropout masks for the (2m, .) batch
     [data; samples]. Both gradients are taken at the current parameters and written where `target`
     says (default: each parameter's .grad). Conditional nets also take the labels, (m,) each.
+    `done(p)`, when given, is called as soon as the step has written p's gradient and will not read p again
+    (each layer's input gradient is taken before its weight gradient): the optimiser can then update p while
+    p's gradient is still in the CPU's cache.
     """
     m = x_real.shape[0]
     # --- G forward: x = G(z) or G([z; c])
@@ -74,10 +95,8 @@ def simultaneous_grads_fused(g: MLPGenerator, d: MaxoutDiscriminator, x_real: to
     y = torch.addmm(out.bias, h, out.weight.t()).sigmoid_()         # (m, d)
 
     # --- D forward on [data; samples] with one set of masks (the one-hot labels are not dropped out)
-    u = _masked(torch.cat([x_real.reshape(m, -1), y]), masks[0])     # (2m, d)
-    c_both = one_hot(both_labels(real_labels, fake_labels), d.num_classes, u.dtype)
-    if c_both is not None:
-        u = torch.cat([u, c_both], 1)                                  # (2m, d + classes)
+    c_both = one_hot(both_labels(real_labels, fake_labels), d.num_classes, y.dtype)
+    u = _d_input(x_real.reshape(m, -1), y, masks[0], c_both)          # (2m, d [+ classes])
     d_inputs, pre, post = [u], [], []
     for i, layer in enumerate(d.hidden):
         zl = torch.addmm(layer.bias, u, layer.weight.t()).view(2 * m, d.pieces, -1)  # (2m, P, U)
@@ -97,20 +116,21 @@ def simultaneous_grads_fused(g: MLPGenerator, d: MaxoutDiscriminator, x_real: to
     g_g = generator_loss_logit_grad(loss_kind, fake)                  # (m,)
 
     # --- one backward pass of unit deltas J = dlogit/d(.) through D
+    finish = done or (lambda p: None)
     ones = torch.ones(2 * m, dtype=g_d.dtype, device=g_d.device)
-    _put_mv(target, d.output.weight, d_inputs[-1].t(), g_d)
-    _put_mv(target, d.output.bias, g_d.unsqueeze(0), ones)
     j_a = d.output.weight.expand(2 * m, -1)                           # (2m, U) dlogit/du
     for i in range(len(d.hidden) - 1, -1, -1):
         layer = d.hidden[i]
         if masks[i + 1] is not None:
             j_a = j_a * masks[i + 1]                                  # dlogit/da
+        if i == len(d.hidden) - 1:                                    # D's output layer is no longer read
+            _put_mv(target, d.output.weight, d_inputs[-1].t(), g_d)
+            _put_mv(target, d.output.bias, g_d.unsqueeze(0), ones)
+            finish(d.output.weight)
+            finish(d.output.bias)
         # the winning piece of each maxout unit passes the delta on (== written as float: 4x faster)
         winner = torch.eq(pre[i], post[i].unsqueeze(1), out=torch.empty_like(pre[i]))  # (2m, P, U)
         j_z = winner.mul_(j_a.unsqueeze(1)).view(2 * m, -1)                                # (2m, P*U)
-        # D's weight gradient: sum_n g_d[n] * J_z[n] (x) input[n]
-        _put_mm(target, layer.weight, j_z.t(), d_inputs[i] * g_d.unsqueeze(1))
-        _put_mv(target, layer.bias, j_z.t(), g_d)
         if i > 0:
             j_a = j_z @ layer.weight                                  # (2m, U_prev) dlogit/du
         else:
@@ -118,6 +138,11 @@ def simultaneous_grads_fused(g: MLPGenerator, d: MaxoutDiscriminator, x_real: to
             j_x = j_z[m:] @ w_x                                       # (m, d) dlogit/du on samples only
             if masks[0] is not None:
                 j_x = j_x * masks[0][m:]
+        # D's weight gradient: sum_n g_d[n] * J_z[n] (x) input[n]
+        _put_mm(target, layer.weight, j_z.t(), d_inputs[i] * g_d.unsqueeze(1))
+        _put_mv(target, layer.bias, j_z.t(), g_d)
+        finish(layer.weight)
+        finish(layer.bias)
     # G's loss: dL_G/dy = g_g * dlogit/dy  (D's weight gradients never enter)
     delta = torch.ops.aten.sigmoid_backward(j_x.mul_(g_g.unsqueeze(1)), y)  # (m, d) through the sigmoid
 
@@ -125,10 +150,14 @@ def simultaneous_grads_fused(g: MLPGenerator, d: MaxoutDiscriminator, x_real: to
     inputs = [g_input, *g_hidden]
     for j in range(len(g.layers) - 1, -1, -1):
         layer = g.layers[j]
+        next_delta = None
+        if j > 0:
+            next_delta = torch.ops.aten.threshold_backward(delta @ layer.weight, inputs[j], 0)  # through the ReLU
         _put_mm(target, layer.weight, delta.t(), inputs[j])
         _put_mv(target, layer.bias, delta.t(), ones[:m])
-        if j > 0:
-            delta = torch.ops.aten.threshold_backward(delta @ layer.weight, inputs[j], 0)  # through the ReLU
+        finish(layer.weight)
+        finish(layer.bias)
+        delta = next_delta
 
     return StepStats(
         d_loss=discriminator_loss(real, fake), g_loss=generator_loss(loss_kind, fake),
