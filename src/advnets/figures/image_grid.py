@@ -44,3 +44,11 @@ def save_png(array: np.ndarray, path: str | Path) -> Path:
 def save_grid(images: torch.Tensor | np.ndarray, path: str | Path, nrow: int | None = None) -> Path:
     """Tile images (N, C, H, W) in [0, 1] and save them as one PNG."""
     return save_png(image_grid(images, nrow), path)
+
+
+def save_pngs(images: torch.Tensor | np.ndarray, out_dir: str | Path, start: int = 0) -> list[Path]:
+    """One PNG per image (N, C, H, W) in [0, 1]: out_dir/sample_00000.png, ... numbered from `start`, each
+    written atomically."""
+    out_dir = Path(out_dir)
+    return [save_png(image_grid(image[None], nrow=1, padding=0), out_dir / f"sample_{start + i:05d}.png")
+            for i, image in enumerate(images)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import pickle
 import zipfile
 from pathlib import Path
@@ -87,8 +88,9 @@ def _optimizer_state(v) -> bool:
 FIELD_TYPES = {
     "config": (lambda v: isinstance(v, str), "a JSON string"),
     "image_shape": (lambda v: isinstance(v, (list, tuple)) and 1 <= len(v) <= 3
-                    and all(_count(n) and n > 0 for n in v), "a list of 1 to 3 positive whole numbers"),
-    "num_classes": (_count, "a whole number >= 0"),
+                    and all(_count(n) and n > 0 for n in v) and math.prod(v) <= 1 << 24,
+                    "a list of 1 to 3 positive whole numbers (at most 2^24 values in all)"),
+    "num_classes": (lambda v: _count(v) and v <= 1 << 16, "a whole number from 0 to 65536"),
     "generator": (_state_dict, "a dict of tensors"), "discriminator": (_state_dict, "a dict of tensors"),
     "opt_g": (_optimizer_state, "an optimizer state"), "opt_d": (_optimizer_state, "an optimizer state"),
     "rng": (_tensor(torch.uint8), "a uint8 tensor"), "fixed_noise": (_tensor(), "a tensor"),
