@@ -40,7 +40,7 @@ def test_failed_start_releases_and_removes_what_it_created(tmp_path, digits_imag
     with pytest.raises(Exception, match="fewer than one iteration"):
         Trainer(config, tmp_path / "new", train_images=digits_images)
     assert not (tmp_path / "new").exists()
-    with pytest.raises(RunError, match="does not exist"):
+    with pytest.raises(RunError, match="no such directory"):
         Trainer(None, tmp_path / "nothing", resume=True, train_images=digits_images)
     assert not (tmp_path / "nothing").exists()
     (tmp_path / "file").write_text("x")

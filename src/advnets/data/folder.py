@@ -7,7 +7,8 @@
 - Channels: 1 (grey) or 3 (RGB); 0 picks 1 when every image is grey (including RGB files with R = G = B),
   else 3. Grey from colour is the luma 0.299 R + 0.587 G + 0.114 B.
 - Files that cannot be decoded (not an image, truncated, ...) are skipped, all counted in one
-  `UnreadableImagesWarning`; subfolders that cannot be listed (no permission) in another; decoding happens once, before training, so a bad file never stops an epoch.
+  `UnreadableImagesWarning`; subfolders that cannot be listed (no permission) in another; decoding happens
+  once, before training, so a bad file never stops an epoch.
 - Classes: when every readable image lies in a subfolder and there are at least two subfolders, each image's
   label is the index of its top-level subfolder in sorted order (``cats/``, ``dogs/``: 0, 1), as a conditional
   run (``--conditional``) needs; otherwise the images are unlabelled.

@@ -154,7 +154,7 @@ def check_finite_state(trainer) -> None:
     raise DivergedError(
         f"training diverged in epoch {trainer.epoch + 1} (a loss or a weight became NaN or infinite by step "
         f"{trainer.g_updates}); {kept}",
-        f"start a new run with a lower learning rate, e.g. --set train.lr={t.lr / 4:g}")
+        f"start a new run (another --out) with a lower learning rate, e.g. --set train.lr={t.lr / 4:g}")
 
 
 def save_training_state(trainer, path: Path) -> Path:
@@ -182,10 +182,9 @@ def restore_training_state(trainer, path: Path) -> None:
     a = trainer.algorithm
     load_state(a.generator, payload["generator"], "generator", path)
     load_state(a.discriminator, payload["discriminator"], "discriminator", path)
-    n, per_epoch = len(trainer.data), trainer.iterations_per_epoch()
+    n, per_epoch, perm = len(trainer.data), trainer.iterations_per_epoch(), payload["perm"]
     checks = {"fixed_noise": tuple(payload["fixed_noise"].shape) == tuple(trainer.fixed_noise.shape),
-              "perm": payload["perm"] is None or (tuple(payload["perm"].shape) == (n,) and n > 0
-                                                  and 0 <= int(payload["perm"].min()) <= int(payload["perm"].max()) < n),
+              "perm": perm is None or (tuple(perm.shape) == (n,) and 0 <= int(perm.min()) <= int(perm.max()) < n),
               "position": payload["position"] <= per_epoch, "sums": payload["sums"].numel() == trainer.sums.numel()}
     try:
         bad = next((key for key, ok in checks.items() if not ok), None)

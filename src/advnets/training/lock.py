@@ -38,7 +38,7 @@ class RunLock:
         try:
             if not run_dir.is_dir():
                 if not create:
-                    raise RunError(f"{run_dir} is not a run directory (it does not exist)",
+                    raise RunError(f"{run_dir} is not a run directory (no such directory)",
                                    "pass the directory given to `advnets train --out`")
                 run_dir.mkdir(parents=True)
                 created = True
