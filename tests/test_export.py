@@ -15,7 +15,7 @@ import torch
 
 from advnets import make_config, train
 from advnets.export import ExportError, export_generator, load_safetensors_generator
-from advnets.figures.image_grid import write_sample_pngs
+from advnets.figures.image_grid import save_pngs
 from advnets.models import sample_noise
 from advnets.runs import load_run
 
@@ -188,20 +188,20 @@ def test_description(runs, tmp_path):
     assert torch.equal(namespace["z"], sample_noise(6, 8, "gaussian", torch.Generator().manual_seed(7)))
 
 
-def test_write_sample_pngs(tmp_path):
+def test_save_pngs(tmp_path):
     from PIL import Image
 
     rng = np.random.default_rng(0)
     for channels in (1, 3):
         images = rng.uniform(-0.2, 1.2, size=(3, channels, 5, 7)).astype(np.float32)
-        paths = write_sample_pngs(torch.from_numpy(images), tmp_path / f"c{channels}")
+        paths = save_pngs(torch.from_numpy(images), tmp_path / f"c{channels}")
         assert [p.name for p in paths] == ["sample_00000.png", "sample_00001.png", "sample_00002.png"]
         for p, image in zip(paths, images):
             back = np.asarray(Image.open(p), dtype=np.float32) / 255
             back = back.reshape(5, 7, channels).transpose(2, 0, 1)
             assert np.abs(back - np.clip(image, 0, 1)).max() <= 0.5 / 255 + 1e-6
     with pytest.raises(ValueError):
-        write_sample_pngs(np.zeros((2, 8, 8)), tmp_path / "bad")
+        save_pngs(np.zeros((2, 8, 8)), tmp_path / "bad")
 
 
 @pytest.mark.parametrize("preset,hidden", [("paper-cifar10-fc", [16, 16]), ("paper-cifar10-conv", [16, 36])])

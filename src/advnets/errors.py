@@ -35,3 +35,29 @@ class DivergedError(AdvnetsError):
 
 class RunError(AdvnetsError):
     """A run directory that does not exist, or that would be overwritten."""
+
+
+class OutputError(AdvnetsError, OSError):
+    """A file or directory that cannot be written: a full disk, a file-size limit, no permission, a read-only file
+    system, or a path that is a file where a directory is needed (or the reverse). It is also an OSError, so code
+    that handles OSError still does."""
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, path=None, hint: str | None = None) -> "OutputError":
+        """One line naming the file and the cause of `exc` (raised while writing `path`)."""
+        import errno
+
+        where = path if path is not None else (exc.filename or "a file")
+        causes = {errno.ENOSPC: "the disk is full", errno.EFBIG: "the file-size limit was reached",
+                  errno.EDQUOT: "the disk quota is exhausted", errno.EACCES: "permission denied",
+                  errno.EPERM: "permission denied", errno.EROFS: "the file system is read-only",
+                  errno.EISDIR: "it is a directory", errno.ENOTDIR: "a part of the path is a file, not a directory",
+                  errno.EEXIST: "a file of that name is in the way", errno.ENAMETOOLONG: "the name is too long"}
+        cause = causes.get(exc.errno, exc.strerror or str(exc) or type(exc).__name__)
+        fixes = {errno.ENOSPC: "free some disk space or write elsewhere",
+                 errno.EDQUOT: "free some space or write elsewhere",
+                 errno.EFBIG: "raise the limit (ulimit -f) or write elsewhere"}
+        error = cls(f"cannot write {where}: {cause}",
+                    hint or fixes.get(exc.errno, "choose a path you can write to"))
+        error.errno = exc.errno
+        return error

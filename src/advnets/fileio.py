@@ -7,6 +7,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
+from .errors import OutputError
+
+TEMPORARY_SUFFIX = ".tmp"      # atomic_open's temporaries: ".NAME.RANDOM.tmp" beside NAME
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -17,10 +21,16 @@ def _umask() -> int:
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "wb", suffix: str = ".tmp") -> Iterator[IO]:
     """Open a temporary file beside `path` for writing; on success it is synced and renamed to `path` with the
-    usual permissions (0666 less the umask), on any error it is removed and `path` is left as it was."""
+    usual permissions (0666 less the umask), on any error it is removed and `path` is left as it was.
+
+    An OSError (a full disk, a file-size limit, no permission, ...) becomes an `OutputError` naming `path`; a
+    BaseException (Ctrl-C, a signal turned into an exception) also removes the temporary file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    except OSError as exc:
+        raise OutputError.from_os_error(exc, path) from None
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -28,9 +38,11 @@ def atomic_open(path: str | Path, mode: str = "wb", suffix: str = ".tmp") -> Ite
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise OutputError.from_os_error(exc, path) from None
         raise
 
 
@@ -44,3 +56,25 @@ def atomic_save_npy(path: str | Path, array) -> None:
 
     with atomic_open(path) as f:
         np.save(f, array)
+
+
+@contextmanager
+def atomic_npy(path: str | Path, shape: tuple[int, ...], dtype="float32") -> Iterator:
+    """A writable memory map of a new .npy file of `shape`: fill it in parts (memory stays flat whatever its
+    size); on success it is flushed and renamed to `path`, on any error removed."""
+    import numpy as np
+    from numpy.lib import format as npy
+
+    header = {"descr": npy.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": tuple(shape)}
+    with atomic_open(path) as f:
+        npy.write_array_header_1_0(f, header)
+        f.flush()
+        if 0 in shape:
+            yield np.empty(shape, dtype)
+            return
+        array = np.memmap(f, dtype=dtype, mode="w+", offset=f.tell(), shape=shape)
+        try:
+            yield array
+            array.flush()
+        finally:
+            del array

@@ -1,17 +1,17 @@
 """A trained run, loaded from its directory for sampling, evaluation, figures and export."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
-from .config import Config, from_dict
+from .config import Config
 from .device import resolve_device
-from .errors import RunError
+from .errors import CheckpointError, RunError
 from .models import build_models, label_kwargs, sample_noise
-from .training.checkpoint import load_checkpoint, load_state
+from .training.checkpoint import checkpoint_config, load_checkpoint, load_state
 from .training.run_dir import CHECKPOINT, CONFIG, read_config
 
 
@@ -49,13 +49,20 @@ class LoadedRun:
         if not 0 <= label < self.num_classes:
             raise RunError(f"class {label} is not one of this run's classes 0..{self.num_classes - 1}")
 
-    @torch.no_grad()
     def sample(self, n: int, seed: int = 0, batch_size: int = 1000,
                labels: int | torch.Tensor | None = None) -> torch.Tensor:
         """n samples G(z), z ~ p_z drawn from a generator seeded with `seed`; shape (n, C, H, W), on CPU.
 
         A conditional run samples G(z, c): c is `labels` (one class for all, or (n,) classes), else each c is
         drawn uniformly from the run's classes."""
+        out = list(self.sample_batches(n, seed, batch_size, labels))
+        return torch.cat(out) if out else torch.empty(0, *self.image_shape)
+
+    @torch.no_grad()
+    def sample_batches(self, n: int, seed: int = 0, batch_size: int = 1000,
+                       labels: int | torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+        """The samples of `sample(n, seed, batch_size, labels)`, `batch_size` at a time: memory stays flat for
+        any n. Non-finite samples are a RunError."""
         rng = torch.Generator(device=self.device).manual_seed(seed)
         m = self.config.model
         if isinstance(labels, int):
@@ -63,13 +70,15 @@ class LoadedRun:
         if labels is not None and labels.numel():
             self.check_class(int(labels.min()))
             self.check_class(int(labels.max()))
-        out = []
         for start in range(0, n, batch_size):
             size = min(batch_size, n - start)
             z = sample_noise(size, m.noise_dim, m.noise_prior, rng, self.device)
             c = self.sample_labels(size, rng) if labels is None else labels[start:start + size].to(self.device)
-            out.append(self.generator(z, **label_kwargs(c)).cpu())
-        return torch.cat(out) if out else torch.empty(0, *self.image_shape)
+            x = self.generator(z, **label_kwargs(c)).cpu()
+            if not bool(torch.isfinite(x).all()):
+                raise RunError(f"the generator of {self.run_dir} (step {self.step}) gives NaN or infinite samples",
+                               "use an earlier checkpoint, or retrain with a lower learning rate")
+            yield x
 
     def sample_labels(self, n: int, rng: torch.Generator) -> torch.Tensor | None:
         """n classes drawn uniformly for a conditional run (None for an unconditional one)."""
@@ -86,14 +95,24 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None, device: 
     dev = resolve_device(device)
     payload = load_checkpoint(path, dev)
     image_shape = tuple(payload["image_shape"])
-    saved = from_dict(json.loads(payload["config"]))
+    saved = checkpoint_config(payload, path)
     if saved.model != config.model:
         raise RunError(f"checkpoint {path} was written for another model than {run_dir / CONFIG} describes",
                        "pass a checkpoint of this run")
     num_classes = int(payload.get("num_classes", 0))
-    g, d = build_models(config.model, image_shape, None, num_classes=num_classes)
+    try:
+        g, d = build_models(config.model, image_shape, None, num_classes=num_classes)
+    except (ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint {path} does not fit its run: its image shape {list(image_shape)} and "
+                              f"{num_classes} classes build no network ({str(exc).strip()[:80]})",
+                              "pass a checkpoint of this run") from None
     load_state(g, payload["generator"], "generator", path)
     load_state(d, payload["discriminator"], "discriminator", path)
+    bad = [name for name, net in (("generator", g), ("discriminator", d))
+           if not all(bool(torch.isfinite(p).all()) for p in net.state_dict().values() if p.is_floating_point())]
+    if bad:
+        raise CheckpointError(f"the {' and the '.join(bad)} in {path} {'has' if len(bad) == 1 else 'have'} NaN or "
+                              "infinite weights", "use an earlier checkpoint, or retrain with a lower learning rate")
     g.to(dev).eval()
     d.to(dev).eval()
     return LoadedRun(run_dir, config, g, d, image_shape, payload["epoch"], payload["g_updates"], dev, num_classes)

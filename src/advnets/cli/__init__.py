@@ -46,7 +46,30 @@ def _one_line_warnings(previous):
     return formatwarning
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside training (which checkpoints instead): unwinds like Ctrl-C, so temporary files go."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _signals() -> dict:
+    """SIGTERM raises `Terminated`; SIGXFSZ is ignored, so a file-size limit is an EFBIG error on the write (a
+    one-line OutputError) instead of killing the process. Returns the previous handlers."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    wanted = {signal.SIGTERM: _terminate}
+    if hasattr(signal, "SIGXFSZ"):
+        wanted[signal.SIGXFSZ] = signal.SIG_IGN
+    return {sig: signal.signal(sig, handler) for sig, handler in wanted.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
     import warnings
 
     from ..threads import prefer_passive_wait
@@ -54,16 +77,23 @@ def main(argv: list[str] | None = None) -> int:
     prefer_passive_wait()                            # before torch loads OpenMP: no collapse on a busy machine
     args = build_parser().parse_args(argv)
     previous, warnings.formatwarning = warnings.formatwarning, _one_line_warnings(warnings.formatwarning)
+    handlers = _signals()
     try:
         return args.func(args)
     except AdvnetsError as exc:
         print(f"advnets: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("advnets: interrupted", file=sys.stderr)
-        return 130
+    except OSError as exc:     # a write or read the commands did not foresee: still one line
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"advnets: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        print(f"advnets: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     finally:
         warnings.formatwarning = previous
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -6,19 +6,20 @@ import sys
 from pathlib import Path
 
 from ..errors import AdvnetsError
-from .common import ProgressBar, add_run_arguments, run_split
+from .common import ProgressBar, add_run_arguments, positive, run_split
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     import json
     import warnings
 
-    import numpy as np
-
-    from ..eval.parzen import SigmaOnEdgeWarning, parzen_evaluate, sigma_grid
+    from ..eval.parzen import SigmaOnEdgeWarning, parzen_evaluate
     from ..fileio import atomic_write_text
     from ..runs import load_run
 
+    sigmas = _sigmas(args)
+    for flag in ("n_samples", "sigma_num", "per_class"):
+        positive("--" + flag.replace("_", "-"), getattr(args, flag))
     run = load_run(args.run, args.checkpoint, args.device)
     out_dir = Path(args.run) / "eval"
     report = {"run": str(args.run), "epoch": run.epoch, "step": run.step, "dataset": run.config.data.dataset}
@@ -36,8 +37,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.quality:
         _quality(run, args, out_dir)
     if args.parzen or not (args.nearest or args.class_accuracy or args.quality):
-        sigmas = (np.array([float(v) for v in args.sigmas.split(",")]) if args.sigmas
-                  else sigma_grid(args.sigma_low, args.sigma_high, args.sigma_num))
         valid, test = run_split(run, "valid", args), run_split(run, "test", args)
         samples = run.sample(args.n_samples, seed=args.seed)
         with warnings.catch_warnings(record=True) as caught:
@@ -52,6 +51,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.nearest:
         atomic_write_text(out_dir / "nearest.json", json.dumps(report, indent=1) + "\n")
     return 0
+
+
+def _sigmas(args: argparse.Namespace):
+    """The Parzen widths to try: --sigmas, else the log-spaced grid; positive finite numbers."""
+    import math
+
+    import numpy as np
+
+    from ..eval.parzen import sigma_grid
+
+    if args.sigmas:
+        try:
+            values = [float(v) for v in args.sigmas.split(",") if v.strip()]
+        except ValueError:
+            raise AdvnetsError(f"--sigmas must be comma-separated numbers, got '{args.sigmas}'",
+                               "e.g. --sigmas 0.1,0.2,0.3") from None
+    else:
+        values = [args.sigma_low, args.sigma_high]
+    if not values or not all(math.isfinite(v) and v > 0 for v in values) or (not args.sigmas and
+                                                                             args.sigma_low > args.sigma_high):
+        raise AdvnetsError(f"Parzen widths must be positive finite numbers (low <= high), got "
+                           f"{args.sigmas or f'{args.sigma_low}..{args.sigma_high}'}")
+    return np.array(values) if args.sigmas else sigma_grid(args.sigma_low, args.sigma_high, max(args.sigma_num, 1))
 
 
 def _class_accuracy(run, args: argparse.Namespace, out_dir: Path) -> dict:
@@ -74,8 +96,6 @@ def _class_accuracy(run, args: argparse.Namespace, out_dir: Path) -> dict:
         raise AdvnetsError(f"the run has {run.num_classes} classes but {d.dataset}'s labels only "
                            f"{classifier.num_classes}", "pass the --data-dir of the data the run was trained on")
     per_class = args.per_class
-    if per_class < 1:
-        raise AdvnetsError(f"--per-class must be at least 1, got {per_class}")
     labels = class_rows(run.num_classes, per_class)
     result = class_accuracy(classifier, run.sample(len(labels), seed=args.seed, labels=labels), labels.numpy())
     report = {"run": str(args.run), "epoch": run.epoch, "step": run.step, "dataset": d.dataset,

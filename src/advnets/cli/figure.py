@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_run_arguments, run_split
+from ..errors import AdvnetsError
+from .common import add_run_arguments, positive, run_split
 
 
 def cmd_figure_samples(args: argparse.Namespace) -> int:
@@ -13,6 +14,9 @@ def cmd_figure_samples(args: argparse.Namespace) -> int:
     from ..runs import load_run
     from ..figures.image_grid import save_png
 
+    positive("--rows", args.rows)
+    if args.cols < 2:
+        raise AdvnetsError(f"--cols must be at least 2 (samples and the nearest-neighbour column), got {args.cols}")
     run = load_run(args.run, args.checkpoint, args.device)
     grid = samples_figure(run, run_split(run, "train", args), rows=args.rows, cols=args.cols, seed=args.seed)
     out = save_png(grid, args.out or Path(args.run) / "figures" / "samples.png")
@@ -25,6 +29,9 @@ def cmd_figure_interpolate(args: argparse.Namespace) -> int:
     from ..runs import load_run
     from ..figures.image_grid import save_png
 
+    positive("--rows", args.rows)
+    if args.steps < 2:
+        raise AdvnetsError(f"--steps must be at least 2 (the two ends of each line), got {args.steps}")
     run = load_run(args.run, args.checkpoint, args.device)
     grid = interpolation_figure(run, rows=args.rows, steps=args.steps, seed=args.seed)
     out = save_png(grid, args.out or Path(args.run) / "figures" / "interpolate.png")

@@ -2,27 +2,31 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 from pathlib import Path
 
 from ..errors import AdvnetsError
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
 
     from ..models import class_rows
     from ..runs import load_run
-    from ..figures.image_grid import save_grid
 
-    run = load_run(args.run, args.checkpoint, args.device)
-    run.check_class(args.label)
     if args.n < 1:
         raise AdvnetsError(f"--n must be at least 1, got {args.n}")
+    if args.nrow is not None and args.nrow < 1:
+        raise AdvnetsError(f"--nrow must be at least 1, got {args.nrow}")
+    folder = args.out is not None and (args.out.endswith(("/", os.sep)) or Path(args.out).is_dir())
     out = Path(args.out or Path(args.run) / (f"samples_{args.n}_seed{args.seed}"
                                              + ("" if args.label is None else f"_class{args.label}") + ".png"))
-    if out.suffix not in (".npy", ".png"):
-        raise AdvnetsError(f"cannot write samples to '{out}'", "use a .png (grid) or .npy (array) file name")
+    if not folder and out.suffix not in (".npy", ".png"):
+        raise AdvnetsError(f"cannot write samples to '{out}'", "use a .png (grid) or .npy (array) file name, or a "
+                                                               "folder (DIR/: one PNG per sample)")
+    run = load_run(args.run, args.checkpoint, args.device)
+    run.check_class(args.label)
     labels, nrow, what = args.label, args.nrow, ""
     if args.label is not None:
         what = f" of class {args.label}"
@@ -31,20 +35,73 @@ def cmd_sample(args: argparse.Namespace) -> int:
         labels = class_rows(run.num_classes, per_class)[:args.n]
         nrow = nrow or per_class
         what = f", one row per class ({per_class} per class)"
-    images = run.sample(args.n, seed=args.seed, labels=labels)
-    if out.suffix == ".npy":
-        from ..fileio import atomic_save_npy
-
-        atomic_save_npy(out, images.numpy().astype(np.float32))
-        if torch.is_tensor(labels):
-            atomic_save_npy(out.with_suffix(".labels.npy"), labels.numpy())
-            what += f"; their classes in {out.with_suffix('.labels.npy')}"
-    else:
+    batches = run.sample_batches(args.n, seed=args.seed, labels=labels)
+    if folder:
         from ..data import for_display
 
+        start = 0
+        for images in batches:
+            write_sample_pngs(for_display(images, run.config.data), out, start)
+            start += len(images)
+        what += " as one PNG each (sample_00000.png, ...)"
+    elif out.suffix == ".npy":
+        what += _write_npy(batches, out, (args.n, *run.image_shape), labels)
+    else:
+        from ..data import for_display
+        from ..figures.image_grid import save_grid
+
+        _check_grid_size(args.n, run.image_shape, nrow)
+        images = torch.cat(list(batches))
         save_grid(for_display(images, run.config.data), out, nrow=nrow)
     print(f"wrote {args.n} samples{what} of run {args.run} (epoch {run.epoch}, step {run.step}) to {out}")
     return 0
+
+
+def write_sample_pngs(images, out_dir: Path, start: int = 0) -> list[Path]:
+    """`sample --out DIR/` (or an existing folder): one PNG per sample, DIR/sample_00000.png, ..."""
+    from ..figures.image_grid import save_pngs
+
+    return save_pngs(images, out_dir, start)
+
+
+def _write_npy(batches, out: Path, shape: tuple[int, ...], labels) -> str:
+    """Stream the samples into a float32 .npy file (memory stays flat for any n), after checking the disk has
+    room; a conditional run's classes go to OUT.labels.npy."""
+    import shutil
+
+    import torch
+
+    from ..errors import OutputError
+    from ..fileio import atomic_npy, atomic_save_npy
+
+    need = math.prod(shape) * 4
+    parent = next(p for p in (out.resolve().parent, *out.resolve().parents) if p.exists())
+    free = shutil.disk_usage(parent).free
+    if need > free:
+        raise OutputError(f"{shape[0]} samples need {need / 1e9:.2f} GB in {out}, but only {free / 1e9:.2f} GB are "
+                          "free there", "ask for fewer samples (--n) or write elsewhere")
+    with atomic_npy(out, shape) as array:
+        start = 0
+        for images in batches:
+            array[start:start + len(images)] = images.numpy()
+            start += len(images)
+    if torch.is_tensor(labels):
+        atomic_save_npy(out.with_suffix(".labels.npy"), labels.numpy())
+        return f"; their classes in {out.with_suffix('.labels.npy')}"
+    return ""
+
+
+def _check_grid_size(n: int, image_shape: tuple[int, ...], nrow: int | None) -> None:
+    """A PNG grid is built in memory and must stay an image viewers open (PIL's limit, about 89 megapixels)."""
+    from PIL import Image
+
+    h, w = image_shape[-2:]
+    cols = nrow or math.ceil(math.sqrt(n))
+    width, height = 2 + cols * (w + 2), 2 + math.ceil(n / cols) * (h + 2)
+    if width * height > Image.MAX_IMAGE_PIXELS:
+        raise AdvnetsError(f"a grid of {n} samples would be a {width} x {height} pixel PNG "
+                           f"({width * height / 1e6:.0f} megapixels, more than image viewers open)",
+                           "write a .npy file (streamed to disk) or a folder (--out DIR/), or ask for fewer (--n)")
 
 
 def add_sample_command(sub) -> None:
@@ -54,8 +111,9 @@ def add_sample_command(sub) -> None:
                                    "with one row per class.")
     p.add_argument("run", help="run directory written by `advnets train`")
     p.add_argument("--n", type=int, default=100, help="number of samples (default 100)")
-    p.add_argument("--out", help="output .png (grid) or .npy (float32 array (N, C, H, W); a conditional run "
-                                 "without --class also writes the classes to OUT.labels.npy); "
+    p.add_argument("--out", help="output .png (grid), .npy (float32 array (N, C, H, W), streamed to disk; a "
+                                 "conditional run without --class also writes the classes to OUT.labels.npy), "
+                                 "or a folder (DIR/ or an existing directory: one PNG per sample); "
                                  "default RUN/samples_N_seedS.png")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     p.add_argument("--nrow", type=int, default=None,

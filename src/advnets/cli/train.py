@@ -85,7 +85,7 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ..config import make_config, with_overrides
-    from ..errors import AdvnetsError
+    from ..errors import AdvnetsError, OutputError
     from ..training.run_dir import read_config
     from ..training.trainer import Trainer
 
@@ -105,15 +105,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = make_config(base_name, overrides(args))
         run_dir = Path(args.out or f"runs/{config.data.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
     console = ConsoleReporter(progress=sys.stderr.isatty() and not args.no_progress)
-    trainer = Trainer(config, run_dir, resume=bool(args.resume), reporter=console)
-    t = trainer.config.train
-    if args.resume:
-        _check_work_left(trainer, run_dir)
-    print(f"run {run_dir}: {trainer.config.data.dataset}, {len(trainer.data)} training examples, seed {t.seed}, "
-          f"{t.schedule} schedule ({'fused step' if trainer.fused else 'autograd'}), device {trainer.device}"
-          f" ({threads} CPU threads)"
-          + (f", resuming at epoch {trainer.epoch} step {trainer.g_updates}" if args.resume else ""), flush=True)
-    result = trainer.run()
+    with Trainer(config, run_dir, resume=bool(args.resume), reporter=console) as trainer:
+        t = trainer.config.train
+        where = ""
+        if args.resume:
+            _check_work_left(trainer, run_dir)
+            where = (f", resuming at epoch {trainer.epoch} step {trainer.g_updates}" if not trainer.from_scratch
+                     else ", no checkpoint yet (the run stopped before its first one): starting again from step 0")
+        elif (run_dir / "metrics.jsonl").exists() or (run_dir / "samples").exists():
+            where = ", replacing a start with the same settings that stopped before its first checkpoint"
+        print(f"run {run_dir}: {trainer.config.data.dataset}, {len(trainer.data)} training examples, seed {t.seed}, "
+              f"{t.schedule} schedule ({'fused step' if trainer.fused else 'autograd'}), device {trainer.device}"
+              f" ({threads} CPU threads)" + where, flush=True)
+        try:
+            result = trainer.run()
+        except OutputError as exc:
+            kept = (run_dir / "checkpoints" / "last.pt").exists()
+            raise OutputError(exc.message, f"{exc.hint}; " + (
+                f"the last checkpoint is intact: continue with `advnets train --resume {run_dir}`" if kept
+                else f"then run the same command again (or `advnets train --resume {run_dir}`)")) from None
     if result.interrupted:
         print(f"interrupted ({trainer.stop_reason}): checkpoint saved at step {result.step}; continue with "
               f"`advnets train --resume {run_dir}`", file=sys.stderr)
@@ -158,8 +168,10 @@ def add_train_command(sub) -> None:
                        description="Train G and D with Algorithm 1 and write a run directory: config.json, "
                                    "metrics.jsonl, samples/epoch_XXXX.png, checkpoints/last.pt and TensorBoard "
                                    "events. Ctrl-C or SIGTERM stops after the current iteration with a checkpoint. "
-                                   "The training set is held in memory as one tensor on the run's device, and "
-                                   "minibatches are gathered from it without a copy per step.")
+                                   "One process trains a run directory at a time; a run that stopped before its "
+                                   "first checkpoint restarts with the same command. The training set is held in "
+                                   "memory as one tensor on the run's device; minibatches are gathered from it "
+                                   "without a copy per step.")
     p.add_argument("--preset", help="named configuration (see `advnets config --list`), e.g. paper-mnist")
     p.add_argument("--config", metavar="FILE",
                    help="a JSON or YAML config file (a run's config.json, or `advnets config` output) as the base")
@@ -175,7 +187,8 @@ def add_train_command(sub) -> None:
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set train.lr=0.05 (repeatable)")
     p.add_argument("--out", help="run directory to create (default runs/DATASET-TIMESTAMP)")
-    p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last checkpoint")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last checkpoint (from step 0 "
+                                                   "if it stopped before its first checkpoint)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch only)")
     p.add_argument("--no-tensorboard", action="store_true",
                    help="write no TensorBoard events (train.tensorboard=false); view them with "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -197,6 +198,7 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"{section}.{name} is '{value}'",
                               _did_you_mean(value, choices) or f"choose one of {', '.join(choices)}")
     m, t = config.model, config.train
+    _validate_numbers(config)
     positive = {"model.noise_dim": m.noise_dim, "model.discriminator_pieces": m.discriminator_pieces,
                 "train.epochs": t.epochs, "train.batch_size": t.batch_size,
                 "train.k_discriminator_steps": t.k_discriminator_steps, "train.lr": t.lr,
@@ -222,6 +224,44 @@ def _validate(config: Config) -> None:
         raise ConfigError("model.conditional is implemented for the MLP networks (architecture mlp, relu hidden "
                           "layers in G)", "drop --conditional, or use the paper-mnist networks")
     _validate_images(config)
+
+
+def _validate_numbers(config: Config) -> None:
+    """Every number finite; the optimiser, schedule and interval settings in their ranges."""
+    for section in ("data", "model", "train"):
+        for f in fields(getattr(config, section)):
+            value = getattr(getattr(config, section), f.name)
+            values = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise ConfigError(f"{section}.{f.name} must be a finite number, got {value!r}")
+    m, t = config.model, config.train
+    if not m.discriminator_units or not m.generator_hidden:
+        raise ConfigError("model.generator_hidden and model.discriminator_units need at least one layer",
+                          "e.g. --set model.discriminator_units=240,240")
+    unit = {"train.momentum_start": t.momentum_start, "train.momentum_end": t.momentum_end,
+            **{f"train.adam_betas[{i}]": b for i, b in enumerate(t.adam_betas)}}
+    for key, value in unit.items():
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"{key} must be in [0, 1), got {value}")
+    if len(t.adam_betas) != 2 or len(t.momentum_ramp_epochs) != 2 or min(t.momentum_ramp_epochs) < 0:
+        raise ConfigError(f"train.adam_betas {list(t.adam_betas)} and train.momentum_ramp_epochs "
+                          f"{list(t.momentum_ramp_epochs)} need two values each", "e.g. 0.5,0.999 and 1,250 (>= 0)")
+    at_least_one = {"train.sample_every_epochs": t.sample_every_epochs,
+                    "train.checkpoint_every_epochs": t.checkpoint_every_epochs}
+    non_negative = {"train.lr_min": t.lr_min, "train.log_every_steps": t.log_every_steps, "train.seed": t.seed,
+                    "train.sample_every_steps": t.sample_every_steps,
+                    "train.checkpoint_every_steps": t.checkpoint_every_steps,
+                    "model.generator_init_range": m.generator_init_range,
+                    "model.discriminator_init_range": m.discriminator_init_range,
+                    "model.discriminator_input_scale": m.discriminator_input_scale,
+                    "model.discriminator_hidden_scale": m.discriminator_hidden_scale,
+                    "data.toy_size": config.data.toy_size}
+    for key, value in at_least_one.items():
+        if value < 1:
+            raise ConfigError(f"{key} must be at least 1, got {value}")
+    for key, value in non_negative.items():
+        if value < 0:
+            raise ConfigError(f"{key} must be >= 0, got {value}")
 
 
 def _validate_images(config: Config) -> None:

@@ -8,15 +8,18 @@ Debian package `dataset-fashion-mnist`, for one, recompresses the upstream ``.gz
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import os
 import http.client
+import os
+import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from advnets.errors import DataError
+from advnets.errors import DataError, OutputError
 from advnets.fileio import atomic_open
 
 _CHUNK = 1 << 20
@@ -44,32 +47,50 @@ def md5_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def download(url: str, dest: str | Path, md5: str, timeout: float = 30.0) -> Path:
+DEADLINE = 3600.0     # seconds a whole file may take (MNIST takes seconds, CIFAR-10 minutes on a slow line)
+
+
+def download(url: str, dest: str | Path, md5: str, timeout: float = 30.0, deadline: float | None = None,
+             progress: bool | None = None) -> Path:
     """Download `url` to `dest`, check its md5, and move it into place atomically.
 
-    On any failure (HTTP error, connection error, short body, md5 mismatch) the
-    temporary file is removed, `dest` is left untouched and `DataError` is raised.
+    `timeout` bounds each network read, `deadline` (default $ADVNETS_DOWNLOAD_DEADLINE or DEADLINE seconds) the
+    whole file, so a server that trickles bytes cannot hang a run. `progress` (default: when stderr is a terminal)
+    shows a progress bar on stderr. On any failure (HTTP error, connection error, short body, md5 mismatch, the
+    deadline, Ctrl-C or SIGTERM raised as an exception) the temporary file is removed, `dest` is left untouched;
+    the failures are a `DataError`.
     """
     dest = Path(dest)
+    deadline = float(os.environ.get("ADVNETS_DOWNLOAD_DEADLINE", DEADLINE)) if deadline is None else deadline
     hint = f"check the network and the mirror, or download {dest.name} by hand and pass --data-dir DIR"
     try:
         with atomic_open(dest, "wb", suffix=".part") as out:    # removed again on any error below
             h, size = hashlib.md5(), 0
             try:
-                with urllib.request.urlopen(url, timeout=timeout) as resp:
+                started = time.monotonic()
+                with urllib.request.urlopen(url, timeout=min(timeout, deadline)) as resp:
                     length = resp.headers.get("Content-Length")
-                    while chunk := resp.read(_CHUNK):
-                        out.write(chunk)
-                        h.update(chunk)
-                        size += len(chunk)
+                    total = int(length) if length is not None and length.isdigit() else None
+                    with _progress_bar(dest.name, total, progress) as bar:
+                        while chunk := resp.read1(_CHUNK):     # what has arrived, at most one wait of `timeout`
+                            out.write(chunk)
+                            h.update(chunk)
+                            size += len(chunk)
+                            bar.update(len(chunk))
+                            if time.monotonic() - started > deadline:
+                                raise DataError(f"download of {url} took longer than {deadline:g} s "
+                                                f"({size} bytes so far)", hint + "; or raise "
+                                                "ADVNETS_DOWNLOAD_DEADLINE (seconds)")
             except urllib.error.HTTPError as e:  # before URLError: it is a subclass
                 raise DataError(f"download of {url} failed: HTTP {e.code} {e.reason}", hint) from None
             except urllib.error.URLError as e:
                 raise DataError(f"cannot connect to {url}: {e.reason}", hint) from None
             except (OSError, http.client.HTTPException) as e:  # reset, timeout, bad reply
+                if isinstance(e, OutputError):
+                    raise
                 raise DataError(f"download of {url} failed: {e!r}", hint) from None
             # http.client does not raise when the server closes early; check it ourselves.
-            if length is not None and length.isdigit() and size != int(length):
+            if total is not None and size != total:
                 raise DataError(f"download of {url} is truncated: got {size} of {length} bytes", hint)
             got = h.hexdigest()
             if got != md5.lower():
@@ -78,9 +99,25 @@ def download(url: str, dest: str | Path, md5: str, timeout: float = 30.0) -> Pat
                     "the mirror serves a different or damaged file; try another mirror or pass --data-dir DIR",
                 )
     except OSError as e:                                          # the directory or the disk
-        raise DataError(f"cannot write {dest}: {e.strerror or e}",
-                        "set ADVNETS_DATA (or pass cache_dir) to a writable directory") from None
+        message = e.message if isinstance(e, OutputError) else f"cannot write {dest}: {e.strerror or e}"
+        raise DataError(message, "set ADVNETS_DATA (or pass cache_dir) to a writable directory") from None
     return dest
+
+
+def _progress_bar(name: str, total: int | None, show: bool | None):
+    """A tqdm bar on stderr when `show` (default: stderr is a terminal), else a do-nothing stand-in."""
+    if show is None:
+        show = sys.stderr.isatty()
+    if not show:
+        return contextlib.nullcontext(_NoBar())
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"downloading {name}", unit="B", unit_scale=True, leave=False, file=sys.stderr)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
 
 
 _download = download  # `fetch` has a parameter called `download`

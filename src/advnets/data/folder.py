@@ -7,7 +7,8 @@
 - Channels: 1 (grey) or 3 (RGB); 0 picks 1 when every image is grey (including RGB files with R = G = B),
   else 3. Grey from colour is the luma 0.299 R + 0.587 G + 0.114 B.
 - Files that cannot be decoded (not an image, truncated, ...) are skipped, all counted in one
-  `UnreadableImagesWarning`; decoding happens once, before training, so a bad file never stops an epoch.
+  `UnreadableImagesWarning`; subfolders that cannot be listed (no permission) in another; decoding happens
+  once, before training, so a bad file never stops an epoch.
 - Classes: when every readable image lies in a subfolder and there are at least two subfolders, each image's
   label is the index of its top-level subfolder in sorted order (``cats/``, ``dogs/``: 0, 1), as a conditional
   run (``--conditional``) needs; otherwise the images are unlabelled.
@@ -35,10 +36,14 @@ class UnreadableImagesWarning(UserWarning):
     """Some files in an image folder could not be decoded and were skipped."""
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files under `folder`, recursively, sorted by relative path; hidden files and folders left out."""
+def list_images(folder: Path, unreadable: list[str] | None = None) -> list[Path]:
+    """Image files under `folder`, recursively, sorted by relative path; hidden files and folders left out. The
+    subfolders that cannot be listed (no permission, ...) are appended to `unreadable`, when given."""
     found = []
-    for root, dirs, files in os.walk(folder):
+    def note(error: OSError) -> None:
+        if unreadable is not None and error.filename:
+            unreadable.append(f"{Path(error.filename).relative_to(folder)}/ ({error.strerror or error})")
+    for root, dirs, files in os.walk(folder, onerror=note):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found += [Path(root) / f for f in files if not f.startswith(".") and f.lower().endswith(EXTENSIONS)]
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
@@ -62,8 +67,8 @@ def decode_image(path: Path, size: int) -> np.ndarray:
         return np.asarray(img, dtype=np.uint8)
 
 
-def _listing_key(folder: Path) -> tuple:
-    files = list_images(folder)
+def _listing_key(folder: Path, unreadable: list[str] | None = None) -> tuple:
+    files = list_images(folder, unreadable)
     return tuple((str(p), *_stat(p)) for p in files)
 
 
@@ -141,9 +146,15 @@ def folder_split(split: str, data_dir: str | Path | None, size: int = 0,
         raise DataError(f"image folder {folder} does not exist or is not a folder", "pass --data-dir DIR")
     if channels not in (0, 1, 3):
         raise DataError(f"data.channels is {channels}", "use 1 (grey), 3 (RGB) or 0 (1 if every image is grey)")
-    listing = _listing_key(folder)
+    unreadable: list[str] = []
+    listing = _listing_key(folder, unreadable)
+    if unreadable:
+        shown = "; ".join(unreadable[:3]) + (f"; and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
+        warnings.warn(f"skipped {len(unreadable)} folder{'s' if len(unreadable) > 1 else ''} in {folder} that could "
+                      f"not be read: {shown}", UnreadableImagesWarning, stacklevel=2)
     if not listing:
-        raise DataError(f"no PNG or JPEG files found in {folder} (searched recursively)",
+        raise DataError(f"no PNG or JPEG files found in {folder} (searched recursively"
+                        + (f"; {len(unreadable)} unreadable folders" if unreadable else "") + ")",
                         f"put image files ({', '.join(EXTENSIONS)}) in it, or pass another --data-dir")
     images, labels = _decode_all(str(folder), size or DEFAULT_SIZE, channels, listing)
     rows = split_indices(len(images))[split]

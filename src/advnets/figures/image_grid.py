@@ -53,15 +53,13 @@ def save_grid(images: torch.Tensor | np.ndarray, path: str | Path, nrow: int | N
     return save_png(upscale(image_grid(images, nrow), scale), path)
 
 
-def write_sample_pngs(images: torch.Tensor | np.ndarray, out_dir: str | Path, prefix: str = "sample") -> list[Path]:
-    """Write images (N, C, H, W) in [0, 1] as one PNG each, `<prefix>_00000.png`, ..., each atomically.
-
-    Values outside [0, 1] are clipped: map a contrast-normalised run's samples with `advnets.data.for_display`
-    first."""
+def save_pngs(images: torch.Tensor | np.ndarray, out_dir: str | Path, start: int = 0) -> list[Path]:
+    """One PNG per image (N, C, H, W) in [0, 1]: out_dir/sample_00000.png, ... numbered from `start`, each written
+    atomically (for tools that read image folders). Values outside [0, 1] are clipped: map a contrast-normalised
+    run's samples with `advnets.data.for_display` first."""
     x = images.detach().cpu().float().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, np.float32)
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"expected images of shape (N, 1 or 3, H, W), got {x.shape}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     pixels = (np.clip(x, 0.0, 1.0) * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)   # (N, H, W, C)
-    return [save_png(p, out_dir / f"{prefix}_{i:05d}.png") for i, p in enumerate(pixels)]
+    return [save_png(p, out_dir / f"sample_{start + i:05d}.png") for i, p in enumerate(pixels)]

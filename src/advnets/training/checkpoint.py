@@ -2,7 +2,9 @@
 training state a resumed run needs (networks, optimisers, random stream, fixed noise, position in the data)."""
 from __future__ import annotations
 
+import io
 import json
+import math
 import pickle
 import zipfile
 from pathlib import Path
@@ -10,8 +12,8 @@ from typing import Any
 
 import torch
 
-from ..config import from_dict
-from ..errors import CheckpointError, DivergedError, RunError
+from ..config import Config, from_dict
+from ..errors import AdvnetsError, CheckpointError, DivergedError, RunError
 from ..fileio import atomic_open
 
 FORMAT = "advnets-checkpoint"
@@ -21,8 +23,10 @@ VERSION = 1
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write `payload` (tensors, numbers, strings, lists, dicts) to `path` via a temporary file + rename."""
     path = Path(path)
+    buffer = io.BytesIO()       # serialised in memory first: a full disk is then a plain OSError of f.write
+    torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
     with atomic_open(path) as f:
-        torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
+        f.write(buffer.getbuffer())
     return path
 
 
@@ -55,7 +59,60 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}",
                               "it was not written by `advnets train`; pass a training checkpoint")
+    for key, (ok, expected) in FIELD_TYPES.items():
+        if key in payload and not ok(payload[key]):
+            raise CheckpointError(f"checkpoint {path} is damaged: its '{key}' is {_kind(payload[key])}, not {expected}",
+                                  "use another checkpoint, or retrain")
     return payload
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _tensor(dtype=None):
+    return lambda v: isinstance(v, torch.Tensor) and (dtype is None or v.dtype == dtype)
+
+
+def _state_dict(v) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in v.items())
+
+
+def _optimizer_state(v) -> bool:
+    return isinstance(v, dict) and isinstance(v.get("state"), dict) and isinstance(v.get("param_groups"), list) \
+        and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in v["param_groups"])
+
+
+# The type of every entry a checkpoint may hold: (check, what it should be). A crafted checkpoint with a wrong
+# type is a CheckpointError, never a crash deeper down.
+FIELD_TYPES = {
+    "config": (lambda v: isinstance(v, str), "a JSON string"),
+    "image_shape": (lambda v: isinstance(v, (list, tuple)) and 1 <= len(v) <= 3
+                    and all(_count(n) and n > 0 for n in v) and math.prod(v) <= 1 << 24,
+                    "a list of 1 to 3 positive whole numbers (at most 2^24 values in all)"),
+    "num_classes": (lambda v: _count(v) and v <= 1 << 16, "a whole number from 0 to 65536"),
+    "generator": (_state_dict, "a dict of tensors"), "discriminator": (_state_dict, "a dict of tensors"),
+    "opt_g": (_optimizer_state, "an optimizer state"), "opt_d": (_optimizer_state, "an optimizer state"),
+    "rng": (_tensor(torch.uint8), "a uint8 tensor"), "fixed_noise": (_tensor(), "a tensor"),
+    "perm": (lambda v: v is None or _tensor(torch.int64)(v), "null or an int64 tensor"),
+    "sums": (_tensor(), "a tensor"),
+    "position": (_count, "a whole number >= 0"), "epoch": (_count, "a whole number >= 0"),
+    "g_updates": (_count, "a whole number >= 0"), "d_updates": (_count, "a whole number >= 0"),
+}
+
+
+def _kind(value) -> str:
+    return f"a {type(value).__name__}" + (f" of {value.dtype}" if isinstance(value, torch.Tensor) else "")
+
+
+def checkpoint_config(payload: dict[str, Any], path: str | Path) -> Config:
+    """The Config stored in a checkpoint (a CheckpointError if it does not parse)."""
+    try:
+        return from_dict(json.loads(payload["config"]))
+    except (json.JSONDecodeError, AdvnetsError) as exc:
+        message = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.message
+        raise CheckpointError(f"checkpoint {path} holds an unreadable config ({message})",
+                              "use another checkpoint, or retrain") from None
 
 
 def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str, path: str | Path) -> None:
@@ -97,7 +154,7 @@ def check_finite_state(trainer) -> None:
     raise DivergedError(
         f"training diverged in epoch {trainer.epoch + 1} (a loss or a weight became NaN or infinite by step "
         f"{trainer.g_updates}); {kept}",
-        f"start a new run with a lower learning rate, e.g. --set train.lr={t.lr / 4:g}")
+        f"start a new run (another --out) with a lower learning rate, e.g. --set train.lr={t.lr / 4:g}")
 
 
 def save_training_state(trainer, path: Path) -> Path:
@@ -117,7 +174,7 @@ def save_training_state(trainer, path: Path) -> Path:
 def restore_training_state(trainer, path: Path) -> None:
     """Put a trainer back where the checkpoint at `path` left it; the model must be the one the config builds."""
     payload = load_checkpoint(path, trainer.device, RESUME_KEYS)
-    saved = from_dict(json.loads(payload["config"]))
+    saved = checkpoint_config(payload, path)
     if saved.model != trainer.config.model or list(payload["image_shape"]) != list(trainer.data.image_shape) or \
             payload.get("num_classes", 0) != trainer.data.num_classes:
         raise RunError(f"checkpoint {path} was written for another model than {path.parent.parent / 'config.json'} "
@@ -125,11 +182,24 @@ def restore_training_state(trainer, path: Path) -> None:
     a = trainer.algorithm
     load_state(a.generator, payload["generator"], "generator", path)
     load_state(a.discriminator, payload["discriminator"], "discriminator", path)
-    a.opt_g.load_state_dict(payload["opt_g"])
-    a.opt_d.load_state_dict(payload["opt_d"])
-    trainer.rng.set_state(payload["rng"].cpu())
-    trainer.fixed_noise = payload["fixed_noise"].to(trainer.device)
+    n, per_epoch, perm = len(trainer.data), trainer.iterations_per_epoch(), payload["perm"]
+    checks = {"fixed_noise": tuple(payload["fixed_noise"].shape) == tuple(trainer.fixed_noise.shape),
+              "perm": perm is None or (tuple(perm.shape) == (n,) and 0 <= int(perm.min()) <= int(perm.max()) < n),
+              "position": payload["position"] <= per_epoch, "sums": payload["sums"].numel() == trainer.sums.numel()}
+    try:
+        bad = next((key for key, ok in checks.items() if not ok), None)
+        if bad is None:
+            a.opt_g.load_state_dict(payload["opt_g"])
+            a.opt_d.load_state_dict(payload["opt_d"])
+            trainer.rng.set_state(payload["rng"].cpu())
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
+        bad = f"optimizer or random state ({str(exc).strip()[:80]})"
+    if bad is not None:
+        raise CheckpointError(f"checkpoint {path} does not fit this run: its {bad} is wrong",
+                              "use the run's own checkpoint, or retrain")
+    trainer.fixed_noise = payload["fixed_noise"].to(trainer.device, trainer.fixed_noise.dtype)
     trainer.perm = None if payload["perm"] is None else payload["perm"].to(trainer.device)
     trainer.position, trainer.epoch = payload["position"], payload["epoch"]
     a.g_updates, a.d_updates = payload["g_updates"], payload["d_updates"]
-    trainer.sums = payload["sums"].to(trainer.device)
+    trainer.sums = payload["sums"].to(trainer.device, trainer.sums.dtype).reshape(trainer.sums.shape)
+

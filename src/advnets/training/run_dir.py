@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, from_dict
-from ..errors import AdvnetsError, ConfigError, RunError
-from ..fileio import atomic_write_text
+from ..errors import AdvnetsError, ConfigError, OutputError, RunError
+from ..fileio import TEMPORARY_SUFFIX, atomic_write_text
+from .checkpoint import checkpoint_config, load_checkpoint, restore_training_state
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -46,25 +47,65 @@ def read_config(run_dir: str | Path) -> Config:
 
 def resolve_config(run_dir: Path, config: Config | None, resume: bool) -> Config:
     """The run's config: the given one for a new run; for a resumed run the stored one, with only the settings in
-    RESUMABLE_CHANGES taken from `config`. Writes nothing."""
+    RESUMABLE_CHANGES taken from `config`. Writes nothing.
+
+    A directory whose run stopped before its first checkpoint (killed, diverged, a full disk) is never a dead end:
+    `resume` starts it again from step 0 with its stored config, and a new run with the same settings (those in
+    RESUMABLE_CHANGES may differ) replaces it. A run with a checkpoint is only ever continued."""
+    has_checkpoint = (run_dir / CHECKPOINT).exists()
     if not resume:
         if config is None:
             raise ConfigError("no config given for a new run")
-        if (run_dir / CONFIG).exists() or (run_dir / CHECKPOINT).exists():
+        if has_checkpoint:
             raise RunError(f"{run_dir} already holds a run",
                            "pass --resume to continue it, or choose another output directory")
+        if (run_dir / CONFIG).exists():
+            try:
+                stored = read_config(run_dir)
+            except AdvnetsError:        # an unreadable config.json and no checkpoint: nothing to keep
+                return config
+            changed = _changes(stored, config)
+            if changed:
+                raise RunError(f"{run_dir} holds a run that stopped before its first checkpoint, with other "
+                               f"settings ({changed})", f"repeat its command, continue it with --resume {run_dir}, "
+                               "choose another output directory, or delete it")
         return config
-    stored = read_config(run_dir)
+    if not (run_dir / CONFIG).exists() and has_checkpoint:      # config.json lost: the checkpoint has it
+        stored = checkpoint_config(load_checkpoint(run_dir / CHECKPOINT, required=("config",)), run_dir / CHECKPOINT)
+    else:
+        stored = read_config(run_dir)
     if config is None:
         return stored
-    old, new = _flatten(stored.to_dict()), _flatten(config.to_dict())
-    changed = sorted(k for k in old if old[k] != new[k] and k not in RESUMABLE_CHANGES)
+    changed = _changes(stored, config)
     if changed:
-        shown = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in changed[:4])
-        raise ConfigError(f"cannot resume {run_dir} with different settings ({shown})",
+        raise ConfigError(f"cannot resume {run_dir} with different settings ({changed})",
                           "resume without them, or start a new run with another output directory")
+    old, new = _flatten(stored.to_dict()), _flatten(config.to_dict())
     return from_dict({s: {k: (new if f"{s}.{k}" in RESUMABLE_CHANGES else old)[f"{s}.{k}"] for k in v}
                       for s, v in stored.to_dict().items()})
+
+
+def _changes(stored: Config, config: Config) -> str:
+    """The settings outside RESUMABLE_CHANGES in which `config` differs from `stored` ("" when none)."""
+    old, new = _flatten(stored.to_dict()), _flatten(config.to_dict())
+    changed = sorted(k for k in old if old[k] != new[k] and k not in RESUMABLE_CHANGES)
+    return ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in changed[:4])
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete the temporary files of writes that a killed process left behind (".NAME.RANDOM.tmp" beside
+    config.json, metrics.jsonl, samples/ and checkpoints/: only the trainer writes there, and only under the run's
+    lock, so none is in use). Returns what was removed."""
+    removed = []
+    for folder in (run_dir, run_dir / SAMPLES, (run_dir / CHECKPOINT).parent):
+        for path in folder.glob(".*" + TEMPORARY_SUFFIX) if folder.is_dir() else ():
+            if path.is_file() and path.name.count(".") >= 3:
+                try:
+                    path.unlink()
+                    removed.append(path)
+                except FileNotFoundError:
+                    pass
+    return removed
 
 
 def write_config(run_dir: Path, config: Config) -> None:
@@ -77,8 +118,12 @@ def sample_path(run_dir: Path, epoch: int | None, step: int) -> Path:
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
-    with open(run_dir / METRICS, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    """Append one line (a crash mid-append leaves a partial line, which readers skip and a resume removes)."""
+    try:
+        with open(run_dir / METRICS, "a") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError as exc:
+        raise OutputError.from_os_error(exc, run_dir / METRICS) from None
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -110,3 +155,17 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
 
 def _flatten(nested: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {f"{s}.{k}": v for s, values in nested.items() for k, v in values.items()}
+
+
+def prepare_run_dir(trainer) -> bool:
+    """Under the run's lock: remove temporaries a killed process left, restore the checkpoint if there is one,
+    drop the metric lines after it, write config.json. True when the run starts from step 0 (a new run, or one
+    that stopped before its first checkpoint: see resolve_config)."""
+    run_dir = trainer.run_dir
+    remove_stale_temporaries(run_dir)
+    from_scratch = not (run_dir / CHECKPOINT).exists()
+    if not from_scratch:
+        restore_training_state(trainer, run_dir / CHECKPOINT)
+    truncate_metrics(run_dir, trainer.g_updates)
+    write_config(run_dir, trainer.config)
+    return from_scratch

@@ -23,7 +23,8 @@ from ..schedules import learning_rate, momentum
 from . import run_dir as layout
 from .algorithm1 import Algorithm1
 from .batches import TrainingData
-from .checkpoint import check_finite_state, restore_training_state, save_training_state
+from .checkpoint import check_finite_state, save_training_state
+from .lock import RunLock
 from .reporting import Reporter, Reporters, RunFiles
 from .signals import stop_on_signals
 
@@ -49,6 +50,15 @@ class Trainer:
                  train_images: np.ndarray | torch.Tensor | None = None,
                  train_labels: np.ndarray | torch.Tensor | None = None, reporter: Reporter | None = None):
         self.run_dir = None if run_dir is None else Path(run_dir)
+        # one writer per run directory (lock.py), from here to the end of run(); taken before anything is read
+        self.lock = RunLock.acquire(self.run_dir, create=not resume) if self.run_dir else None
+        try:
+            self._build(config, resume, train_images, train_labels, reporter)
+        except BaseException:
+            self.close(abandon=True)
+            raise
+
+    def _build(self, config, resume, train_images, train_labels, reporter) -> None:
         self.config = layout.resolve_config(self.run_dir, config, resume) if self.run_dir else config
         t = self.config.train
         self.device = resolve_device(t.device)
@@ -68,13 +78,18 @@ class Trainer:
         self.perm: torch.Tensor | None = None
         self.sums = torch.zeros(len(STATS), dtype=torch.float64, device=self.device)
         self.stop_reason: str | None = None
-        if resume:
-            restore_training_state(self, self.run_dir / layout.CHECKPOINT)
-            layout.truncate_metrics(self.run_dir, self.g_updates)
-        if self.run_dir:   # written only now that the data loaded and the networks were built
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            layout.write_config(self.run_dir, self.config)
-        self.reporter = Reporters(*_file_reporters(self, resume), reporter)
+        # files are written only now that the data loaded and the networks were built
+        self.from_scratch = layout.prepare_run_dir(self) if self.run_dir else True
+        self.reporter = Reporters(*_file_reporters(self), reporter)
+
+    def close(self, abandon: bool = False) -> None:
+        """Release the run directory (also at the end of `run()`); `abandon`: a start that failed removes the
+        directory it created."""
+        if self.lock is not None:
+            self.lock.release(abandon)
+
+    __enter__ = lambda self: self                                           # noqa: E731
+    __exit__ = lambda self, *exc: self.close()                              # noqa: E731
 
     generator = property(lambda self: self.algorithm.generator)
     discriminator = property(lambda self: self.algorithm.discriminator)
@@ -94,6 +109,8 @@ class Trainer:
 
     def run(self) -> TrainResult:
         t, per_epoch, last = self.config.train, self.iterations_per_epoch(), {}
+        if self.lock is not None and not self.lock.held:
+            self.lock = RunLock.acquire(self.run_dir, create=False)
         self.reporter.start(self)
         try:
             with stop_on_signals(self.request_stop):
@@ -111,6 +128,7 @@ class Trainer:
                     last = self._end_epoch(self.position - first, seconds)
         finally:
             self.reporter.close()
+            self.close()
         return TrainResult(self.run_dir, self.epoch, self.g_updates, self.stop_reason is not None, last)
 
     def iteration(self):
@@ -161,7 +179,7 @@ class Trainer:
         return save_training_state(self, self.run_dir / layout.CHECKPOINT) if self.run_dir else None
 
 
-def _file_reporters(trainer, resume: bool) -> list[Reporter]:
+def _file_reporters(trainer) -> list[Reporter]:
     """metrics.jsonl and sample PNGs, and TensorBoard events unless train.tensorboard is off."""
     if trainer.run_dir is None:
         return []
@@ -169,7 +187,8 @@ def _file_reporters(trainer, resume: bool) -> list[Reporter]:
         return [RunFiles(trainer.run_dir)]
     from .tensorboard import TensorBoardReporter
 
-    return [RunFiles(trainer.run_dir), TensorBoardReporter(trainer.run_dir, purge_step=trainer.g_updates if resume else None)]
+    # purge_step: events an earlier, interrupted process wrote after this run's restart point are hidden
+    return [RunFiles(trainer.run_dir), TensorBoardReporter(trainer.run_dir, purge_step=trainer.g_updates)]
 
 
 def epoch_record(trainer, iterations: int, seconds: float, epoch: float) -> dict[str, Any]:
