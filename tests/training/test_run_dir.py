@@ -12,8 +12,10 @@ def test_resolve_config_new_and_resumed(tmp_path):
     config = make_config("paper-mnist-5k")
     assert layout.resolve_config(tmp_path / "new", config, resume=False) is config
     layout.write_config(tmp_path, config)
-    with pytest.raises(RunError, match="already holds a run"):
-        layout.resolve_config(tmp_path, config, resume=False)
+    # no checkpoint yet: the same settings restart it, others are refused (no dead end, nothing overwritten)
+    assert layout.resolve_config(tmp_path, config, resume=False) == config
+    with pytest.raises(RunError, match="stopped before its first checkpoint"):
+        layout.resolve_config(tmp_path, make_config("paper-mnist-5k", ["train.lr=0.05"]), resume=False)
     longer = make_config("paper-mnist-5k", ["train.epochs=300", "train.device=auto"])
     merged = layout.resolve_config(tmp_path, longer, resume=True)
     assert merged.train.epochs == 300 and merged.train.device == "auto" and merged.model == config.model
