@@ -7,6 +7,7 @@ import sys
 
 from .. import __version__
 from ..errors import AdvnetsError
+from .common import configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="advnets", description="Generative Adversarial Nets (Goodfellow et al., 2014): train, sample, evaluate.")
     parser.add_argument("--version", action="version", version=f"advnets {__version__}")
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
+    loud.add_argument("-v", "--verbose", action="store_true", help="also print debug lines")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_train_command(sub)
     add_sample_command(sub)
@@ -76,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     prefer_passive_wait()                            # before torch loads OpenMP: no collapse on a busy machine
     args = build_parser().parse_args(argv)
+    configure_logging(-1 if args.quiet else 1 if args.verbose else 0)
     previous, warnings.formatwarning = warnings.formatwarning, _one_line_warnings(warnings.formatwarning)
     handlers = _signals()
     try:

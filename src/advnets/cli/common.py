@@ -2,8 +2,34 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 
 from ..errors import AdvnetsError
+
+# What the commands report goes through Python's logging: `advnets -q` keeps warnings and errors only, `-v` adds
+# debug lines. Informational lines go to stdout, warnings to stderr.
+log = logging.getLogger("advnets")
+
+
+class _ConsoleHandler(logging.Handler):
+    """INFO and below to the current sys.stdout, WARNING and above to sys.stderr (looked up at each record, so a
+    test's captured streams are used)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
+        prefix = "advnets: warning: " if record.levelno == logging.WARNING else ""
+        stream.write(prefix + record.getMessage() + "\n")
+        stream.flush()
+
+
+def configure_logging(verbosity: int) -> None:
+    """verbosity -1 (--quiet), 0 (default) or 1 (--verbose)."""
+    for handler in [h for h in log.handlers if isinstance(h, _ConsoleHandler)]:
+        log.removeHandler(handler)
+    log.addHandler(_ConsoleHandler())
+    log.setLevel({-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG))
+    log.propagate = False
 
 
 def add_run_arguments(p: argparse.ArgumentParser, data: bool = True) -> None:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import AdvnetsError
-from .common import ProgressBar, add_run_arguments, positive, run_split
+from .common import ProgressBar, add_run_arguments, log, positive, run_split
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -30,7 +30,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         report["nearest"] = memorisation_report(run.sample(1000, seed=args.seed + 1), train,
                                                 run_split(run, "valid", args)[:1000])
         n = report["nearest"]
-        print(f"mean L2 distance to the nearest training example: samples {n['samples_mean_nn_distance']:.3f}, "
+        log.info(f"mean L2 distance to the nearest training example: samples {n['samples_mean_nn_distance']:.3f}, "
               f"held-out images {n['held_out_mean_nn_distance']:.3f} (ratio {n['ratio']:.3f})")
     if args.class_accuracy:
         _class_accuracy(run, args, out_dir)
@@ -44,10 +44,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             result = parzen_evaluate(samples, valid, test, sigmas)
         for w in caught:
             print(f"advnets: warning: {w.message}", file=sys.stderr)
-        print(result.table_line(dataset=run.config.data.dataset))
+        log.info(result.table_line(dataset=run.config.data.dataset))
         parzen = {k: v for k, v in report.items() if k != "nearest"} | result.to_dict()
         atomic_write_text(out_dir / "parzen.json", json.dumps(parzen, indent=1) + "\n")
-        print(f"wrote {out_dir / 'parzen.json'}")
+        log.info(f"wrote {out_dir / 'parzen.json'}")
     if args.nearest:
         atomic_write_text(out_dir / "nearest.json", json.dumps(report, indent=1) + "\n")
     return 0
@@ -104,10 +104,10 @@ def _class_accuracy(run, args: argparse.Namespace, out_dir: Path) -> dict:
               "classifier_held_out_size": classifier.held_out_size, "classifier": classifier.info, **result}
     atomic_write_text(out_dir / "class_accuracy.json", json.dumps(report, indent=1) + "\n")
     worst = min(range(run.num_classes), key=lambda c: result["per_class"][c])
-    print(f"the classifier recognises the intended class in {result['accuracy']:.1%} of {result['n']} conditional "
+    log.info(f"the classifier recognises the intended class in {result['accuracy']:.1%} of {result['n']} conditional "
           f"samples (worst class {worst}: {result['per_class'][worst]:.1%}); on real held-out images it is right "
           f"{classifier.held_out_accuracy:.1%} of the time")
-    print(f"wrote {out_dir / 'class_accuracy.json'}")
+    log.info(f"wrote {out_dir / 'class_accuracy.json'}")
     return report
 
 
@@ -134,14 +134,14 @@ def _quality(run, args: argparse.Namespace, out_dir: Path) -> dict:
                               train.labels, seed=args.seed)}
     atomic_write_text(out_dir / "quality.json", json.dumps(report, indent=1) + "\n")
     q, c = report["quality"], report["class_coverage"]
-    print(f"{'':24}{'samples':>12}{'real (test vs valid)':>24}")
-    print(f"{'classes captured':24}{c['classes_captured']:>12}{c['floor']['classes_captured']:>24}   "
+    log.info(f"{'':24}{'samples':>12}{'real (test vs valid)':>24}")
+    log.info(f"{'classes captured':24}{c['classes_captured']:>12}{c['floor']['classes_captured']:>24}   "
           f"(of {len(c['histogram'])})")
-    print(f"{'class KL to the data':24}{_fmt(c['kl']):>12}{_fmt(c['floor']['kl']):>24}")
+    log.info(f"{'class KL to the data':24}{_fmt(c['kl']):>12}{_fmt(c['floor']['kl']):>24}")
     for key, name in (("fd", "Frechet distance"), ("kid", "KID"), ("precision", "precision (k=3)"),
                       ("recall", "recall (k=3)"), ("density", "density (k=5)"), ("coverage", "coverage (k=5)")):
-        print(f"{name:24}{_fmt(q[key]):>12}{_fmt(q['floor'][key]):>24}")
-    print(f"features: the classifier's penultimate layer (held-out accuracy {classifier.held_out_accuracy:.1%}); "
+        log.info(f"{name:24}{_fmt(q[key]):>12}{_fmt(q['floor'][key]):>24}")
+    log.info(f"features: the classifier's penultimate layer (held-out accuracy {classifier.held_out_accuracy:.1%}); "
           f"wrote {out_dir / 'quality.json'}")
     return report
 

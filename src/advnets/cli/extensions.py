@@ -16,7 +16,7 @@ from ..extensions.inpaint import MASKS, inpaint, inpaint_figure, inpaint_report,
 from ..extensions.semisup import LABEL_COUNTS, semisup_report
 from ..figures.image_grid import save_png
 from ..training.checkpoint import save_checkpoint
-from .common import ProgressBar, add_run_arguments, positive
+from .common import ProgressBar, add_run_arguments, log, positive
 
 
 def run_arguments(p: argparse.ArgumentParser, steps: int | None = None) -> None:
@@ -48,11 +48,11 @@ def cmd_infer(args: argparse.Namespace) -> int:
                      "hidden": [1200, 1200], "steps": args.steps, "seed": args.seed})
     save_png(inference_figure(real, recon), run_dir / "figures" / "infer.png")
     out = write_json(run_dir / "eval" / "infer.json", report)
-    print(f"z error on fresh samples: {report['z_mse_fresh']:.4f} per dimension (prior variance 1)")
-    print(f"pixel MSE on {report['n_real']} valid images: G(E(x)) {report['pixel_mse_reconstruction']:.4f}, "
+    log.info(f"z error on fresh samples: {report['z_mse_fresh']:.4f} per dimension (prior variance 1)")
+    log.info(f"pixel MSE on {report['n_real']} valid images: G(E(x)) {report['pixel_mse_reconstruction']:.4f}, "
           f"mean training image {report['pixel_mse_mean_training_image']:.4f}, "
           f"random G(z) {report['pixel_mse_random_sample']:.4f}")
-    print(f"wrote {out}, {run_dir / 'figures' / 'infer.png'}, {run_dir / 'checkpoints' / 'inference.pt'}")
+    log.info(f"wrote {out}, {run_dir / 'figures' / 'infer.png'}, {run_dir / 'checkpoints' / 'inference.pt'}")
     return 0
 
 
@@ -90,11 +90,11 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
               **inpaint_report(target, mask, result["completion"], train_mean)}
     png = save_png(inpaint_figure(target, mask, result["completion"]), run_dir / "figures" / "inpaint.png")
     out = write_json(run_dir / "eval" / "inpaint.json", report)
-    print(f"known pixels: MSE {report['known_mse_initial']:.4f} at the best random start -> "
+    log.info(f"known pixels: MSE {report['known_mse_initial']:.4f} at the best random start -> "
           f"{report['known_mse_final']:.4f} after {args.steps} Adam steps")
-    print(f"unknown pixels ({args.mask}): MSE {report['unknown_mse_completion']:.4f} completed by G(z*), "
+    log.info(f"unknown pixels ({args.mask}): MSE {report['unknown_mse_completion']:.4f} completed by G(z*), "
           f"{report['unknown_mse_mean_training_image']:.4f} filled with the mean training image")
-    print(f"wrote {png}, {out}")
+    log.info(f"wrote {png}, {out}")
     return 0
 
 
@@ -134,14 +134,14 @@ def cmd_semisup(args: argparse.Namespace) -> int:
     report = {"run": str(run_dir), "epoch": run.epoch, "step": run.step, "dataset": run.config.data.dataset,
               "seed": args.seed, "test_split_size": n_test,
               "test_subsample": f"{len(test)} of {n_test} test images, drawn with seed {args.seed}", **report}
-    print(f"test accuracy on {report['test_subsample']} ({report['n_classes']} classes)")
-    print(f"{'labels':>7} {'D features':>11} {'pixels':>8} {'scratch':>8}")
+    log.info(f"test accuracy on {report['test_subsample']} ({report['n_classes']} classes)")
+    log.info(f"{'labels':>7} {'D features':>11} {'pixels':>8} {'scratch':>8}")
     for r in report["results"]:
-        print(f"{r['labels']:>7} {r['d_features_linear']:>11.4f} {r['pixels_linear']:>8.4f} "
+        log.info(f"{r['labels']:>7} {r['d_features_linear']:>11.4f} {r['pixels_linear']:>8.4f} "
               f"{r['scratch_same_architecture']:>8.4f}")
-    print(f"D features / pixels: {report['linear']}; scratch: {report['scratch']}")
+    log.info(f"D features / pixels: {report['linear']}; scratch: {report['scratch']}")
     out = write_json(run_dir / "eval" / "semisup.json", report)
-    print(f"wrote {out}")
+    log.info(f"wrote {out}")
     return 0
 
 

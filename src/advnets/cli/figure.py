@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import AdvnetsError
-from .common import add_run_arguments, positive, run_split
+from .common import add_run_arguments, log, positive, run_split
 
 
 def cmd_figure_samples(args: argparse.Namespace) -> int:
@@ -20,7 +20,7 @@ def cmd_figure_samples(args: argparse.Namespace) -> int:
     run = load_run(args.run, args.checkpoint, args.device)
     grid = samples_figure(run, run_split(run, "train", args), rows=args.rows, cols=args.cols, seed=args.seed)
     out = save_png(grid, args.out or Path(args.run) / "figures" / "samples.png")
-    print(f"wrote {out}: {args.rows} rows of {args.cols - 1} samples and, framed, the nearest training example")
+    log.info(f"wrote {out}: {args.rows} rows of {args.cols - 1} samples and, framed, the nearest training example")
     return 0
 
 
@@ -35,7 +35,7 @@ def cmd_figure_interpolate(args: argparse.Namespace) -> int:
     run = load_run(args.run, args.checkpoint, args.device)
     grid = interpolation_figure(run, rows=args.rows, steps=args.steps, seed=args.seed)
     out = save_png(grid, args.out or Path(args.run) / "figures" / "interpolate.png")
-    print(f"wrote {out}: {args.rows} straight lines in z space, {args.steps} samples each")
+    log.info(f"wrote {out}: {args.rows} straight lines in z space, {args.steps} samples each")
     return 0
 
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from ..errors import AdvnetsError
+from .common import log
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -53,7 +54,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         _check_grid_size(args.n, run.image_shape, nrow)
         images = torch.cat(list(batches))
         save_grid(for_display(images, run.config.data), out, nrow=nrow)
-    print(f"wrote {args.n} samples{what} of run {args.run} (epoch {run.epoch}, step {run.step}) to {out}")
+    log.info(f"wrote {args.n} samples{what} of run {args.run} (epoch {run.epoch}, step {run.step}) to {out}")
     return 0
 
 

