@@ -16,6 +16,15 @@ EPILOG = """examples:
   advnets train --preset paper-mnist --set train.lr=0.05 --set model.noise_prior=gaussian
   advnets train --config runs/fashion/config.json --set train.seed=1 --out runs/fashion-seed1
   advnets train --preset paper-mnist-5k --conditional --out runs/cond5k      (p(x | c): the label into G and D)
+  torchrun --nproc_per_node=2 -m advnets train --preset paper-mnist-5k --out runs/dp2   (data parallel, 2 processes)
+
+data parallel: under torchrun (RANK / WORLD_SIZE set) each process trains train.batch_size / N examples of every
+  minibatch and the gradients are averaged (NCCL on GPUs, Gloo on CPUs); rank 0 writes the run directory. The
+  same command without torchrun trains in one process; a run resumes at any number of processes.
+data: the training split is held as one tensor on the run's device (--device, default auto: a GPU if there is
+  one) and minibatches are taken from it by index, with no host-to-device copy per step.
+precision: --set train.precision=bf16 (CPU or GPU) or fp16 (GPU, with a gradient scaler) runs the autograd and
+  convolutional steps under torch.autocast; the fused MLP step is exact fp32 only.
 """
 
 
@@ -83,9 +92,10 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ..config import make_config, with_overrides
+    from ..device import resolve_device
     from ..errors import AdvnetsError
+    from ..training.distributed import Dist
     from ..training.run_dir import read_config
-    from ..training.trainer import Trainer
 
     if args.preset and args.config:
         raise AdvnetsError("--preset and --config both give a base configuration", "pass one of them")
@@ -99,11 +109,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = make_config(base_name, overrides(args))
         run_dir = Path(args.out or f"runs/{config.data.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
-    console = ConsoleReporter(progress=sys.stderr.isatty() and not args.no_progress)
-    trainer = Trainer(config, run_dir, resume=bool(args.resume), reporter=console)
+    dist = Dist.from_env(resolve_device((config or read_config(run_dir)).train.device))
+    try:
+        return _train(args, config, run_dir, dist)
+    finally:
+        dist.close()
+
+
+def _train(args: argparse.Namespace, config, run_dir: Path, dist) -> int:
+    from ..training.trainer import Trainer
+
+    console = ConsoleReporter(progress=sys.stderr.isatty() and not args.no_progress) if dist.writes else None
+    trainer = Trainer(config, run_dir, resume=bool(args.resume), reporter=console, dist=dist)
     t = trainer.config.train
+    if not dist.writes:                  # ranks > 0 train silently; rank 0 speaks for the run
+        result = trainer.run()
+        return 130 if result.interrupted else 0
+    ranks = f", {dist.world_size} processes ({dist.backend}, {t.batch_size // dist.world_size} examples each)" \
+        if dist.active else ""
+    step = "fused step" if trainer.fused else "autograd"
     print(f"run {run_dir}: {trainer.config.data.dataset}, {len(trainer.data)} training examples, seed {t.seed}, "
-          f"{t.schedule} schedule ({'fused step' if trainer.fused else 'autograd'}), device {trainer.device}"
+          f"{t.schedule} schedule ({step}, {t.precision}), device {trainer.device}{ranks}"
           + (f", resuming at epoch {trainer.epoch} step {trainer.g_updates}" if args.resume else ""), flush=True)
     result = trainer.run()
     if result.interrupted:
@@ -147,7 +173,7 @@ def add_train_command(sub) -> None:
     p.add_argument("--epochs", type=int, help="number of epochs (train.epochs)")
     p.add_argument("--max-steps", type=int, help="stop after this many generator updates (train.max_steps)")
     p.add_argument("--seed", type=int, help="random seed (train.seed); printed with the run")
-    p.add_argument("--device", help="cpu | cuda | mps | auto (train.device)")
+    p.add_argument("--device", help="cpu | cuda | cuda:N | mps | auto (train.device, default auto: a GPU if present)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set train.lr=0.05 (repeatable)")
     p.add_argument("--out", help="run directory to create (default runs/DATASET-TIMESTAMP)")

@@ -1,5 +1,7 @@
 """The training loop: epochs of Algorithm 1 iterations, the paper's schedules, checkpoints, and reports.
 
+Data parallel under torchrun (distributed.py): pass `dist=Dist.from_env(device)`; every rank trains its block of each
+global minibatch, only rank 0 writes files, and all ranks stop at the same step.
 Everything random (initialisation, fixed noise, minibatch order, noise, dropout masks) comes from one
 torch.Generator seeded by train.seed, whose state is in every checkpoint: a resumed run continues bit for bit.
 The Trainer never prints: it calls a `Reporter` (reporting.py); with a run directory it also writes config.json,
@@ -24,6 +26,7 @@ from . import run_dir as layout
 from .algorithm1 import Algorithm1
 from .batches import TrainingData
 from .checkpoint import check_finite_state, restore_training_state, save_training_state
+from .distributed import Dist
 from .reporting import Reporter, Reporters, RunFiles
 from .signals import stop_on_signals
 
@@ -47,11 +50,14 @@ class Trainer:
 
     def __init__(self, config: Config | None, run_dir: str | Path | None, *, resume: bool = False,
                  train_images: np.ndarray | torch.Tensor | None = None,
-                 train_labels: np.ndarray | torch.Tensor | None = None, reporter: Reporter | None = None):
-        self.run_dir = None if run_dir is None else Path(run_dir)
-        self.config = layout.resolve_config(self.run_dir, config, resume) if self.run_dir else config
+                 train_labels: np.ndarray | torch.Tensor | None = None, reporter: Reporter | None = None,
+                 dist: Dist | None = None):
+        self.run_dir, self.dist = None if run_dir is None else Path(run_dir), dist or Dist()
+        writes = self.run_dir is not None and self.dist.writes        # only rank 0 writes
+        self.config = layout.resolve_config(self.run_dir, config, resume) if writes or resume else config
         t = self.config.train
-        self.device = resolve_device(t.device)
+        self.dist.local_batch(t.batch_size)                           # refuses a batch that does not split
+        self.device = self.dist.device(resolve_device(t.device))
         if train_images is None:
             from ..data import load_data_split
 
@@ -61,18 +67,21 @@ class Trainer:
         self.rng = torch.Generator(device=self.device).manual_seed(t.seed)
         g, d = build_models(self.config.model, self.data.image_shape, self.data.output_bias(self.config.model),
                             self.rng, self.data.num_classes)
-        self.algorithm = Algorithm1(self.config, g.to(self.device), d.to(self.device), self.data, self.rng)
+        self.algorithm = Algorithm1(self.config, g.to(self.device), d.to(self.device), self.data, self.rng,
+                                    self.dist)
         # the sample grid: grid_size x grid_size, or (conditional) one row of grid_size samples per class
         self.fixed_noise = self.algorithm.noise(t.grid_size * (self.data.num_classes or t.grid_size))
         self.epoch, self.position = 0, 0          # completed epochs; iterations done in the current one
         self.perm: torch.Tensor | None = None
         self.sums = torch.zeros(len(STATS), dtype=torch.float64, device=self.device)
         self.stop_reason: str | None = None
-        self.reporter = Reporters(RunFiles(self.run_dir) if self.run_dir else None, reporter)
+        self.pending_stop: str | None = None      # asked on this rank; stops once the ranks agree (iteration)
+        self.reporter = Reporters(RunFiles(self.run_dir) if writes else None, reporter)
         if resume:
             restore_training_state(self, self.run_dir / layout.CHECKPOINT)
-            layout.truncate_metrics(self.run_dir, self.g_updates)
-        if self.run_dir:   # written only now that the data loaded and the networks were built
+            if writes:
+                layout.truncate_metrics(self.run_dir, self.g_updates)
+        if writes:   # written only now that the data loaded and the networks were built
             self.run_dir.mkdir(parents=True, exist_ok=True)
             layout.write_config(self.run_dir, self.config)
 
@@ -86,8 +95,12 @@ class Trainer:
         return len(self.data) // (t.batch_size * t.k_discriminator_steps)
 
     def request_stop(self, reason: str = "stop requested") -> None:
-        """Stop after the current iteration, with a checkpoint (Ctrl-C, SIGTERM, or a caller's choice)."""
-        self.stop_reason = reason
+        """Stop after the current iteration, with a checkpoint (Ctrl-C, SIGTERM, or a caller's choice); in a
+        distributed run, after the next iteration, whose all-reduce tells every rank to stop."""
+        if self.dist.active:
+            self.pending_stop = self.pending_stop or reason
+        else:
+            self.stop_reason = reason
 
     def reached_max_steps(self) -> bool:
         return self.config.train.max_steps is not None and self.g_updates >= self.config.train.max_steps
@@ -116,7 +129,9 @@ class Trainer:
         """One iteration of Algorithm 1, with the momentum of the current epoch; returns its StepStats."""
         t = self.config.train
         mu = momentum(self.epoch, t.momentum_start, t.momentum_end, t.momentum_ramp_epochs)
-        stats = self.algorithm.iteration(self.perm, self.position, mu)
+        stats = self.algorithm.iteration(self.perm, self.position, mu, self.pending_stop is not None)
+        if self.dist.active and self.algorithm.peer_stop and self.stop_reason is None:
+            self.stop_reason = self.pending_stop or "another rank stopped"
         self.position += 1
         self.sums += torch.stack([getattr(stats, s).double() for s in STATS])
         self.reporter.step(self, stats)
@@ -158,8 +173,10 @@ class Trainer:
         return for_display(images, self.config.data)
 
     def save(self) -> Path | None:
-        """Checkpoint the whole training state to RUN/checkpoints/last.pt (nothing without a run directory)."""
-        return save_training_state(self, self.run_dir / layout.CHECKPOINT) if self.run_dir else None
+        """Checkpoint the whole training state to RUN/checkpoints/last.pt (nothing without a run directory); in a
+        distributed run every rank calls it (its random state is gathered) and rank 0 writes."""
+        states = self.dist.gather(self.rng.get_state())              # None on ranks > 0
+        return save_training_state(self, self.run_dir / layout.CHECKPOINT, states) if states and self.run_dir else None
 
 
 def train(config: Config | None, run_dir: str | Path | None, *, resume: bool = False, **kwargs) -> TrainResult:
