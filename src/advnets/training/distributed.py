@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 from dataclasses import dataclass
 
 import torch
@@ -121,7 +122,8 @@ class Dist:
         try:
             return getattr(td, name)(*args, **kwargs)
         except (RuntimeError, td.DistBackendError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = re.sub(r"^\[[^\]]*\] ", "", first)[:120]             # gloo's "[.../pair.cc:537] " prefix
             raise DistributedError(f"rank {self.rank} of {self.world_size} lost contact with the others ({first})",
                                    "a process died or hung; resume with `advnets train --resume RUN`") from None
 
