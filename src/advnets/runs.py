@@ -66,7 +66,7 @@ class LoadedRun:
         rng = torch.Generator(device=self.device).manual_seed(seed)
         m = self.config.model
         if isinstance(labels, int):
-            labels = torch.full((n,), labels, dtype=torch.int64)
+            labels = torch.full((n,), labels, dtype=torch.int64, device=self.device)
         if labels is not None and labels.numel():
             self.check_class(int(labels.min()))
             self.check_class(int(labels.max()))
@@ -87,7 +87,7 @@ class LoadedRun:
         return torch.randint(self.num_classes, (n,), generator=rng, device=self.device)
 
 
-def load_run(run_dir: str | Path, checkpoint: str | Path | None = None, device: str = "cpu") -> LoadedRun:
+def load_run(run_dir: str | Path, checkpoint: str | Path | None = None, device: str = "auto") -> LoadedRun:
     """Load a run's generator and discriminator from its last (or the given) checkpoint."""
     run_dir = Path(run_dir)
     config = read_config(run_dir)

@@ -36,7 +36,7 @@ def add_run_arguments(p: argparse.ArgumentParser, data: bool = True) -> None:
     """The arguments of every command that reads a trained run."""
     p.add_argument("run", help="run directory written by `advnets train`")
     p.add_argument("--checkpoint", help="checkpoint file (default RUN/checkpoints/last.pt)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | mps | auto")
+    p.add_argument("--device", default="auto", help="cpu | cuda | mps | auto (default: a GPU if there is one)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     if data:
         p.add_argument("--data-dir", help="directory holding the dataset files, if not the run's")

@@ -122,5 +122,5 @@ def add_sample_command(sub) -> None:
     p.add_argument("--class", dest="label", type=int, metavar="C",
                    help="conditional runs: draw samples of class C only (0 .. classes-1)")
     p.add_argument("--checkpoint", help="checkpoint file (default RUN/checkpoints/last.pt)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | mps | auto")
+    p.add_argument("--device", default="auto", help="cpu | cuda | mps | auto (default: a GPU if there is one)")
     p.set_defaults(func=cmd_sample)

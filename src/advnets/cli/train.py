@@ -17,6 +17,15 @@ EPILOG = """examples:
   advnets train --preset paper-mnist --set train.lr=0.05 --set model.noise_prior=gaussian
   advnets train --config runs/fashion/config.json --set train.seed=1 --out runs/fashion-seed1
   advnets train --preset paper-mnist-5k --conditional --out runs/cond5k      (p(x | c): the label into G and D)
+  torchrun --nproc_per_node=2 -m advnets train --preset paper-mnist-5k --out runs/dp2   (data parallel, 2 processes)
+
+data parallel: under torchrun (RANK / WORLD_SIZE set) each process trains train.batch_size / N examples of every
+  minibatch and the gradients are averaged (NCCL on GPUs, Gloo on CPUs); rank 0 writes the run directory. The
+  same command without torchrun trains in one process; a run resumes at any number of processes.
+data: the training split is held as one tensor on the run's device (--device, default auto: a GPU if there is
+  one) and minibatches are taken from it by index, with no host-to-device copy per step.
+precision: --set train.precision=bf16 (CPU or GPU) or fp16 (GPU, with a gradient scaler) runs the autograd and
+  convolutional steps under torch.autocast; the fused MLP step is exact fp32 only.
 """
 
 
@@ -86,9 +95,10 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ..config import make_config, with_overrides
-    from ..errors import AdvnetsError, OutputError
+    from ..device import resolve_device
+    from ..errors import AdvnetsError
+    from ..training.distributed import Dist
     from ..training.run_dir import read_config
-    from ..training.trainer import Trainer
 
     if args.preset and args.config:
         raise AdvnetsError("--preset and --config both give a base configuration", "pass one of them")
@@ -105,9 +115,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = make_config(base_name, overrides(args))
         run_dir = Path(args.out or f"runs/{config.data.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
-    console = ConsoleReporter(progress=sys.stderr.isatty() and not args.no_progress)
-    with Trainer(config, run_dir, resume=bool(args.resume), reporter=console) as trainer:
+    dist = Dist.from_env(resolve_device((config or read_config(run_dir)).train.device))
+    try:
+        return _train(args, config, run_dir, dist, threads)
+    finally:
+        dist.close()
+
+
+def _train(args: argparse.Namespace, config, run_dir: Path, dist, threads: int) -> int:
+    from ..errors import OutputError
+    from ..training.trainer import Trainer
+
+    console = ConsoleReporter(progress=sys.stderr.isatty() and not args.no_progress) if dist.writes else None
+    with Trainer(config, run_dir, resume=bool(args.resume), reporter=console, dist=dist) as trainer:
         t = trainer.config.train
+        if not dist.writes:                  # ranks > 0 train silently; rank 0 speaks for the run
+            return 130 if trainer.run().interrupted else 0
         where = ""
         if args.resume:
             _check_work_left(trainer, run_dir)
@@ -115,9 +138,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                      else ", no checkpoint yet (the run stopped before its first one): starting again from step 0")
         elif (run_dir / "metrics.jsonl").exists() or (run_dir / "samples").exists():
             where = ", replacing a start with the same settings that stopped before its first checkpoint"
+        ranks = f", {dist.world_size} processes ({dist.backend}, {t.batch_size // dist.world_size} examples each)" \
+            if dist.active else ""
         log.info(f"run {run_dir}: {trainer.config.data.dataset}, {len(trainer.data)} training examples, seed {t.seed}, "
-              f"{t.schedule} schedule ({'fused step' if trainer.fused else 'autograd'}), device {trainer.device}"
-              f" ({threads} CPU threads)" + where)
+                 f"{t.schedule} schedule ({'fused step' if trainer.fused else 'autograd'}, {t.precision}), device "
+                 f"{trainer.device} ({threads} CPU threads){ranks}" + where)
         try:
             result = trainer.run()
         except OutputError as exc:
@@ -184,7 +209,7 @@ def add_train_command(sub) -> None:
     p.add_argument("--epochs", type=int, help="number of epochs (train.epochs)")
     p.add_argument("--max-steps", type=int, help="stop after this many generator updates (train.max_steps)")
     p.add_argument("--seed", type=int, help="random seed (train.seed); printed with the run")
-    p.add_argument("--device", help="cpu | cuda | mps | auto (train.device)")
+    p.add_argument("--device", help="cpu | cuda | cuda:N | mps | auto (train.device, default auto: a GPU if present)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set train.lr=0.05 (repeatable)")
     p.add_argument("--out", help="run directory to create (default runs/DATASET-TIMESTAMP)")

@@ -84,7 +84,10 @@ class TrainConfig:
     momentum_ramp_epochs: tuple[int, int] = (1, 250)  # linear ramp between these epochs
     adam_betas: tuple[float, float] = (0.5, 0.999)
     seed: int = 0
-    device: str = "cpu"                   # cpu | cuda | mps | auto
+    device: str = "auto"                  # cpu | cuda | cuda:N | mps | auto (a GPU if there is one, else cpu)
+    # fp32 | bf16 | fp16: bf16 / fp16 run the autograd and convolutional steps under torch.autocast (fp16 with a
+    # gradient scaler, CUDA only). The fused MLP step is exact fp32 only: a reduced precision uses autograd instead.
+    precision: str = "fp32"
     sample_every_epochs: int = 1          # write samples/epoch_XXXX.png
     checkpoint_every_epochs: int = 1      # write checkpoints/last.pt
     sample_every_steps: int = 0           # also write samples/step_XXXXXXXX.png every N steps (0: off)
@@ -181,7 +184,7 @@ _CHOICES = {
     ("train", "schedule"): ("simultaneous", "alternating"),
     ("train", "generator_loss"): ("non-saturating", "minimax"),
     ("train", "optimizer"): ("sgd", "adam"),
-    ("train", "device"): ("cpu", "cuda", "mps", "auto"),
+    ("train", "precision"): ("fp32", "bf16", "fp16"),
     ("model", "architecture"): ("mlp", "conv"),
 }
 
@@ -199,6 +202,8 @@ def _validate(config: Config) -> None:
                               _did_you_mean(value, choices) or f"choose one of {', '.join(choices)}")
     m, t = config.model, config.train
     _validate_numbers(config)
+    if t.device not in ("cpu", "cuda", "mps", "auto") and not (t.device.startswith("cuda:") and t.device[5:].isdigit()):
+        raise ConfigError(f"train.device is '{t.device}'", "choose one of cpu, cuda, cuda:N, mps, auto")
     positive = {"model.noise_dim": m.noise_dim, "model.discriminator_pieces": m.discriminator_pieces,
                 "train.epochs": t.epochs, "train.batch_size": t.batch_size,
                 "train.k_discriminator_steps": t.k_discriminator_steps, "train.lr": t.lr,

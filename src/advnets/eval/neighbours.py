@@ -17,8 +17,9 @@ def nearest_neighbours(queries: torch.Tensor | np.ndarray, reference: torch.Tens
     if q.shape[1] != r.shape[1]:
         raise ValueError(f"queries have {q.shape[1]} dimensions, the reference {r.shape[1]}")
     q_sq = (q * q).sum(1, keepdim=True)
-    best_d = torch.full((q.shape[0],), float("inf"))
-    best_i = torch.zeros(q.shape[0], dtype=torch.long)
+    r = r.to(q.device)
+    best_d = torch.full((q.shape[0],), float("inf"), device=q.device)
+    best_i = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
     for start in range(0, r.shape[0], chunk):
         block = r[start:start + chunk]
         d2 = q_sq + (block * block).sum(1) - 2 * q @ block.t()               # (n, chunk)

@@ -6,6 +6,7 @@ import io
 import json
 import math
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -157,16 +158,20 @@ def check_finite_state(trainer) -> None:
         f"start a new run (another --out) with a lower learning rate, e.g. --set train.lr={t.lr / 4:g}")
 
 
-def save_training_state(trainer, path: Path) -> Path:
-    """Checkpoint everything `restore_training_state` needs, after checking that it is finite."""
+def save_training_state(trainer, path: Path, rank_rng: list[torch.Tensor] | None = None) -> Path:
+    """Checkpoint everything `restore_training_state` needs, after checking that it is finite. `rank_rng`: the
+    random state of every rank of a distributed run, in rank order (all equal: the ranks share one stream)."""
     check_finite_state(trainer)
-    a = trainer.algorithm
+    a, rank_rng = trainer.algorithm, rank_rng or [trainer.rng.get_state()]
+    if any(not torch.equal(s, rank_rng[0]) for s in rank_rng):
+        raise RuntimeError("the ranks' random streams drifted apart")     # a bug, never the user's doing
     return save_checkpoint(path, {
         "config": trainer.config.to_json(), "image_shape": list(trainer.data.image_shape),
         "num_classes": trainer.data.num_classes,
         "generator": a.generator.state_dict(), "discriminator": a.discriminator.state_dict(),
         "opt_g": a.opt_g.state_dict(), "opt_d": a.opt_d.state_dict(),
-        "rng": trainer.rng.get_state(), "fixed_noise": trainer.fixed_noise,
+        "rng": trainer.rng.get_state(), "rng_device": trainer.device.type, "rank_rng": rank_rng,
+        "world_size": len(rank_rng), "fixed_noise": trainer.fixed_noise,
         "perm": trainer.perm, "position": trainer.position, "epoch": trainer.epoch,
         "g_updates": a.g_updates, "d_updates": a.d_updates, "sums": trainer.sums})
 
@@ -191,7 +196,7 @@ def restore_training_state(trainer, path: Path) -> None:
         if bad is None:
             a.opt_g.load_state_dict(payload["opt_g"])
             a.opt_d.load_state_dict(payload["opt_d"])
-            trainer.rng.set_state(payload["rng"].cpu())
+            _restore_rng(trainer, payload, path)
     except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
         bad = f"optimizer or random state ({str(exc).strip()[:80]})"
     if bad is not None:
@@ -203,3 +208,11 @@ def restore_training_state(trainer, path: Path) -> None:
     a.g_updates, a.d_updates = payload["g_updates"], payload["d_updates"]
     trainer.sums = payload["sums"].to(trainer.device, trainer.sums.dtype).reshape(trainer.sums.shape)
 
+
+def _restore_rng(trainer, payload: dict[str, Any], path: Path) -> None:
+    if payload.get("rng_device", "cpu") == trainer.device.type:
+        trainer.rng.set_state(payload["rng"].cpu())
+    else:   # a CPU generator's state means nothing to a CUDA one: a new stream, derived from the seed and the step
+        warnings.warn(f"checkpoint {path} was written on {payload['rng_device']}, this run computes on "
+                      f"{trainer.device.type}: the random stream restarts from seed and step (the weights continue)")
+        trainer.rng.manual_seed(trainer.config.train.seed * 1_000_003 + payload["g_updates"])

@@ -5,8 +5,10 @@
 * `discriminator_grads` / `generator_grads`: the separate steps of Algorithm 1 as printed (k D steps, then one G
   step on fresh noise); the G step asks autograd for G's gradients only.
 
-Each returns `StepStats` (tensors, so no device sync per step). For conditional nets (paper section 7) each also
-takes the class labels of the data (`real_labels`) and of the samples (`fake_labels`), (m,) class indices.
+Under torch.autocast (train.precision bf16 | fp16) the logits are taken to float32 before the losses, and
+`loss_scale` (fp16's gradient scaler) multiplies each loss before its gradient. Each returns `StepStats`
+(tensors, so no device sync per step). For conditional nets (paper section 7) each also takes the class labels
+of the data (`real_labels`) and of the samples (`fake_labels`), (m,) class indices.
 """
 from __future__ import annotations
 
@@ -39,6 +41,15 @@ def set_grads(params, grads) -> None:
 
 
 
+def _unscaled(loss: torch.Tensor) -> torch.Tensor:
+    return loss
+
+
+def _full(logits: torch.Tensor) -> torch.Tensor:
+    """Logits from an autocast region (bf16 / fp16) in float32 for the losses; float32 / float64 unchanged."""
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+
+
 def both_labels(real_labels: torch.Tensor | None, fake_labels: torch.Tensor | None) -> torch.Tensor | None:
     return None if real_labels is None else torch.cat([real_labels, fake_labels])
 
@@ -46,48 +57,48 @@ def both_labels(real_labels: torch.Tensor | None, fake_labels: torch.Tensor | No
 
 def simultaneous_grads_autograd(g: torch.nn.Module, d: torch.nn.Module, x_real: torch.Tensor,
                                 z: torch.Tensor, masks, loss_kind: str, real_labels: torch.Tensor | None = None,
-                                fake_labels: torch.Tensor | None = None) -> StepStats:
+                                fake_labels: torch.Tensor | None = None, loss_scale=_unscaled) -> StepStats:
     """The same update as `simultaneous_grads_fused`, through autograd, for any G and D."""
     m = x_real.shape[0]
     fake_images = g(z, **label_kwargs(fake_labels))
     batch = torch.cat([x_real.reshape(m, -1), fake_images.reshape(m, -1)])
     logits = d(batch, masks, **label_kwargs(both_labels(real_labels, fake_labels)))
-    real, fake = logits[:m], logits[m:]
+    real, fake = _full(logits[:m]), _full(logits[m:])
     # update D: maximise log D(x) + log(1 - D(G(z)));  update G: minimise log(1 - D(G(z))) (minimax) or
     # maximise log D(G(z)) (non-saturating) -- both at the same parameters, from the same batch and masks
     d_loss, g_loss = discriminator_loss(real, fake), generator_loss(loss_kind, fake)
     d_params, g_params = list(d.parameters()), list(g.parameters())
-    set_grads(d_params, torch.autograd.grad(d_loss, d_params, retain_graph=True))
-    set_grads(g_params, torch.autograd.grad(g_loss, g_params))
+    set_grads(d_params, torch.autograd.grad(loss_scale(d_loss), d_params, retain_graph=True))
+    set_grads(g_params, torch.autograd.grad(loss_scale(g_loss), g_params))
     return StepStats(d_loss.detach(), g_loss.detach(), torch.sigmoid(real).mean().detach(),
                      torch.sigmoid(fake).mean().detach())
 
 
 def discriminator_grads(g: torch.nn.Module, d: torch.nn.Module, x_real: torch.Tensor, z: torch.Tensor,
                         masks, real_labels: torch.Tensor | None = None,
-                        fake_labels: torch.Tensor | None = None) -> StepStats:
+                        fake_labels: torch.Tensor | None = None, loss_scale=_unscaled) -> StepStats:
     """Algorithm 1's D step: ascend V on m data and m samples (G is not differentiated)."""
     m = x_real.shape[0]
     with torch.no_grad():
         fake_images = g(z, **label_kwargs(fake_labels))
     logits = d(torch.cat([x_real.reshape(m, -1), fake_images.reshape(m, -1)]), masks,
                **label_kwargs(both_labels(real_labels, fake_labels)))
-    real, fake = logits[:m], logits[m:]
+    real, fake = _full(logits[:m]), _full(logits[m:])
     # update D: maximise log D(x) + log(1 - D(G(z)))
     d_loss = discriminator_loss(real, fake)
     d_params = list(d.parameters())
-    set_grads(d_params, torch.autograd.grad(d_loss, d_params))
+    set_grads(d_params, torch.autograd.grad(loss_scale(d_loss), d_params))
     return StepStats(d_loss=d_loss.detach(), d_real=torch.sigmoid(real).mean().detach(),
                      d_fake=torch.sigmoid(fake).mean().detach())
 
 
 def generator_grads(g: torch.nn.Module, d: torch.nn.Module, z: torch.Tensor, masks,
-                    loss_kind: str, fake_labels: torch.Tensor | None = None) -> StepStats:
+                    loss_kind: str, fake_labels: torch.Tensor | None = None, loss_scale=_unscaled) -> StepStats:
     """Algorithm 1's G step on m fresh samples; D's weight gradients are not computed."""
     labels = label_kwargs(fake_labels)
-    fake = d(g(z, **labels), masks, **labels)
+    fake = _full(d(g(z, **labels), masks, **labels))
     # update G: minimise log(1 - D(G(z))) (minimax) or maximise log D(G(z)) (non-saturating)
     g_loss = generator_loss(loss_kind, fake)
     g_params = list(g.parameters())
-    set_grads(g_params, torch.autograd.grad(g_loss, g_params))
+    set_grads(g_params, torch.autograd.grad(loss_scale(g_loss), g_params))
     return StepStats(g_loss=g_loss.detach(), d_fake=torch.sigmoid(fake).mean().detach())

@@ -1,5 +1,7 @@
 """The training loop: epochs of Algorithm 1 iterations, the paper's schedules, checkpoints, and reports.
 
+Data parallel under torchrun (distributed.py): pass `dist=Dist.from_env(device)`; every rank trains its block of each
+global minibatch, only rank 0 writes files, and all ranks stop at the same step.
 Everything random (initialisation, fixed noise, minibatch order, noise, dropout masks) comes from one
 torch.Generator seeded by train.seed, whose state is in every checkpoint: a resumed run continues bit for bit.
 The Trainer never prints: it calls a `Reporter` (reporting.py); with a run directory it also writes config.json,
@@ -24,6 +26,7 @@ from . import run_dir as layout
 from .algorithm1 import Algorithm1
 from .batches import TrainingData
 from .checkpoint import check_finite_state, save_training_state
+from .distributed import Dist
 from .lock import RunLock
 from .reporting import Reporter, Reporters, RunFiles
 from .signals import stop_on_signals
@@ -48,10 +51,12 @@ class Trainer:
 
     def __init__(self, config: Config | None, run_dir: str | Path | None, *, resume: bool = False,
                  train_images: np.ndarray | torch.Tensor | None = None,
-                 train_labels: np.ndarray | torch.Tensor | None = None, reporter: Reporter | None = None):
-        self.run_dir = None if run_dir is None else Path(run_dir)
+                 train_labels: np.ndarray | torch.Tensor | None = None, reporter: Reporter | None = None,
+                 dist: Dist | None = None):
+        self.run_dir, self.dist = None if run_dir is None else Path(run_dir), dist or Dist()
+        self.writes = self.run_dir is not None and self.dist.writes        # only rank 0 writes
         # one writer per run directory (lock.py), from here to the end of run(); taken before anything is read
-        self.lock = RunLock.acquire(self.run_dir, create=not resume) if self.run_dir else None
+        self.lock = RunLock.acquire(self.run_dir, create=not resume) if self.writes else None
         try:
             self._build(config, resume, train_images, train_labels, reporter)
         except BaseException:
@@ -59,9 +64,11 @@ class Trainer:
             raise
 
     def _build(self, config, resume, train_images, train_labels, reporter) -> None:
-        self.config = layout.resolve_config(self.run_dir, config, resume) if self.run_dir else config
+        reads = self.writes or (resume and self.run_dir is not None)
+        self.config = layout.resolve_config(self.run_dir, config, resume) if reads else config
         t = self.config.train
-        self.device = resolve_device(t.device)
+        self.dist.local_batch(t.batch_size)                           # refuses a batch that does not split
+        self.device = self.dist.device(resolve_device(t.device))
         if train_images is None:
             from ..data import load_data_split
 
@@ -71,15 +78,17 @@ class Trainer:
         self.rng = torch.Generator(device=self.device).manual_seed(t.seed)
         g, d = build_models(self.config.model, self.data.image_shape, self.data.output_bias(self.config.model),
                             self.rng, self.data.num_classes)
-        self.algorithm = Algorithm1(self.config, g.to(self.device), d.to(self.device), self.data, self.rng)
+        self.algorithm = Algorithm1(self.config, g.to(self.device), d.to(self.device), self.data, self.rng,
+                                    self.dist)
         # the sample grid: grid_size x grid_size, or (conditional) one row of grid_size samples per class
         self.fixed_noise = self.algorithm.noise(t.grid_size * (self.data.num_classes or t.grid_size))
         self.epoch, self.position = 0, 0          # completed epochs; iterations done in the current one
         self.perm: torch.Tensor | None = None
         self.sums = torch.zeros(len(STATS), dtype=torch.float64, device=self.device)
         self.stop_reason: str | None = None
-        # files are written only now that the data loaded and the networks were built
-        self.from_scratch = layout.prepare_run_dir(self) if self.run_dir else True
+        self.pending_stop: str | None = None      # asked on this rank; stops once the ranks agree (iteration)
+        # files are written only now that the data loaded and the networks were built; other ranks only read
+        self.from_scratch = layout.prepare_run_dir(self, write=self.writes) if reads else True
         self.reporter = Reporters(*_file_reporters(self), reporter)
 
     def close(self, abandon: bool = False) -> None:
@@ -101,8 +110,12 @@ class Trainer:
         return len(self.data) // (t.batch_size * t.k_discriminator_steps)
 
     def request_stop(self, reason: str = "stop requested") -> None:
-        """Stop after the current iteration, with a checkpoint (Ctrl-C, SIGTERM, or a caller's choice)."""
-        self.stop_reason = reason
+        """Stop after the current iteration, with a checkpoint (Ctrl-C, SIGTERM, or a caller's choice); in a
+        distributed run, after the next iteration, whose all-reduce tells every rank to stop."""
+        if self.dist.active:
+            self.pending_stop = self.pending_stop or reason
+        else:
+            self.stop_reason = reason
 
     def reached_max_steps(self) -> bool:
         return self.config.train.max_steps is not None and self.g_updates >= self.config.train.max_steps
@@ -123,9 +136,9 @@ class Trainer:
                     check_finite_state(self)
                     seconds = time.perf_counter() - started
                     if self.position < per_epoch:                # stopped mid-epoch: max_steps or a signal
-                        last = self._partial_epoch(self.position - first, seconds)
+                        last = partial_epoch(self, self.position - first, seconds)
                         break
-                    last = self._end_epoch(self.position - first, seconds)
+                    last = end_epoch(self, self.position - first, seconds)
         finally:
             self.reporter.close()
             self.close()
@@ -135,7 +148,9 @@ class Trainer:
         """One iteration of Algorithm 1, with the momentum of the current epoch; returns its StepStats."""
         t = self.config.train
         mu = momentum(self.epoch, t.momentum_start, t.momentum_end, t.momentum_ramp_epochs)
-        stats = self.algorithm.iteration(self.perm, self.position, mu)
+        stats = self.algorithm.iteration(self.perm, self.position, mu, self.pending_stop is not None)
+        if self.dist.active and self.algorithm.peer_stop and self.stop_reason is None:
+            self.stop_reason = self.pending_stop or "another rank stopped"
         self.position += 1
         self.sums += torch.stack([getattr(stats, s).double() for s in STATS])
         self.reporter.step(self, stats)
@@ -149,39 +164,44 @@ class Trainer:
             self.save()
         return stats
 
-    def _partial_epoch(self, iterations: int, seconds: float) -> dict[str, Any]:
-        """Stopped within an epoch (max_steps or a signal): its metrics so far (epoch = completed fraction, marked
-        partial), the sample grid, and a checkpoint."""
-        record = {**epoch_record(self, iterations, seconds, round(self.epoch + self.position / self.iterations_per_epoch(), 4)),
-                  "partial": True}
-        if iterations:
-            self.reporter.samples(None, self.g_updates, sample_grid(self), self.config.train.grid_size)
-            self.reporter.log(record)
-        self.save()
-        return record
-
-    def _end_epoch(self, iterations: int, seconds: float) -> dict[str, Any]:
-        t = self.config.train
-        record = epoch_record(self, iterations, seconds, self.epoch + 1)
-        self.epoch += 1
-        self.perm, self.position = None, 0
-        self.sums.zero_()
-        final = self.epoch == t.epochs or self.reached_max_steps()
-        if self.epoch % t.sample_every_epochs == 0 or final:
-            self.reporter.samples(self.epoch, self.g_updates, sample_grid(self), self.config.train.grid_size)
-        self.reporter.log(record)
-        if self.epoch % t.checkpoint_every_epochs == 0 or final:
-            self.save()
-        return record
-
     def save(self) -> Path | None:
-        """Checkpoint the whole training state to RUN/checkpoints/last.pt (nothing without a run directory)."""
-        return save_training_state(self, self.run_dir / layout.CHECKPOINT) if self.run_dir else None
+        """Checkpoint the whole training state to RUN/checkpoints/last.pt (nothing without a run directory); in a
+        distributed run every rank calls it (its random state is gathered) and rank 0 writes."""
+        states = self.dist.gather(self.rng.get_state())              # None on ranks > 0
+        return save_training_state(self, self.run_dir / layout.CHECKPOINT, states) if states and self.run_dir else None
+
+
+def partial_epoch(trainer, iterations: int, seconds: float) -> dict[str, Any]:
+    """Stopped within an epoch (max_steps or a signal): its metrics so far (epoch = completed fraction, marked
+    partial), the sample grid, and a checkpoint."""
+    record = {**epoch_record(trainer, iterations, seconds,
+                           round(trainer.epoch + trainer.position / trainer.iterations_per_epoch(), 4)), "partial": True}
+    if iterations:
+        trainer.reporter.samples(None, trainer.g_updates, sample_grid(trainer), trainer.config.train.grid_size)
+        trainer.reporter.log(record)
+    trainer.save()
+    return record
+
+
+def end_epoch(trainer, iterations: int, seconds: float) -> dict[str, Any]:
+    """The end of an epoch: its metrics line, the sample grid and a checkpoint when their intervals say so."""
+    t = trainer.config.train
+    record = epoch_record(trainer, iterations, seconds, trainer.epoch + 1)
+    trainer.epoch += 1
+    trainer.perm, trainer.position = None, 0
+    trainer.sums.zero_()
+    final = trainer.epoch == t.epochs or trainer.reached_max_steps()
+    if trainer.epoch % t.sample_every_epochs == 0 or final:
+        trainer.reporter.samples(trainer.epoch, trainer.g_updates, sample_grid(trainer), trainer.config.train.grid_size)
+    trainer.reporter.log(record)
+    if trainer.epoch % t.checkpoint_every_epochs == 0 or final:
+        trainer.save()
+    return record
 
 
 def _file_reporters(trainer) -> list[Reporter]:
     """metrics.jsonl and sample PNGs, and TensorBoard events unless train.tensorboard is off."""
-    if trainer.run_dir is None:
+    if not trainer.writes:
         return []
     if not trainer.config.train.tensorboard:
         return [RunFiles(trainer.run_dir)]

@@ -1,0 +1,135 @@
+"""Data parallelism on torch.distributed: which rank this process is, and the few collectives training needs.
+
+`torchrun --nproc_per_node=N -m advnets train ...` starts N processes with RANK, WORLD_SIZE and LOCAL_RANK set;
+`Dist.from_env` joins them into one process group (NCCL on GPUs, Gloo on CPUs). Without those variables it is the
+single-process `Dist()` whose collectives do nothing, so the same script runs with or without torchrun.
+
+How a run is split (Algorithm1 does it, with `rows`):
+* every rank holds the same parameters (same seed, same initialisation) and the same random stream; each draws the
+  noise, dropout masks and sampled classes of the WHOLE global minibatch (train.batch_size rows) and keeps its own
+  block of m / N rows, and takes the matching block of the data minibatch. So the examples, noise and masks of a
+  step do not depend on N, and a run at any world size computes the same update up to float reduction order.
+  The price is drawing N times the random numbers (measured by benchmarks/scaling.py).
+* each rank's gradient is the mean over its m / N examples; `all_reduce_mean` averages them into the mean over the
+  global minibatch (every loss is a mean, and each rank holds the same number of examples). The fused step's
+  velocity update v <- mu v - lr g_r is averaged instead: with synchronised v, mean_r(mu v - lr g_r) = mu v - lr g.
+  ONE all-reduce per update per player: the tensors are flattened into one buffer, and the step's statistics and
+  a stop flag ride along as a few extra elements (so every rank logs global means and stops at the same step).
+* a NaN on one rank becomes a NaN in the average on every rank, so every rank stops with the same DivergedError.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import re
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import AdvnetsError, ConfigError
+
+
+class DistributedError(AdvnetsError):
+    """Another rank died or stopped answering; the run stops (resume it from its last checkpoint)."""
+
+
+TIMEOUT_ENV = "ADVNETS_DIST_TIMEOUT"     # seconds a collective waits for a silent (not dead) rank; default 300
+
+
+@dataclass
+class Dist:
+    """This process's place in the run: rank, world_size, local_rank and backend ("" when single-process)."""
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def writes(self) -> bool:
+        """Only rank 0 writes files."""
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, device: torch.device) -> "Dist":
+        """Join the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK), or the single-process Dist.
+
+        The backend is NCCL when `device` is a GPU (each process takes cuda:LOCAL_RANK), else Gloo."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        import torch.distributed as td
+
+        rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(local)
+        timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, "300")))
+        if not td.is_initialized():
+            td.init_process_group(backend, timeout=timeout,
+                                  device_id=torch.device("cuda", local) if backend == "nccl" else None)
+        return cls(rank, world, local, backend)
+
+    def device(self, device: torch.device) -> torch.device:
+        """The device this rank computes on: cuda:LOCAL_RANK for a GPU run, else `device`."""
+        return torch.device("cuda", self.local_rank) if self.active and device.type == "cuda" else device
+
+    def local_batch(self, m: int) -> int:
+        """This rank's rows of a global minibatch of m; m must split evenly."""
+        if m % self.world_size:
+            raise ConfigError(f"train.batch_size {m} does not split over {self.world_size} processes",
+                              f"use a multiple of {self.world_size}, e.g. --set train.batch_size="
+                              f"{max(self.world_size, m - m % self.world_size)}")
+        return m // self.world_size
+
+    def rows(self, n: int) -> slice:
+        """This rank's block of n rows (n a multiple of the world size)."""
+        per = n // self.world_size
+        return slice(self.rank * per, (self.rank + 1) * per)
+
+    def all_reduce_mean(self, tensors: list[torch.Tensor], extra: list[torch.Tensor] = ()) -> torch.Tensor | None:
+        """Average `tensors` (in place) and the scalars `extra` over the ranks with one all-reduce; returns the
+        averaged extras as one 1-D tensor (None when single-process: nothing is averaged)."""
+        if not self.active:
+            return None
+        flat = torch.cat([t.reshape(-1) for t in tensors] +
+                         [e.reshape(1).to(tensors[0].dtype) for e in extra])      # one buffer per player
+        self._call("all_reduce", flat)
+        flat.div_(self.world_size)
+        offset = 0
+        for t in tensors:
+            t.copy_(flat[offset:offset + t.numel()].view_as(t))
+            offset += t.numel()
+        return flat[offset:]
+
+    def gather(self, obj) -> list | None:
+        """Every rank's `obj` on rank 0 (a list in rank order), None elsewhere; [obj] when single-process."""
+        if not self.active:
+            return [obj]
+        import torch.distributed as td
+
+        out = [None] * self.world_size if self.rank == 0 else None
+        self._call("gather_object", obj, out, dst=0)
+        return out
+
+    def _call(self, name: str, *args, **kwargs):
+        """A collective; a dead or silent rank becomes one DistributedError line instead of a traceback."""
+        import torch.distributed as td
+
+        try:
+            return getattr(td, name)(*args, **kwargs)
+        except (RuntimeError, td.DistBackendError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = re.sub(r"^\[[^\]]*\] ", "", first)[:120]             # gloo's "[.../pair.cc:537] " prefix
+            raise DistributedError(f"rank {self.rank} of {self.world_size} lost contact with the others ({first})",
+                                   "a process died or hung; resume with `advnets train --resume RUN`") from None
+
+    def close(self) -> None:
+        if self.active:
+            import torch.distributed as td
+
+            if td.is_initialized():
+                td.destroy_process_group()

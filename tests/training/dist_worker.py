@@ -1,0 +1,74 @@
+"""Run by tests/training/test_distributed.py under `torchrun --nproc_per_node=2` (Gloo, CPU): trains the cases the
+test names, one after the other in one process group, into OUT/<case>. Not a test module itself.
+
+    python -m torch.distributed.run --nproc_per_node=2 tests/training/dist_worker.py OUT case [case ...]
+
+A case is a key of CASES (train to STEPS steps), `half-<key>` (train to STEPS // 2 steps), `resume-<key>` (resume
+OUT/one-<key>, a 1-process run, to STEPS steps) or `nan` (rank 1's images are NaN; each rank writes the error it
+stopped with).
+"""
+import sys
+from pathlib import Path
+
+import torch
+
+from advnets.config import make_config
+from advnets.errors import AdvnetsError
+from advnets.training import Trainer
+from advnets.training.distributed import Dist
+from tests.conftest import TINY
+
+STEPS = 20
+CASES = {
+    "fused": {},
+    "autograd": {"model.generator_activations": ["sigmoid"]},
+    # (SGD: Adam's first steps are lr * g / (|g| + 1e-8), which turns rounding in gradients near 1e-8 into
+    # visible differences -- 1-process vs 2-process Adam runs drift apart by 1e-3 of the step after one update)
+    "alternating": {"train.schedule": "alternating", "train.k_discriminator_steps": 2,
+                    "train.generator_loss": "minimax"},
+    "conditional": {"model.conditional": True},
+}
+
+
+def config(case: str, steps: int = STEPS):
+    return make_config(overrides={**TINY, "train.lr": 0.5, "train.device": "cpu",
+                                  "model.discriminator_init_range": 0.05, "train.log_every_steps": 5, **CASES[case],
+                                  "train.max_steps": steps})
+
+
+def main(out: Path, cases: list[str]) -> None:
+    torch.set_num_threads(1)
+    dist = Dist.from_env(torch.device("cpu"))
+    try:
+        for case in cases:
+            kind, _, key = case.partition("-")
+            if kind == "half":
+                Trainer(config(key, STEPS // 2), out / case, dist=dist).run()
+            elif kind == "resume":
+                Trainer(config(key), out / f"one-{key}", resume=True, dist=dist).run()
+            elif case == "nan":
+                _nan_case(out, dist)
+            else:
+                Trainer(config(case), out / case, dist=dist).run()
+    finally:
+        dist.close()
+
+
+def _nan_case(out: Path, dist: Dist) -> None:
+    from advnets.data import load_split
+
+    images = torch.as_tensor(load_split("digits", "train").images)
+    if dist.rank == 1:
+        images = torch.full_like(images, float("nan"))
+    cfg = make_config(overrides={**TINY, "train.device": "cpu", "model.generator_output_bias": "zero",
+                                 "train.max_steps": 5})
+    try:
+        Trainer(cfg, None, train_images=images, dist=dist).run()
+        message = "no error"
+    except AdvnetsError as exc:
+        message = f"{type(exc).__name__}: {exc}"
+    (out / f"nan_rank{dist.rank}.txt").write_text(message)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), sys.argv[2:])
