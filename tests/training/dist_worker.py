@@ -40,18 +40,24 @@ def main(out: Path, cases: list[str]) -> None:
     torch.set_num_threads(1)
     dist = Dist.from_env(torch.device("cpu"))
     try:
-        for case in cases:
-            kind, _, key = case.partition("-")
-            if kind == "half":
-                Trainer(config(key, STEPS // 2), out / case, dist=dist).run()
-            elif kind == "resume":
-                Trainer(config(key), out / f"one-{key}", resume=True, dist=dist).run()
-            elif case == "nan":
-                _nan_case(out, dist)
-            else:
-                Trainer(config(case), out / case, dist=dist).run()
-    finally:
-        dist.close()
+        _run(out, cases, dist)
+    except BaseException:
+        dist.close(barrier=False)
+        raise
+    dist.close()
+
+
+def _run(out: Path, cases: list[str], dist: Dist) -> None:
+    for case in cases:
+        kind, _, key = case.partition("-")
+        if kind == "half":
+            Trainer(config(key, STEPS // 2), out / case, dist=dist).run()
+        elif kind == "resume":
+            Trainer(config(key), out / f"one-{key}", resume=True, dist=dist).run()
+        elif case == "nan":
+            _nan_case(out, dist)
+        else:
+            Trainer(config(case), out / case, dist=dist).run()
 
 
 def _nan_case(out: Path, dist: Dist) -> None:

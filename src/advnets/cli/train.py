@@ -117,9 +117,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.out or f"runs/{config.data.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
     dist = Dist.from_env(resolve_device((config or read_config(run_dir)).train.device))
     try:
-        return _train(args, config, run_dir, dist, threads)
-    finally:
-        dist.close()
+        code = _train(args, config, run_dir, dist, threads)
+    except BaseException:
+        dist.close(barrier=False)
+        raise
+    dist.close()
+    return code
 
 
 def _train(args: argparse.Namespace, config, run_dir: Path, dist, threads: int) -> int:

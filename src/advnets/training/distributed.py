@@ -127,9 +127,17 @@ class Dist:
             raise DistributedError(f"rank {self.rank} of {self.world_size} lost contact with the others ({first})",
                                    "a process died or hung; resume with `advnets train --resume RUN`") from None
 
-    def close(self) -> None:
+    def close(self, barrier: bool = True) -> None:
+        """Leave the process group. After a normal end every rank waits for the others first (`barrier`): a rank
+        that tears its group down while a peer still talks to it can abort the peer ("terminate called without an
+        active exception"). After an error there is no barrier: a peer may be gone."""
         if self.active:
             import torch.distributed as td
 
             if td.is_initialized():
+                if barrier:
+                    try:
+                        td.barrier()
+                    except (RuntimeError, td.DistBackendError):
+                        pass
                 td.destroy_process_group()
