@@ -1,0 +1,151 @@
+"""Quality per CPU-second: a preset trained for a fixed wall-clock budget, scored at several points along the way,
+beside the same recipe through a plain autograd step, trained for the same budget in the same process.
+
+Prints one JSON object and writes a PNG of quality against training seconds for both:
+  runs.<name>.points[]    seconds (training time only: scoring is not counted), steps, Parzen test log-likelihood
+                          (mean, standard error, sigma) and, on labelled data, classes captured, Frechet distance,
+                          precision and recall on the real-data classifier's features (eval/sample_quality.py)
+  floor                   the same feature metrics for real test images against real valid images
+The "autograd port" is advnets' own Trainer with the hand-written fused step switched off: the same networks,
+initialisation, data order, noise and schedules, with both gradients taken by torch.autograd (the code a plain
+PyTorch port of the paper's recipe would run). Both use one thread by default.
+
+    python benchmarks/time_to_quality.py --dataset fashion-mnist [--budget 600] [--points 5] [--threads 1]
+
+Defaults: 10 minutes of training per variant; Parzen on 5,000 samples with sigma chosen on 2,000 valid images and
+the log-likelihood on 2,000 test images (the paper's protocol uses 10,000 of each; pass --parzen-samples 10000
+--parzen-points 10000 for it, at about 3x the scoring time).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from advnets.config import make_config  # noqa: E402
+from advnets.data import load_data_split  # noqa: E402
+from advnets.eval.parzen import parzen_evaluate  # noqa: E402
+from advnets.models import label_kwargs, sample_noise  # noqa: E402
+from advnets.training import Trainer  # noqa: E402
+
+
+@torch.no_grad()
+def draw(trainer: Trainer, n: int, seed: int = 12345) -> np.ndarray:
+    """n samples of the trainer's G in evaluation mode, from a noise stream of their own."""
+    g, m = trainer.generator, trainer.config.model
+    rng = torch.Generator(device=trainer.device).manual_seed(seed)
+    z = sample_noise(n, m.noise_dim, m.noise_prior, rng, trainer.device)
+    labels = trainer.data.sample_classes(n, rng)
+    g.eval()
+    x = g(z, **label_kwargs(labels)).cpu().numpy()
+    g.train()
+    return x
+
+
+def score(trainer: Trainer, splits: dict, classifier, args) -> dict:
+    samples = draw(trainer, args.parzen_samples)
+    flat = samples.reshape(len(samples), -1)
+    parzen = parzen_evaluate(flat, splits["valid"].reshape(len(splits["valid"]), -1)[:args.parzen_points],
+                             splits["test"].reshape(len(splits["test"]), -1)[:args.parzen_points], warn=False)
+    out = {"parzen_ll": round(parzen.test_mean, 2), "parzen_stderr": round(parzen.test_stderr, 2),
+           "parzen_sigma": round(parzen.sigma, 4)}
+    if classifier is not None:
+        from advnets.eval.sample_quality import sample_report
+
+        report = sample_report(samples[:args.feature_samples], classifier, splits["valid"][:args.feature_samples],
+                               splits["test"][:args.feature_samples], splits["train_labels"])
+        q, c = report["quality"], report["class_coverage"]
+        out.update({"classes_captured": c["classes_captured"], "class_kl": c["kl"], "fd": round(q["fd"], 3),
+                    "precision": round(q["precision"], 4), "recall": round(q["recall"], 4)})
+        out["_floor"] = {"fd": round(q["floor"]["fd"], 3), "precision": round(q["floor"]["precision"], 4),
+                         "recall": round(q["floor"]["recall"], 4),
+                         "classes_captured": c["floor"]["classes_captured"]}
+    return out
+
+
+def train_for(config, fused: bool, splits: dict, classifier, args) -> list[dict]:
+    trainer = Trainer(config, None, train_images=splits["train"], train_labels=splits["train_labels"])
+    trainer.algorithm.fused = fused
+    per_epoch, marks, points = trainer.iterations_per_epoch(), [], []
+    targets = [args.budget * (k + 1) / args.points for k in range(args.points)]
+    spent = 0.0
+    for target in targets:
+        start = time.perf_counter()
+        while spent + (time.perf_counter() - start) < target:
+            for _ in range(10):                      # check the clock every 10 iterations
+                if trainer.perm is None or trainer.position >= per_epoch:
+                    trainer.epoch += trainer.perm is not None
+                    trainer.perm = torch.randperm(len(trainer.data), generator=trainer.rng, device=trainer.device)
+                    trainer.position = 0
+                trainer.iteration()
+        spent += time.perf_counter() - start
+        marks.append(spent)
+        points.append({"seconds": round(spent, 1), "steps": trainer.g_updates, **score(trainer, splits, classifier,
+                                                                                         args)})
+        print(f"{'fused' if fused else 'autograd'}: {points[-1]}", file=sys.stderr, flush=True)
+    return points
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="paper-mnist")
+    parser.add_argument("--dataset", default="fashion-mnist")
+    parser.add_argument("--budget", type=float, default=600.0, help="training seconds per variant (default 600)")
+    parser.add_argument("--points", type=int, default=5, help="scoring points along the budget (default 5)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--parzen-samples", type=int, default=5000)
+    parser.add_argument("--parzen-points", type=int, default=2000, help="valid and test points for Parzen")
+    parser.add_argument("--feature-samples", type=int, default=2000, help="samples for the feature metrics")
+    parser.add_argument("--no-features", action="store_true", help="Parzen only (no classifier)")
+    parser.add_argument("--out", default="time_to_quality.png", help="the PNG of quality against seconds")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    config = make_config(args.preset, {"data.dataset": args.dataset, "train.device": "cpu", "train.epochs": 10**6,
+                                       "train.tensorboard": False})
+    train, valid, test = (load_data_split(config.data, s) for s in ("train", "valid", "test"))
+    splits = {"train": train.images, "train_labels": train.labels, "valid": valid.images, "test": test.images}
+    classifier = None
+    if not args.no_features and train.labels is not None:
+        from advnets.eval.classifier import load_or_train_classifier
+
+        classifier = load_or_train_classifier(config.data)
+    runs = {}
+    for name, fused in (("advnets", True), ("autograd port", False)):
+        runs[name] = {"points": train_for(config, fused, splits, classifier, args)}
+    floor = None
+    for run in runs.values():
+        for p in run["points"]:
+            floor = p.pop("_floor", floor)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4))
+    ax = fig.add_subplot(1, 1, 1)
+    for name, run in runs.items():
+        xs = [p["seconds"] for p in run["points"]]
+        ax.errorbar(xs, [p["parzen_ll"] for p in run["points"]], [p["parzen_stderr"] for p in run["points"]],
+                    marker="o", capsize=3, label=f"{name} ({run['points'][-1]['steps']} steps)")
+    ax.set_xlabel(f"training seconds ({args.threads} thread)")
+    ax.set_ylabel("Parzen test log-likelihood")
+    ax.set_title(f"{args.preset} on {args.dataset}: quality against CPU time")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=120)
+    print(json.dumps({"benchmark": "time_to_quality", "preset": args.preset, "dataset": args.dataset,
+                      "budget_seconds": args.budget, "threads": args.threads, "torch": torch.__version__,
+                      "machine": platform.processor() or platform.machine(),
+                      "parzen": {"samples": args.parzen_samples, "valid": args.parzen_points,
+                                 "test": args.parzen_points},
+                      "runs": runs, "floor": floor, "png": args.out}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
