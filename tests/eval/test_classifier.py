@@ -60,6 +60,17 @@ def test_class_accuracy(trained, digits):
     assert wrong["accuracy"] <= 1 - trained.held_out_accuracy < 0.1
 
 
+def test_features_are_the_penultimate_layer(trained, digits):
+    _, valid = digits
+    features = trained.features(valid.images, batch_size=100)
+    assert features.shape == (269, FAST.hidden) and features.dtype == np.float32
+    assert (features >= 0).all() and (features.std(0) > 0).sum() > FAST.hidden // 2   # ReLU units, most of them alive
+    logits = trained.net.head[-1](torch.from_numpy(features))        # the last layer on them gives the classes
+    np.testing.assert_allclose(torch.softmax(logits, 1).detach().numpy(), trained.probabilities(valid.images),
+                               atol=1e-5)
+    assert trained.features(valid.images[:0]).shape == (0, FAST.hidden)
+
+
 def test_deterministic_and_leaves_global_rng_alone(trained, digits):
     train, valid = digits
     before = torch.random.get_rng_state()

@@ -77,8 +77,12 @@ class SmallCNN(nn.Module):
         self.register_buffer("mean", torch.zeros(()))  # input standardisation, set from the training images
         self.register_buffer("std", torch.ones(()))
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The dense ReLU layer's output (dropout applies in train mode only): (B, C, H, W) -> (B, recipe.hidden)."""
+        return self.head[:-1](self.features((x - self.mean) / self.std))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features((x - self.mean) / self.std))  # (B, C, H, W) -> (B, num_classes) logits
+        return self.head[-1](self.embed(x))                           # (B, C, H, W) -> (B, num_classes) logits
 
 
 @dataclass
@@ -93,14 +97,22 @@ class Classifier:
     info: dict = field(default_factory=dict)
 
     @torch.no_grad()
-    def probabilities(self, images, batch_size: int = 1000) -> np.ndarray:
-        """Softmax class probabilities, (N, num_classes) float32. `images`: (N, C, H, W) or (N, C*H*W), numpy or
-        torch, in the same range as the training data."""
+    def _batched(self, fn, images, batch_size: int, width: int) -> np.ndarray:
         x = torch.as_tensor(images).float().cpu()
         x = x.reshape(len(x), *self.image_shape)
         self.net.eval()
-        out = [torch.softmax(self.net(x[i:i + batch_size]), 1) for i in range(0, len(x), batch_size)]
-        return torch.cat(out).numpy() if out else np.zeros((0, self.num_classes), np.float32)
+        out = [fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        return torch.cat(out).numpy() if out else np.zeros((0, width), np.float32)
+
+    def probabilities(self, images, batch_size: int = 1000) -> np.ndarray:
+        """Softmax class probabilities, (N, num_classes) float32. `images`: (N, C, H, W) or (N, C*H*W), numpy or
+        torch, in the same range as the training data."""
+        return self._batched(lambda b: torch.softmax(self.net(b), 1), images, batch_size, self.num_classes)
+
+    def features(self, images, batch_size: int = 1000) -> np.ndarray:
+        """Penultimate-layer features, (N, hidden) float32 (hidden = 128 in the default recipe): the space in which
+        `advnets.eval.quality` compares samples with real images. Same `images` as `probabilities`."""
+        return self._batched(self.net.embed, images, batch_size, self.net.head[-1].in_features)
 
     def predict(self, images, batch_size: int = 1000) -> np.ndarray:
         """The most likely class of each image, (N,) int64."""
