@@ -18,6 +18,7 @@ from ..errors import ConfigError
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = "mnist"          # mnist | fashion-mnist | mnist-5k | digits | toy1d | cifar10 | tfd | folder
+                                    # | grid | ring (2-D mixtures, data/mixtures.py)
     data_dir: str | None = None     # directory holding the dataset files (else cache, then download)
     download: bool = True           # allow downloading from the usual mirrors when not found locally
     # toy1d (Figure 1): p_data = sum_k w_k N(mean_k, std_k^2); one std or weight applies to all components
@@ -30,6 +31,7 @@ class DataConfig:
     image_size: int = 0             # resize + centre-crop to this side (0: keep; folder: 0 means 32)
     channels: int = 0               # 1 grey | 3 RGB | 0 keep (folder: 1 if every image is grey, else 3)
     contrast_normalize: float = 0.0  # global contrast normalisation scale (the paper's CIFAR-10: 55); 0 off
+    mixture_seed: int | None = None  # grid | ring: seed of the 100,000 training points (null: train.seed)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class ModelConfig:
     # Conditional model p(x | c) (paper section 7): the one-hot class label is concatenated to G's noise input
     # and to D's input (never dropped out); the number of classes comes from the training labels.
     conditional: bool = False
+    # Packing (PacGAN, Lin et al. 2018; models/packing.py): D judges `pack` examples concatenated, all real or all
+    # generated, against the Helvetica scenario (mode collapse, paper section 6). 1: the paper's D.
+    pack: int = 1
     # CIFAR-10 / TFD networks (models/generator.py, models/discriminator.py)
     architecture: str = "mlp"                       # mlp | conv (deconvolutional G, maxout convolutional D)
     generator_activations: tuple[str, ...] = ("relu",)  # per hidden layer of G (one value: all): relu | sigmoid
@@ -162,7 +167,7 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, got {value!r}")
         return float(value)
-    if isinstance(sample, int) or name in ("max_steps",):
+    if isinstance(sample, int) or name in ("max_steps", "mixture_seed"):
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 return int(value)
@@ -200,7 +205,7 @@ def _validate(config: Config) -> None:
     positive = {"model.noise_dim": m.noise_dim, "model.discriminator_pieces": m.discriminator_pieces,
                 "train.epochs": t.epochs, "train.batch_size": t.batch_size,
                 "train.k_discriminator_steps": t.k_discriminator_steps, "train.lr": t.lr,
-                "train.grid_size": t.grid_size}
+                "train.grid_size": t.grid_size, "model.pack": m.pack}
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{key} must be positive, got {value}")
@@ -221,6 +226,11 @@ def _validate(config: Config) -> None:
                           or m.generator_output_init_range):
         raise ConfigError("model.conditional is implemented for the MLP networks (architecture mlp, relu hidden "
                           "layers in G)", "drop --conditional, or use the paper-mnist networks")
+    if t.batch_size % m.pack:
+        raise ConfigError(f"model.pack={m.pack} needs train.batch_size divisible by it, got {t.batch_size}",
+                          f"use a batch size that is a multiple of {m.pack}")
+    if m.conditional and m.pack > 1:
+        raise ConfigError("model.pack > 1 is not implemented for conditional nets", "drop --conditional or pack")
     _validate_images(config)
 
 

@@ -55,7 +55,7 @@ class Trainer:
         if train_images is None:
             from ..data import load_data_split
 
-            split = load_data_split(self.config.data, "train")
+            split = load_data_split(self.config.data, "train", run_seed=t.seed)
             train_images, train_labels = split.images, split.labels
         self.data = TrainingData.prepare(self.config, train_images, train_labels, self.device)
         self.rng = torch.Generator(device=self.device).manual_seed(t.seed)
