@@ -96,6 +96,11 @@ class TrainConfig:
     log_every_steps: int = 0              # also log a metrics line every N steps (0: once per epoch)
     grid_size: int = 10                   # sample grids are grid_size x grid_size
     tensorboard: bool = True              # write TensorBoard event files into the run directory
+    # Mode coverage in the epoch lines of metrics.jsonl (training/coverage.py): every N epochs (0: off). grid | ring:
+    # modes captured, high-quality fraction, reverse KL; labelled images: classes captured by the package's
+    # classifier (trained first if not cached: opt-in). coverage_samples 0: 2,500 (grid, ring) or 500 (images).
+    coverage_every_epochs: int = 0
+    coverage_samples: int = 0
 
 
 @dataclass(frozen=True)
@@ -226,6 +231,8 @@ def _validate(config: Config) -> None:
                           or m.generator_output_init_range):
         raise ConfigError("model.conditional is implemented for the MLP networks (architecture mlp, relu hidden "
                           "layers in G)", "drop --conditional, or use the paper-mnist networks")
+    if t.coverage_every_epochs < 0 or t.coverage_samples < 0:
+        raise ConfigError("train.coverage_every_epochs and train.coverage_samples must be >= 0 (0: off / default)")
     if t.batch_size % m.pack:
         raise ConfigError(f"model.pack={m.pack} needs train.batch_size divisible by it, got {t.batch_size}",
                           f"use a batch size that is a multiple of {m.pack}")
