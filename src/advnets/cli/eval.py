@@ -33,7 +33,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
               f"held-out images {n['held_out_mean_nn_distance']:.3f} (ratio {n['ratio']:.3f})")
     if args.class_accuracy:
         _class_accuracy(run, args, out_dir)
-    if args.parzen or not (args.nearest or args.class_accuracy):
+    if args.coverage:
+        _mixture_coverage(run, args, out_dir)
+    if args.parzen or not (args.nearest or args.class_accuracy or args.coverage):
         sigmas = (np.array([float(v) for v in args.sigmas.split(",")]) if args.sigmas
                   else sigma_grid(args.sigma_low, args.sigma_high, args.sigma_num))
         valid, test = run_split(run, "valid", args), run_split(run, "test", args)
@@ -50,6 +52,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.nearest:
         atomic_write_text(out_dir / "nearest.json", json.dumps(report, indent=1) + "\n")
     return 0
+
+
+def _mixture_coverage(run, args: argparse.Namespace, out_dir: Path) -> dict:
+    """Modes captured, high-quality fraction and reverse KL of a 2-D run (always together), written to
+    RUN/eval/coverage.json."""
+    import json
+
+    from ..eval.mixture_runs import run_mixture_coverage
+    from ..fileio import atomic_write_text
+
+    _, cov = run_mixture_coverage(run, args.coverage_samples, args.seed)
+    report = {"run": str(args.run), "epoch": run.epoch, "step": run.step, "pack": run.config.model.pack,
+              "seed": args.seed, **cov}
+    atomic_write_text(out_dir / "coverage.json", json.dumps(report, indent=1) + "\n")
+    print(f"{cov['dataset']}: {cov['modes_captured']}/{cov['modes']} modes captured, {cov['high_quality']:.1%} high "
+          f"quality (within 3 sigma = {3 * cov['sigma']:g} of a mean), reverse KL {cov['reverse_kl']:.4f} "
+          f"({cov['n']} samples, step {run.step})")
+    print(f"wrote {out_dir / 'coverage.json'}")
+    return report
 
 
 def _class_accuracy(run, args: argparse.Namespace, out_dir: Path) -> dict:
@@ -101,6 +122,10 @@ def add_eval_command(sub) -> None:
     p.add_argument("--class-accuracy", action="store_true",
                    help="conditional runs: how often a classifier trained on the real data (by advnets, cached) "
                         "recognises the class each sample was drawn for")
+    p.add_argument("--coverage", action="store_true",
+                   help="2-D runs (grid, ring): modes captured, high-quality fraction and reverse KL (VEEGAN, "
+                        "PacGAN), written to RUN/eval/coverage.json")
+    p.add_argument("--coverage-samples", type=int, default=2500, help="--coverage: samples (default 2500)")
     p.add_argument("--per-class", type=int, default=1000, help="--class-accuracy: samples per class (default 1000)")
     p.add_argument("--n-samples", type=int, default=10000, help="samples drawn from G (default 10000)")
     p.add_argument("--sigmas", help="comma-separated sigma values (default: the grid below)")
