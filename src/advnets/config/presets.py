@@ -11,7 +11,7 @@ from typing import Any
 # After PacGAN's synthetic experiments (github.com/fjxmlzn/PacGAN, synthetic_data_experiments: 2-d Gaussian noise,
 # a ReLU G with a linear output, a D of maxout layers of 5 pieces without dropout, Adam with beta1 < 0.9, batch
 # 100), scaled down to a CPU budget of minutes: G 3 x 128 ReLU (PacGAN: 4 x 400 with batch normalisation),
-# D 2 x 128 maxout units (PacGAN: 3 x 200), 8,000 iterations of Algorithm 1 as printed (k = 1) with Adam at
+# D 2 x 128 maxout units (PacGAN: 3 x 200), 12,000 iterations of Algorithm 1 as printed (k = 1) with Adam at
 # lr 1e-3 (PacGAN: 400,000 at 1e-4). Coverage (modes captured, high-quality fraction, reverse KL) in every epoch
 # line; benchmarks/modes.py measures it over seeds, with packing (model.pack) as the remedy.
 _MIXTURE_2D: dict[str, Any] = {
@@ -24,7 +24,7 @@ _MIXTURE_2D: dict[str, Any] = {
     "model.discriminator_hidden_include_prob": 1.0, "model.discriminator_hidden_scale": 1.0,
     "train.schedule": "alternating", "train.k_discriminator_steps": 1, "train.batch_size": 100,
     "train.optimizer": "adam", "train.lr": 0.001, "train.lr_decay": 1.0, "train.adam_betas": [0.5, 0.999],
-    "train.epochs": 8, "train.sample_every_epochs": 1000, "train.checkpoint_every_epochs": 1,
+    "train.epochs": 12, "train.sample_every_epochs": 1000, "train.checkpoint_every_epochs": 1,
     "train.coverage_every_epochs": 1,
 }
 
