@@ -37,7 +37,8 @@ class LoadedRun:
 
         d = self.config.data
         return load_data_split(dataclasses.replace(d, data_dir=data_dir or d.data_dir,
-                                                   fold=d.fold if fold is None else fold), split)
+                                                   fold=d.fold if fold is None else fold), split,
+                               run_seed=self.config.train.seed)
 
     def check_class(self, label: int | None) -> None:
         """A class asked of this run must exist, and only a conditional run takes one."""

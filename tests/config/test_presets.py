@@ -44,3 +44,13 @@ def test_every_preset_builds_a_valid_config(name):
         section, field = key.split(".")
         got = getattr(getattr(config, section), field)
         assert got == (tuple(value) if isinstance(value, list) else value), key
+
+
+@pytest.mark.parametrize("name", ["grid", "ring"])
+def test_mixture_presets_are_small_mlps_on_their_mixture(name):
+    c = make_config(name)
+    assert c.data.dataset == name and c.model.pack == 1                    # the paper's D; pack is the remedy
+    assert c.model.generator_output == "linear" and c.model.generator_output_bias == "zero"   # real-valued data
+    assert c.model.discriminator_pieces == 5 and c.model.architecture == "mlp"               # a maxout D
+    assert c.train.coverage_every_epochs == 1                              # the collapse shows in every epoch line
+    assert make_config(name, {"model.pack": 4, "train.batch_size": 400}).model.pack == 4

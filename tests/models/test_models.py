@@ -54,6 +54,8 @@ def test_dropout_mask_rate_and_scale():
     half = dropout_mask((1000, 500), 0.5, 2.0, g)
     assert (half > 0).float().mean().item() == pytest.approx(0.5, abs=0.003)
     assert dropout_mask((3, 3), 1.0, 1.0, g) is None
+    # no dropout but a scale: every unit kept and scaled (include_prob 1 once dropped every unit: an int16 overflow)
+    assert torch.equal(dropout_mask((3, 4), 1.0, 5.0, g), torch.full((3, 4), 5.0))
 
 
 def test_discriminator_dropout_only_in_training():

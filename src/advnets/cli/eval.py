@@ -36,7 +36,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _class_accuracy(run, args, out_dir)
     if args.quality:
         _quality(run, args, out_dir)
-    if args.parzen or not (args.nearest or args.class_accuracy or args.quality):
+    if args.coverage:
+        _mixture_coverage(run, args, out_dir)
+    if args.parzen or not (args.nearest or args.class_accuracy or args.quality or args.coverage):
         valid, test = run_split(run, "valid", args), run_split(run, "test", args)
         samples = run.sample(args.n_samples, seed=args.seed)
         with warnings.catch_warnings(record=True) as caught:
@@ -74,6 +76,25 @@ def _sigmas(args: argparse.Namespace):
         raise AdvnetsError(f"Parzen widths must be positive finite numbers (low <= high), got "
                            f"{args.sigmas or f'{args.sigma_low}..{args.sigma_high}'}")
     return np.array(values) if args.sigmas else sigma_grid(args.sigma_low, args.sigma_high, max(args.sigma_num, 1))
+
+
+def _mixture_coverage(run, args: argparse.Namespace, out_dir: Path) -> dict:
+    """Modes captured, high-quality fraction and reverse KL of a 2-D run (always together), written to
+    RUN/eval/coverage.json."""
+    import json
+
+    from ..eval.mixture_runs import run_mixture_coverage
+    from ..fileio import atomic_write_text
+
+    _, cov = run_mixture_coverage(run, args.coverage_samples, args.seed)
+    report = {"run": str(args.run), "epoch": run.epoch, "step": run.step, "pack": run.config.model.pack,
+              "seed": args.seed, **cov}
+    atomic_write_text(out_dir / "coverage.json", json.dumps(report, indent=1) + "\n")
+    log.info(f"{cov['dataset']}: {cov['modes_captured']}/{cov['modes']} modes captured, {cov['high_quality']:.1%} high "
+          f"quality (within 3 sigma = {3 * cov['sigma']:g} of a mean), reverse KL {cov['reverse_kl']:.4f} "
+          f"({cov['n']} samples, step {run.step})")
+    log.info(f"wrote {out_dir / 'coverage.json'}")
+    return report
 
 
 def _class_accuracy(run, args: argparse.Namespace, out_dir: Path) -> dict:
@@ -166,6 +187,10 @@ def add_eval_command(sub) -> None:
                    help="image runs: class coverage (classes captured, KL to the data's class frequencies) and Frechet "
                         "distance, KID, precision/recall, density/coverage on the features of a classifier trained "
                         "on the real data (by advnets, cached), each beside real test-vs-valid images")
+    p.add_argument("--coverage", action="store_true",
+                   help="2-D runs (grid, ring): modes captured, high-quality fraction and reverse KL (VEEGAN, "
+                        "PacGAN), written to RUN/eval/coverage.json")
+    p.add_argument("--coverage-samples", type=int, default=2500, help="--coverage: samples (default 2500)")
     p.add_argument("--per-class", type=int, default=1000, help="--class-accuracy: samples per class (default 1000)")
     p.add_argument("--n-samples", type=int, default=10000, help="samples drawn from G (default 10000)")
     p.add_argument("--sigmas", help="comma-separated sigma values (default: the grid below)")

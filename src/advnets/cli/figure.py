@@ -1,4 +1,4 @@
-"""`advnets figure`: Figures 2 and 3 of a trained run; Figure 1 (cli/theory.py) and inpainting
+"""`advnets figure`: Figures 2 and 3 of a trained run, the scatter of a 2-D run's samples over its means; Figure 1 (cli/theory.py) and inpainting
 (cli/extensions.py) register themselves under it."""
 from __future__ import annotations
 
@@ -39,6 +39,22 @@ def cmd_figure_interpolate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_figure_scatter(args: argparse.Namespace) -> int:
+    from ..data.mixtures import mixture_means
+    from ..eval.mixture_runs import run_mixture_coverage
+    from ..figures.scatter import save_scatter, scatter_figure
+    from ..runs import load_run
+
+    run = load_run(args.run, args.checkpoint, args.device)
+    samples, cov = run_mixture_coverage(run, args.n, args.seed)
+    title = f"{Path(args.run).name}: {cov['dataset']}, pack {run.config.model.pack}, step {run.step}"
+    out = save_scatter(scatter_figure(samples, mixture_means(cov["dataset"]), cov["sigma"], cov, title),
+                       args.out or Path(args.run) / "figures" / "scatter.png")
+    log.info(f"wrote {out}: {cov['n']} samples over the {cov['modes']} means; {cov['modes_captured']} modes captured, "
+          f"{cov['high_quality']:.1%} high quality, reverse KL {cov['reverse_kl']:.3f}")
+    return 0
+
+
 def add_figure_command(sub):
     """Register `advnets figure` and its samples / interpolate figures; returns its subparsers."""
     fig = sub.add_parser("figure", help="figures for a run: samples, interpolate, inpaint; toy1d (Figure 1)")
@@ -59,4 +75,12 @@ def add_figure_command(sub):
     p.add_argument("--steps", type=int, default=10, help="samples per line")
     p.add_argument("--out", help="output PNG")
     p.set_defaults(func=cmd_figure_interpolate)
+    p = figs.add_parser("scatter", help="2-D runs (grid, ring): samples over the mixture's means",
+                        description="Samples of G as dots over the means of the run's 2-D mixture, each mean with "
+                                    "its high-quality circle (3 sigma; green: captured, red: missed), and the modes "
+                                    "captured, high-quality fraction and reverse KL. Default RUN/figures/scatter.png.")
+    add_run_arguments(p, data=False)
+    p.add_argument("--n", type=int, default=2500, help="samples (default 2500, the benchmarks' count)")
+    p.add_argument("--out", help="output PNG")
+    p.set_defaults(func=cmd_figure_scatter)
     return figs

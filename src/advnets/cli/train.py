@@ -29,6 +29,18 @@ precision: --set train.precision=bf16 (CPU or GPU) or fp16 (GPU, with a gradient
 """
 
 
+def _coverage_text(record) -> str:
+    """The coverage figures of an epoch line (train.coverage_every_epochs), if it has them."""
+    if "modes_captured" in record:
+        kl = record["reverse_kl"]
+        return (f"  modes {record['modes_captured']}  HQ {record['high_quality']:.1%}  "
+                f"KL {'n/a' if kl is None else format(kl, '.3f')}")
+    if "classes_captured" in record:
+        kl = record["class_kl"]
+        return f"  classes {record['classes_captured']}  class KL {'n/a' if kl is None else format(kl, '.3f')}"
+    return ""
+
+
 class ConsoleReporter(Reporter):
     """One line per epoch on stdout and, on a terminal, a progress bar on stderr."""
 
@@ -63,7 +75,7 @@ class ConsoleReporter(Reporter):
         epochs = self.trainer.config.train.epochs if self.trainer else "?"
         log.info(f"epoch {record['epoch']}/{epochs}  step {record['step']}  D loss {record['d_loss']:.4f}  "
               f"G loss {record['g_loss']:.4f}  D(x) {record['d_real']:.3f}  D(G(z)) {record['d_fake']:.3f}  "
-              f"{record['steps_per_s']} steps/s")
+              f"{record['steps_per_s']} steps/s{_coverage_text(record)}")
 
     def close(self) -> None:
         self._close_bar()

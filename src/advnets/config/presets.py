@@ -7,6 +7,27 @@ from __future__ import annotations
 
 from typing import Any
 
+# The 2-D mixtures (grid: 25 Gaussians, ring: 8; data/mixtures.py), 100,000 points drawn from the run's seed.
+# After PacGAN's synthetic experiments (github.com/fjxmlzn/PacGAN, synthetic_data_experiments: 2-d Gaussian noise,
+# a ReLU G with a linear output, a D of maxout layers of 5 pieces without dropout, Adam with beta1 < 0.9, batch
+# 100), scaled down to a CPU budget of minutes: G 3 x 128 ReLU (PacGAN: 4 x 400 with batch normalisation),
+# D 2 x 128 maxout units (PacGAN: 3 x 200), 12,000 iterations of Algorithm 1 as printed (k = 1) with Adam at
+# lr 1e-3 (PacGAN: 400,000 at 1e-4). Coverage (modes captured, high-quality fraction, reverse KL) in every epoch
+# line; benchmarks/modes.py measures it over seeds, with packing (model.pack) as the remedy.
+_MIXTURE_2D: dict[str, Any] = {
+    "model.noise_dim": 2, "model.noise_prior": "gaussian",
+    "model.generator_hidden": [128, 128, 128], "model.generator_init_range": 0.05,
+    "model.generator_output": "linear", "model.generator_output_bias": "zero",
+    "model.discriminator_units": [128, 128], "model.discriminator_pieces": 5,
+    "model.discriminator_init_range": 0.05,
+    "model.discriminator_input_include_prob": 1.0, "model.discriminator_input_scale": 1.0,
+    "model.discriminator_hidden_include_prob": 1.0, "model.discriminator_hidden_scale": 1.0,
+    "train.schedule": "alternating", "train.k_discriminator_steps": 1, "train.batch_size": 100,
+    "train.optimizer": "adam", "train.lr": 0.001, "train.lr_decay": 1.0, "train.adam_betas": [0.5, 0.999],
+    "train.epochs": 12, "train.sample_every_epochs": 1000, "train.checkpoint_every_epochs": 1,
+    "train.coverage_every_epochs": 1,
+}
+
 # Presets are data: overrides of the defaults above, keyed "section.name".
 PRESETS: dict[str, dict[str, Any]] = {
     # docs/design.md §1: every value of the original mnist.yaml (the defaults are exactly that setup).
@@ -28,6 +49,9 @@ PRESETS: dict[str, dict[str, Any]] = {
               "train.optimizer": "adam", "train.lr": 0.005, "train.lr_decay": 1.0023, "train.lr_min": 5e-5,
               "train.epochs": 100, "train.sample_every_epochs": 1000, "train.checkpoint_every_epochs": 10,
               "train.grid_size": 10},
+    # The mode-collapse benchmarks (docs/design.md §4; benchmarks/modes.py): see _MIXTURE_2D above.
+    "grid": {**_MIXTURE_2D, "data.dataset": "grid"},
+    "ring": {**_MIXTURE_2D, "data.dataset": "ring"},
     # The paper's CIFAR-10 and TFD runs (docs/design.md §1). Noise is Gaussian: the original Generator's default, which
     # these yamls do not override. GCN data is not in [0, 1], so G's output is linear (as in the yamls).
     # cifar10_convolutional.yaml: deconvolutional G, maxout convolutional D (models/conv.py).

@@ -19,6 +19,7 @@ from ..errors import ConfigError
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = "mnist"          # mnist | fashion-mnist | mnist-5k | digits | toy1d | cifar10 | tfd | folder
+                                    # | grid | ring (2-D mixtures, data/mixtures.py)
     data_dir: str | None = None     # directory holding the dataset files (else cache, then download)
     download: bool = True           # allow downloading from the usual mirrors when not found locally
     # toy1d (Figure 1): p_data = sum_k w_k N(mean_k, std_k^2); one std or weight applies to all components
@@ -31,6 +32,7 @@ class DataConfig:
     image_size: int = 0             # resize + centre-crop to this side (0: keep; folder: 0 means 32)
     channels: int = 0               # 1 grey | 3 RGB | 0 keep (folder: 1 if every image is grey, else 3)
     contrast_normalize: float = 0.0  # global contrast normalisation scale (the paper's CIFAR-10: 55); 0 off
+    mixture_seed: int | None = None  # grid | ring: seed of the 100,000 training points (null: train.seed)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class ModelConfig:
     # Conditional model p(x | c) (paper section 7): the one-hot class label is concatenated to G's noise input
     # and to D's input (never dropped out); the number of classes comes from the training labels.
     conditional: bool = False
+    # Packing (PacGAN, Lin et al. 2018; models/packing.py): D judges `pack` examples concatenated, all real or all
+    # generated, against the Helvetica scenario (mode collapse, paper section 6). 1: the paper's D.
+    pack: int = 1
     # CIFAR-10 / TFD networks (models/generator.py, models/discriminator.py)
     architecture: str = "mlp"                       # mlp | conv (deconvolutional G, maxout convolutional D)
     generator_activations: tuple[str, ...] = ("relu",)  # per hidden layer of G (one value: all): relu | sigmoid
@@ -95,6 +100,11 @@ class TrainConfig:
     log_every_steps: int = 0              # also log a metrics line every N steps (0: once per epoch)
     grid_size: int = 10                   # sample grids are grid_size x grid_size
     tensorboard: bool = True              # write TensorBoard event files into the run directory
+    # Mode coverage in the epoch lines of metrics.jsonl (training/coverage.py): every N epochs (0: off). grid | ring:
+    # modes captured, high-quality fraction, reverse KL; labelled images: classes captured by the package's
+    # classifier (trained first if not cached: opt-in). coverage_samples 0: 2,500 (grid, ring) or 500 (images).
+    coverage_every_epochs: int = 0
+    coverage_samples: int = 0
 
 
 @dataclass(frozen=True)
@@ -166,7 +176,7 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, got {value!r}")
         return float(value)
-    if isinstance(sample, int) or name in ("max_steps",):
+    if isinstance(sample, int) or name in ("max_steps", "mixture_seed"):
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 return int(value)
@@ -207,7 +217,7 @@ def _validate(config: Config) -> None:
     positive = {"model.noise_dim": m.noise_dim, "model.discriminator_pieces": m.discriminator_pieces,
                 "train.epochs": t.epochs, "train.batch_size": t.batch_size,
                 "train.k_discriminator_steps": t.k_discriminator_steps, "train.lr": t.lr,
-                "train.grid_size": t.grid_size}
+                "train.grid_size": t.grid_size, "model.pack": m.pack}
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{key} must be positive, got {value}")
@@ -228,6 +238,13 @@ def _validate(config: Config) -> None:
                           or m.generator_output_init_range):
         raise ConfigError("model.conditional is implemented for the MLP networks (architecture mlp, relu hidden "
                           "layers in G)", "drop --conditional, or use the paper-mnist networks")
+    if t.coverage_every_epochs < 0 or t.coverage_samples < 0:
+        raise ConfigError("train.coverage_every_epochs and train.coverage_samples must be >= 0 (0: off / default)")
+    if t.batch_size % m.pack:
+        raise ConfigError(f"model.pack={m.pack} needs train.batch_size divisible by it, got {t.batch_size}",
+                          f"use a batch size that is a multiple of {m.pack}")
+    if m.conditional and m.pack > 1:
+        raise ConfigError("model.pack > 1 is not implemented for conditional nets", "drop --conditional or pack")
     _validate_images(config)
 
 

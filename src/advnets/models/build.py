@@ -11,6 +11,7 @@ from torch import nn
 
 from .discriminator import DiscriminatorConfig, MaxoutConvDiscriminator, MaxoutDiscriminator
 from .generator import ConvGenerator, GeneratorConfig, MLPGenerator
+from .packing import PackedDiscriminator
 
 
 def generator_config(model_config, image_shape: tuple[int, int, int], num_classes: int = 0) -> GeneratorConfig:
@@ -43,7 +44,10 @@ def build_models(model_config, image_shape: tuple[int, int, int], output_bias: t
         raise ValueError(f"model.conditional is {m.conditional} but num_classes is {num_classes}")
     bias = output_bias if m.generator_output_bias == "marginals" else None
     g_config = generator_config(m, image_shape, num_classes)
-    d_config = discriminator_config(m, image_shape, num_classes)
+    c, h, w = image_shape
+    d_config = discriminator_config(m, (m.pack * c, h, w), num_classes)      # pack examples stacked on channels
     if m.architecture == "conv":
-        return ConvGenerator(g_config, bias, generator), MaxoutConvDiscriminator(d_config, generator)
-    return MLPGenerator(g_config, bias, generator), MaxoutDiscriminator(d_config, generator)
+        g, d = ConvGenerator(g_config, bias, generator), MaxoutConvDiscriminator(d_config, generator)
+    else:
+        g, d = MLPGenerator(g_config, bias, generator), MaxoutDiscriminator(d_config, generator)
+    return g, (PackedDiscriminator(d, m.pack) if m.pack > 1 else d)

@@ -53,6 +53,9 @@ def dropout_mask(shape: tuple[int, int], include_prob: float, scale: float,
     """
     if include_prob >= 1.0 and scale == 1.0:
         return None
+    if include_prob >= 1.0:
+        # every unit kept: the threshold below (32768) does not fit the int16 bits and would drop every unit
+        return torch.full(shape, float(scale), device=device)
     rows, cols = shape
     n = rows * cols
     words = torch.randint(-(1 << 63), (1 << 63) - 1, ((n + 3) // 4,), dtype=torch.int64,

@@ -166,6 +166,6 @@ def simultaneous_grads_fused(g: MLPGenerator, d: MaxoutDiscriminator, x_real: to
 
 def supports_fused(g: torch.nn.Module, d: torch.nn.Module) -> bool:
     """Whether `simultaneous_grads_fused` computes these networks' update: an MLP G with ReLU hidden layers and a
-    sigmoid output, and a dense maxout D."""
+    sigmoid output, and a dense maxout D (not a packed one: models/packing.py, which goes through autograd)."""
     return (isinstance(g, MLPGenerator) and set(g.activations) <= {"relu"} and g.output == "sigmoid"
             and isinstance(d, MaxoutDiscriminator))

@@ -55,6 +55,13 @@ def both_labels(real_labels: torch.Tensor | None, fake_labels: torch.Tensor | No
 
 
 
+def halves(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """D's logits on [data; samples] -> (real, fake). By the logits' count, not by m: a packed D (models/packing.py)
+    gives one logit per `pack` examples."""
+    half = logits.shape[0] // 2
+    return logits[:half], logits[half:]
+
+
 def simultaneous_grads_autograd(g: torch.nn.Module, d: torch.nn.Module, x_real: torch.Tensor,
                                 z: torch.Tensor, masks, loss_kind: str, real_labels: torch.Tensor | None = None,
                                 fake_labels: torch.Tensor | None = None, loss_scale=_unscaled) -> StepStats:
@@ -63,7 +70,7 @@ def simultaneous_grads_autograd(g: torch.nn.Module, d: torch.nn.Module, x_real: 
     fake_images = g(z, **label_kwargs(fake_labels))
     batch = torch.cat([x_real.reshape(m, -1), fake_images.reshape(m, -1)])
     logits = d(batch, masks, **label_kwargs(both_labels(real_labels, fake_labels)))
-    real, fake = _full(logits[:m]), _full(logits[m:])
+    real, fake = (_full(h) for h in halves(logits))
     # update D: maximise log D(x) + log(1 - D(G(z)));  update G: minimise log(1 - D(G(z))) (minimax) or
     # maximise log D(G(z)) (non-saturating) -- both at the same parameters, from the same batch and masks
     d_loss, g_loss = discriminator_loss(real, fake), generator_loss(loss_kind, fake)
@@ -83,7 +90,7 @@ def discriminator_grads(g: torch.nn.Module, d: torch.nn.Module, x_real: torch.Te
         fake_images = g(z, **label_kwargs(fake_labels))
     logits = d(torch.cat([x_real.reshape(m, -1), fake_images.reshape(m, -1)]), masks,
                **label_kwargs(both_labels(real_labels, fake_labels)))
-    real, fake = _full(logits[:m]), _full(logits[m:])
+    real, fake = (_full(h) for h in halves(logits))
     # update D: maximise log D(x) + log(1 - D(G(z)))
     d_loss = discriminator_loss(real, fake)
     d_params = list(d.parameters())

@@ -26,6 +26,7 @@ from . import run_dir as layout
 from .algorithm1 import Algorithm1
 from .batches import TrainingData
 from .checkpoint import check_finite_state, save_training_state
+from .coverage import coverage_figures, coverage_tracker
 from .distributed import Dist
 from .lock import RunLock
 from .reporting import Reporter, Reporters, RunFiles
@@ -72,7 +73,7 @@ class Trainer:
         if train_images is None:
             from ..data import load_data_split
 
-            split = load_data_split(self.config.data, "train")
+            split = load_data_split(self.config.data, "train", run_seed=t.seed)
             train_images, train_labels = split.images, split.labels
         self.data = TrainingData.prepare(self.config, train_images, train_labels, self.device)
         self.rng = torch.Generator(device=self.device).manual_seed(t.seed)
@@ -80,6 +81,7 @@ class Trainer:
                             self.rng, self.data.num_classes)
         self.algorithm = Algorithm1(self.config, g.to(self.device), d.to(self.device), self.data, self.rng,
                                     self.dist)
+        self.coverage = coverage_tracker(self.config, train_labels, self.data.num_classes, self.device)
         # the sample grid: grid_size x grid_size, or (conditional) one row of grid_size samples per class
         self.fixed_noise = self.algorithm.noise(t.grid_size * (self.data.num_classes or t.grid_size))
         self.epoch, self.position = 0, 0          # completed epochs; iterations done in the current one
@@ -212,13 +214,16 @@ def _file_reporters(trainer) -> list[Reporter]:
 
 
 def epoch_record(trainer, iterations: int, seconds: float, epoch: float) -> dict[str, Any]:
-    """The metrics line of an epoch (or of its first part): means since it began, lr, momentum, speed."""
+    """The metrics line of an epoch (or of its first part): means since it began, lr, momentum, speed, and the
+    mode coverage when train.coverage_every_epochs asks for it (coverage.py)."""
     t = trainer.config.train
     means = (trainer.sums / max(trainer.position, 1)).tolist()
+    final = not float(epoch).is_integer() or epoch >= t.epochs or trainer.reached_max_steps()
     return {"kind": "epoch", "epoch": epoch, "step": trainer.g_updates, **{s: round(v, 6) for s, v in zip(STATS, means)},
             "lr": learning_rate(trainer.g_updates - 1, t.lr, t.lr_decay, t.lr_min),
             "momentum": momentum(int(epoch + 0.999999) - 1, t.momentum_start, t.momentum_end, t.momentum_ramp_epochs),
-            "steps_per_s": round(iterations / seconds, 2) if seconds > 0 else None, "seconds": round(seconds, 3)}
+            "steps_per_s": round(iterations / seconds, 2) if seconds > 0 else None, "seconds": round(seconds, 3),
+            **coverage_figures(trainer, epoch, final)}
 
 
 @torch.no_grad()

@@ -1,0 +1,185 @@
+"""The mode-collapse benchmarks (docs/design.md §4): the 2-D grid (25 modes) and ring (8 modes), the paper's recipe
+(pack 1) against the remedy (packing, PacGAN), over several seeds; prints one JSON object on stdout.
+
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/modes.py                      # 10 seeds, presets' budgets
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/modes.py --seeds 3 --jobs 2 --steps 4000 \
+        --methods paper,pack2,pack4 --set train.lr=0.0005 --markdown table.md
+
+Each run trains the `grid` / `ring` preset (100,000 points drawn from the run's seed) with train.seed = the seed,
+for `--steps` generator updates (default: the preset's epochs), then measures 2,500 samples (noise seeded by the
+run's seed + 1000) as VEEGAN and PacGAN do: modes captured, the high-quality fraction (within 3 sigma of the
+nearest mean), and the reverse KL of the high-quality samples' mode histogram to uniform. Reported per dataset and
+method: mean and standard error (std / sqrt(n)) over the seeds of the three numbers and of the wall seconds of a
+run, with the budget (steps, batch, examples seen) beside them, and the published numbers (PacGAN Table 1, 10
+trials; VEEGAN Table 1). A run whose G has no high-quality sample has no KL (NaN); the mean is then over the runs
+that have one and `kl_runs` says how many. Runs are independent processes (`--jobs` at a time, one thread each).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # runs without PYTHONPATH too
+
+# the methods compared: overrides of the preset. "paper": the preset as it is (the paper's Algorithm 1 with a
+# maxout D); "packN": PacGAN's D judging N examples at once, with N times the batch so that D still sees as many
+# packed rows per step as the paper's D sees examples (PacGAN's setup: 100 packed rows of N examples). pack2 is the
+# default remedy: at these budgets pack4's D stayed at chance on the grid (see README).
+METHODS = {"paper": {}, "pack2": {"model.pack": 2, "train.batch_size": 200},
+           "pack4": {"model.pack": 4, "train.batch_size": 400}}
+DEFAULT_METHODS = "paper,pack2"
+
+# mean of 10 trials, grid / ring (docs/design.md §4)
+PUBLISHED = {
+    "PacGAN Table 1, GAN": {"grid": {"modes": 17.3, "high_quality": 0.948, "reverse_kl": 0.70},
+                            "ring": {"modes": 6.3, "high_quality": 0.982, "reverse_kl": 0.45}},
+    "PacGAN Table 1, PacGAN4": {"grid": {"modes": 24.8, "high_quality": 0.936, "reverse_kl": 0.04},
+                                "ring": {"modes": 7.8, "high_quality": 0.959, "reverse_kl": 0.07}},
+    "VEEGAN Table 1, VEEGAN": {"grid": {"modes": 24.6, "high_quality": 0.40},
+                               "ring": {"modes": 8.0, "high_quality": 0.529}},
+}
+BUDGET_NOTE = "PacGAN: 400 epochs of 100,000 points at batch 100 (400,000 steps), on a GPU"
+TARGET = {"grid": {"modes": 24.9, "high_quality": 0.95, "reverse_kl": 0.03},
+          "ring": {"modes": 7.9, "high_quality": 0.95, "reverse_kl": 0.03}}
+
+
+def one_run(job: tuple[str, str, int, int | None, list[str]]) -> dict:
+    """Train one (dataset, method, seed) and measure its final G; runs in a worker process."""
+    import torch
+
+    from advnets.config import make_config
+    from advnets.data.mixtures import mixture_means, mixture_sigma
+    from advnets.eval.coverage import mixture_coverage
+    from advnets.models import sample_noise
+    from advnets.training.trainer import Trainer
+
+    dataset, method, seed, steps, extra = job
+    torch.set_num_threads(1)
+    overrides = {**METHODS[method], "train.seed": seed, "train.tensorboard": False}
+    if steps is not None:
+        overrides.update({"train.max_steps": steps, "train.epochs": 10**6})
+    config = make_config(dataset, [f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
+                                   for k, v in overrides.items()] + list(extra))
+    started = time.perf_counter()
+    trainer = Trainer(config, None)
+    trainer.run()
+    seconds = time.perf_counter() - started
+    g = trainer.generator.eval()
+    m = config.model
+    with torch.no_grad():
+        z = sample_noise(2500, m.noise_dim, m.noise_prior, torch.Generator().manual_seed(seed + 1000), "cpu")
+        samples = g(z).reshape(-1, 2)
+    cov = mixture_coverage(samples, mixture_means(dataset), mixture_sigma(dataset))
+    return {"dataset": dataset, "method": method, "seed": seed, "steps": trainer.g_updates,
+            "batch_size": config.train.batch_size, "pack": m.pack, "seconds": round(seconds, 2),
+            "modes": cov["modes_captured"], "high_quality": cov["high_quality"], "reverse_kl": cov["reverse_kl"]}
+
+
+def mean_se(values) -> dict:
+    """Mean and standard error (sample std / sqrt(n)) of the finite values, and their count."""
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
+    if len(v) == 0:
+        return {"mean": None, "se": None, "n": 0}
+    se = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else None
+    return {"mean": float(v.mean()), "se": se, "n": int(len(v))}
+
+
+def summarise(runs: list[dict]) -> dict:
+    out = {}
+    for dataset in sorted({r["dataset"] for r in runs}):
+        for method in METHODS:
+            rs = [r for r in runs if r["dataset"] == dataset and r["method"] == method]
+            if not rs:
+                continue
+            steps, batch = rs[0]["steps"], rs[0]["batch_size"]
+            out.setdefault(dataset, {})[method] = {
+                "runs": len(rs), "modes": mean_se([r["modes"] for r in rs]),
+                "high_quality": mean_se([r["high_quality"] for r in rs]),
+                "reverse_kl": mean_se([r["reverse_kl"] for r in rs]),
+                "seconds": mean_se([r["seconds"] for r in rs]),
+                "budget": {"steps": steps, "batch_size": batch, "examples_seen": steps * batch,
+                           "pack": rs[0]["pack"]},
+                "meets_target": _meets(dataset, rs)}
+    return out
+
+
+def _meets(dataset: str, rs: list[dict]) -> bool:
+    t = TARGET[dataset]
+    kl = mean_se([r["reverse_kl"] for r in rs])
+    return (float(np.mean([r["modes"] for r in rs])) >= t["modes"]
+            and float(np.mean([r["high_quality"] for r in rs])) >= t["high_quality"]
+            and kl["n"] == len(rs) and kl["mean"] <= t["reverse_kl"])
+
+
+def _pm(stat: dict, scale: float = 1.0, digits: int = 2) -> str:
+    if stat["mean"] is None:
+        return "n/a"
+    se = "" if stat["se"] is None else f" ± {stat['se'] * scale:.{digits}f}"
+    return f"{stat['mean'] * scale:.{digits}f}{se}"
+
+
+def markdown(summary: dict) -> str:
+    """The README table: ours (mean ± s.e., with the budget) beside the published numbers."""
+    lines = ["| dataset | method | modes | high quality % | reverse KL | budget (steps × batch) | wall s / run |",
+             "|---|---|---|---|---|---|---|"]
+    for dataset, methods in summary.items():
+        for method, s in methods.items():
+            b = s["budget"]
+            kl = _pm(s["reverse_kl"], digits=3) + ("" if s["reverse_kl"]["n"] == s["runs"]
+                                                   else f" ({s['reverse_kl']['n']} of {s['runs']} runs)")
+            lines.append(f"| {dataset} | advnets {method} ({s['runs']} seeds) | {_pm(s['modes'], digits=1)} | "
+                         f"{_pm(s['high_quality'], 100, 1)} | {kl} | {b['steps']:,} × {b['batch_size']} | "
+                         f"{_pm(s['seconds'], digits=0)} |")
+        for name, numbers in PUBLISHED.items():
+            p = numbers[dataset]
+            kl = f"{p['reverse_kl']:.2f}" if "reverse_kl" in p else "–"
+            lines.append(f"| {dataset} | {name} (10 trials) | {p['modes']} | {p['high_quality'] * 100:.1f} | {kl} | "
+                         f"{'400,000 × 100' if name.startswith('PacGAN') else 'see paper'} | – |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", type=int, default=10, help="seeds 0 .. N-1 (default 10)")
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--steps", type=int, help="generator updates per run (default: the preset's epochs)")
+    p.add_argument("--datasets", default="grid,ring")
+    p.add_argument("--methods", default=DEFAULT_METHODS, help=f"of {', '.join(METHODS)} (default {DEFAULT_METHODS})")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config overrides")
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time, one process and one thread each")
+    p.add_argument("--markdown", help="also write the README table to this file")
+    args = p.parse_args(argv)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    jobs = [(d, m, s, args.steps, args.set) for d in args.datasets.split(",") for m in args.methods.split(",")
+            for s in seeds]
+    started = time.perf_counter()
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            runs = list(pool.map(one_run, jobs))
+    else:
+        runs = [one_run(j) for j in jobs]
+    summary = summarise(runs)
+    result = {"benchmark": "modes", "summary": summary, "published": PUBLISHED, "published_budget": BUDGET_NOTE,
+              "target": TARGET, "runs": runs, "overrides": args.set, "jobs": args.jobs,
+              "total_seconds": round(time.perf_counter() - started, 1),
+              "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                          "load_average": os.getloadavg(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}}
+    if args.markdown:
+        from advnets.fileio import atomic_write_text
+
+        atomic_write_text(args.markdown, markdown(summary))
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
