@@ -127,3 +127,19 @@ def test_nan_samples_are_refused(run):
 
     with pytest.raises(RunError, match="NaN or infinite samples"):
         loaded.sample(3)
+
+
+def test_grids_scale_up_and_refuse_a_bad_scale(tmp_path, digits_images, tiny_overrides, capsys):
+    from advnets.cli import main
+    from advnets.config import make_config
+    from advnets.training import train
+    from PIL import Image
+
+    train(make_config(overrides={**tiny_overrides, "train.max_steps": 2}), tmp_path / "run", train_images=digits_images)
+    assert main(["sample", str(tmp_path / "run"), "--n", "4", "--nrow", "2", "--out", str(tmp_path / "a.png")]) == 0
+    assert main(["sample", str(tmp_path / "run"), "--n", "4", "--nrow", "2", "--scale", "3",
+                 "--out", str(tmp_path / "b.png")]) == 0
+    with Image.open(tmp_path / "a.png") as a, Image.open(tmp_path / "b.png") as b:
+        assert b.size == (3 * a.size[0], 3 * a.size[1])
+    assert main(["sample", str(tmp_path / "run"), "--scale", "0", "--out", str(tmp_path / "c.png")]) == 1
+    assert "--scale must be at least 1" in capsys.readouterr().err and not (tmp_path / "c.png").exists()

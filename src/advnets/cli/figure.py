@@ -12,14 +12,15 @@ from .common import add_run_arguments, log, positive, run_split
 def cmd_figure_samples(args: argparse.Namespace) -> int:
     from ..figures.grids import samples_figure
     from ..runs import load_run
-    from ..figures.image_grid import save_png
+    from ..figures.image_grid import save_png, upscale
 
+    positive("--scale", args.scale)
     positive("--rows", args.rows)
     if args.cols < 2:
         raise AdvnetsError(f"--cols must be at least 2 (samples and the nearest-neighbour column), got {args.cols}")
     run = load_run(args.run, args.checkpoint, args.device)
     grid = samples_figure(run, run_split(run, "train", args), rows=args.rows, cols=args.cols, seed=args.seed)
-    out = save_png(grid, args.out or Path(args.run) / "figures" / "samples.png")
+    out = save_png(upscale(grid, args.scale), args.out or Path(args.run) / "figures" / "samples.png")
     log.info(f"wrote {out}: {args.rows} rows of {args.cols - 1} samples and, framed, the nearest training example")
     return 0
 
@@ -27,14 +28,15 @@ def cmd_figure_samples(args: argparse.Namespace) -> int:
 def cmd_figure_interpolate(args: argparse.Namespace) -> int:
     from ..figures.grids import interpolation_figure
     from ..runs import load_run
-    from ..figures.image_grid import save_png
+    from ..figures.image_grid import save_png, upscale
 
+    positive("--scale", args.scale)
     positive("--rows", args.rows)
     if args.steps < 2:
         raise AdvnetsError(f"--steps must be at least 2 (the two ends of each line), got {args.steps}")
     run = load_run(args.run, args.checkpoint, args.device)
     grid = interpolation_figure(run, rows=args.rows, steps=args.steps, seed=args.seed)
-    out = save_png(grid, args.out or Path(args.run) / "figures" / "interpolate.png")
+    out = save_png(upscale(grid, args.scale), args.out or Path(args.run) / "figures" / "interpolate.png")
     log.info(f"wrote {out}: {args.rows} straight lines in z space, {args.steps} samples each")
     return 0
 
@@ -66,6 +68,7 @@ def add_figure_command(sub):
     p.add_argument("--rows", type=int, default=6)
     p.add_argument("--cols", type=int, default=6, help="columns including the nearest-neighbour column")
     p.add_argument("--out", help="output PNG")
+    p.add_argument("--scale", type=int, default=1, help="each pixel as a scale x scale block (default 1)")
     p.set_defaults(func=cmd_figure_samples)
     p = figs.add_parser("interpolate", help="Figure 3: samples along straight lines in z space",
                         description="Each row: G(z) for z on the line between two random noise vectors. "
@@ -74,6 +77,7 @@ def add_figure_command(sub):
     p.add_argument("--rows", type=int, default=8)
     p.add_argument("--steps", type=int, default=10, help="samples per line")
     p.add_argument("--out", help="output PNG")
+    p.add_argument("--scale", type=int, default=1, help="each pixel as a scale x scale block (default 1)")
     p.set_defaults(func=cmd_figure_interpolate)
     p = figs.add_parser("scatter", help="2-D runs (grid, ring): samples over the mixture's means",
                         description="Samples of G as dots over the means of the run's 2-D mixture, each mean with "

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ..errors import AdvnetsError
-from .common import log
+from .common import log, positive
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -26,6 +26,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if not folder and out.suffix not in (".npy", ".png"):
         raise AdvnetsError(f"cannot write samples to '{out}'", "use a .png (grid) or .npy (array) file name, or a "
                                                                "folder (DIR/: one PNG per sample)")
+    positive("--scale", args.scale)
     run = load_run(args.run, args.checkpoint, args.device)
     run.check_class(args.label)
     labels, nrow, what = args.label, args.nrow, ""
@@ -53,7 +54,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
         _check_grid_size(args.n, run.image_shape, nrow)
         images = torch.cat(list(batches))
-        save_grid(for_display(images, run.config.data), out, nrow=nrow)
+        save_grid(for_display(images, run.config.data), out, nrow=nrow, scale=args.scale)
     log.info(f"wrote {args.n} samples{what} of run {args.run} (epoch {run.epoch}, step {run.step}) to {out}")
     return 0
 
@@ -112,6 +113,7 @@ def add_sample_command(sub) -> None:
                                    "with one row per class.")
     p.add_argument("run", help="run directory written by `advnets train`")
     p.add_argument("--n", type=int, default=100, help="number of samples (default 100)")
+    p.add_argument("--scale", type=int, default=1, help="PNG grid: each pixel as a scale x scale block (default 1)")
     p.add_argument("--out", help="output .png (grid), .npy (float32 array (N, C, H, W), streamed to disk; a "
                                  "conditional run without --class also writes the classes to OUT.labels.npy), "
                                  "or a folder (DIR/ or an existing directory: one PNG per sample); "
