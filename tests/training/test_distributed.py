@@ -9,6 +9,7 @@ parameters moved.
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -52,9 +53,21 @@ def two_process_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
     Trainer(dist_worker.config("fused", dist_worker.STEPS // 2), out / "one-fused").run()
     cases = [*CASES, "half-fused", "resume-fused", "nan"]
-    done = subprocess.run(_torchrun(str(ROOT / "tests" / "training" / "dist_worker.py"), str(out), *cases),
-                          env=_env(), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    for attempt in range(3):
+        done = subprocess.run(_torchrun(str(ROOT / "tests" / "training" / "dist_worker.py"), str(out), *cases),
+                              env=_env(), capture_output=True, text=True, timeout=300)
+        # Seen twice in clean-clone CI runs on a loaded 2-core machine, never alone: a Gloo worker aborted in C++
+        # ("terminate called without an active exception", SIGABRT) with no Python error. That abort (and only it)
+        # is retried from scratch; any other failure, or a wrong result, fails the test.
+        if done.returncode == 0 or "terminate called without an active exception" not in done.stderr:
+            break
+        shutil.rmtree(out / "fused", ignore_errors=True)
+        for case in cases:
+            if case != "resume-fused":
+                shutil.rmtree(out / case, ignore_errors=True)
+        shutil.rmtree(out / "one-fused", ignore_errors=True)
+        Trainer(dist_worker.config("fused", dist_worker.STEPS // 2), out / "one-fused").run()
+    assert done.returncode == 0, done.stderr[:1500] + "\n...\n" + done.stderr[-1500:]
     return out
 
 
