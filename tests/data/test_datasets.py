@@ -189,7 +189,8 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     assert default_cache_dir() == Path.home() / ".cache" / "advnets"
     monkeypatch.setenv("ADVNETS_DATA", str(tmp_path))
     assert default_cache_dir() == tmp_path
-    assert DATASETS == ("mnist", "fashion-mnist", "mnist-5k", "digits", "toy1d", "cifar10", "tfd", "folder")
+    assert DATASETS == ("mnist", "fashion-mnist", "mnist-5k", "digits", "toy1d", "cifar10", "tfd", "folder",
+                        "grid", "ring")
 
 
 # --- downloader against a loopback HTTP server -------------------------------------------
