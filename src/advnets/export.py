@@ -20,7 +20,6 @@ import logging
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 

@@ -78,3 +78,11 @@ def atomic_npy(path: str | Path, shape: tuple[int, ...], dtype="float32") -> Ite
             array.flush()
         finally:
             del array
+
+
+def save_figure(fig, path: str | Path, dpi: int = 150) -> Path:
+    """Write a matplotlib figure as PNG: to a temporary name first, then renamed into place."""
+    path = Path(path)
+    with atomic_open(path) as f:
+        fig.savefig(f, format="png", dpi=dpi)
+    return path

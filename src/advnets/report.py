@@ -17,7 +17,8 @@ from pathlib import Path
 
 from .errors import RunError
 from .fileio import atomic_open, atomic_write_text
-from .report_curves import COLOURS, curve_png, read_metrics
+from .report_curves import COLOURS, curve_png
+from .training.run_dir import read_metrics
 
 CONFIG = "config.json"       # the names runs.py gives them
 EVAL_DIR = "eval"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import math
 
-from .training.run_dir import read_metrics  # noqa: F401  (re-exported: the report reads runs with it)
 
 # matplotlib's default colour cycle ("tab10"), one colour per run, repeating after ten
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import AdvnetsError
 from ..extensions import check_images, write_json
 from ..extensions.inference import fit_inferer, inference_figure, inference_report
 from ..extensions.inpaint import MASKS, inpaint, inpaint_figure, inpaint_report, make_mask

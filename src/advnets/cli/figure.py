@@ -44,16 +44,17 @@ def cmd_figure_interpolate(args: argparse.Namespace) -> int:
 def cmd_figure_scatter(args: argparse.Namespace) -> int:
     from ..data.mixtures import mixture_means
     from ..eval.mixture_runs import run_mixture_coverage
-    from ..figures.scatter import save_scatter, scatter_figure
+    from ..figures.scatter import scatter_figure
+    from ..fileio import save_figure
     from ..runs import load_run
 
     run = load_run(args.run, args.checkpoint, args.device)
     samples, cov = run_mixture_coverage(run, args.n, args.seed)
     title = f"{Path(args.run).name}: {cov['dataset']}, pack {run.config.model.pack}, step {run.step}"
-    out = save_scatter(scatter_figure(samples, mixture_means(cov["dataset"]), cov["sigma"], cov, title),
-                       args.out or Path(args.run) / "figures" / "scatter.png")
+    out = save_figure(scatter_figure(samples, mixture_means(cov["dataset"]), cov["sigma"], cov, title),
+                      args.out or Path(args.run) / "figures" / "scatter.png", dpi=120)
     log.info(f"wrote {out}: {cov['n']} samples over the {cov['modes']} means; {cov['modes_captured']} modes captured, "
-          f"{cov['high_quality']:.1%} high quality, reverse KL {cov['reverse_kl']:.3f}")
+             f"{cov['high_quality']:.1%} high quality, reverse KL {cov['reverse_kl']:.3f}")
     return 0
 
 

@@ -6,8 +6,6 @@ E: x (d) -> 1200 ReLU -> 1200 ReLU -> noise_dim, mean squared error to z, Adam, 
 from __future__ import annotations
 
 import math
-import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -15,7 +13,7 @@ import torch
 from torch import nn
 
 from ..models import sample_noise
-from ..figures.image_grid import image_grid, save_png
+from ..figures.image_grid import image_grid
 from . import mse
 
 

@@ -3,14 +3,13 @@ complete x with G(z*) on the unknown pixels. Adam on z from several random resta
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import AdvnetsError
 from ..models import sample_noise
-from ..figures.image_grid import image_grid, save_png
+from ..figures.image_grid import image_grid
 from . import mse
 
 MASKS = ("right-half", "random")

@@ -4,7 +4,6 @@ raw pixels and (b) a network of D's architecture plus a linear head trained from
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import torch

@@ -5,11 +5,9 @@ A collapsed G (the paper's "Helvetica scenario", section 6) shows as empty circl
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
-from ..fileio import atomic_open
 
 
 def scatter_figure(samples, means, sigma: float, coverage: dict | None = None, title: str = "",
@@ -43,11 +41,3 @@ def scatter_figure(samples, means, sigma: float, coverage: dict | None = None, t
     ax.legend(loc="upper right", fontsize=7, markerscale=2, frameon=False)
     fig.tight_layout()
     return fig
-
-
-def save_scatter(fig, path: str | Path, dpi: int = 120) -> Path:
-    """Write the figure as PNG: to a temporary name first, then renamed into place."""
-    path = Path(path)
-    with atomic_open(path) as f:
-        fig.savefig(f, format="png", dpi=dpi)
-    return path

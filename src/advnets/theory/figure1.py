@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileio import atomic_open
+from ..fileio import save_figure
 
 PANELS = (("a", "(a)"), ("b", "(b)"), ("c", "(c)"), ("d", "(d)"))
 X_LINE, Z_LINE = -0.12, -0.52          # heights of the x and z lines, below the curves (D lives in [0, 1])
@@ -119,13 +119,6 @@ def training_curves(result):
     fig.tight_layout()
     return fig
 
-
-def save_figure(fig, path: str | Path, dpi: int = 150) -> Path:
-    """Write a matplotlib figure as PNG: to a temporary name first, then renamed into place."""
-    path = Path(path)
-    with atomic_open(path) as f:
-        fig.savefig(f, format="png", dpi=dpi)
-    return path
 
 
 def write_figures(result, out_dir: str | Path) -> list[Path]:

@@ -61,8 +61,8 @@ class Algorithm1:
         """The `position`-th iteration of an epoch whose example order is `perm`, with momentum `mu`. `stop`: this
         rank asks to stop; `peer_stop` then says whether any rank asked (always `stop` when single-process)."""
         t = self.config.train
-        m, k, rng = t.batch_size, t.k_discriminator_steps, self.rng
-        g, d, data = self.generator, self.discriminator, self.data
+        m, k = t.batch_size, t.k_discriminator_steps
+        g, d = self.generator, self.discriminator
         self._set_rates(mu)
         if t.schedule == "simultaneous":
             (x, c), z, masks = self._batch(perm, position), self._noise(), self._masks(2 * m)

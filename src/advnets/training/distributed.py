@@ -109,8 +109,6 @@ class Dist:
         """Every rank's `obj` on rank 0 (a list in rank order), None elsewhere; [obj] when single-process."""
         if not self.active:
             return [obj]
-        import torch.distributed as td
-
         out = [None] * self.world_size if self.rank == 0 else None
         self._call("gather_object", obj, out, dst=0)
         return out
