@@ -18,11 +18,9 @@ from pathlib import Path
 from .errors import RunError
 from .fileio import atomic_open, atomic_write_text
 from .report_curves import COLOURS, curve_png
-from .training.run_dir import read_metrics
+from .training.run_dir import SAMPLES, read_config_data, read_metrics
 
-CONFIG = "config.json"       # the names runs.py gives them
 EVAL_DIR = "eval"
-SAMPLES_DIR = "samples"
 FINAL_KEYS = ("epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "steps_per_s")
 EARLIER_GRIDS = 3
 
@@ -108,14 +106,8 @@ def final_metrics(records: list[dict]) -> dict[str, object]:
 
 
 def _read_config(run_dir: Path) -> dict:
-    path = run_dir / CONFIG
-    if not path.is_file():
-        raise RunError(f"{run_dir} is not a run directory (no {CONFIG})",
-                       "pass directories written by `advnets train --out`")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    """The run's config as stored (not checked against this version's schema: the report shows what is there)."""
+    data = read_config_data(run_dir)
     return data if isinstance(data, dict) else {"config": data}
 
 
@@ -208,7 +200,7 @@ def _run_section(i: int, name: str, run_dir: Path, config: dict, records: list[d
     final = final_metrics(records)
     if final:
         out.append("<h3>Where training stands</h3>" + _table(list(final.items())))
-    grids = pick_grids(sorted((run_dir / SAMPLES_DIR).glob("*_*.png"), key=_grid_step))
+    grids = pick_grids(sorted((run_dir / SAMPLES).glob("*_*.png"), key=_grid_step))
     if grids:
         out.append("<h3>Samples (fixed noise)</h3><div class=\"grids\">")
         for path in grids:

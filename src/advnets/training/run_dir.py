@@ -28,17 +28,23 @@ RESUMABLE_CHANGES = {"train.epochs", "train.max_steps", "train.device", "train.s
                      "train.log_every_steps", "train.tensorboard", "data.data_dir", "data.download"}
 
 
-def read_config(run_dir: str | Path) -> Config:
-    """The config.json of a run directory."""
+def read_config_data(run_dir: str | Path):
+    """The parsed JSON of a run directory's config.json, not yet checked against the schema."""
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise RunError(f"{run_dir} is not a run directory (no {CONFIG})",
                        "pass the directory given to `advnets train --out`")
     try:
-        data = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})",
                           "restore the file or start a new run") from None
+
+
+def read_config(run_dir: str | Path) -> Config:
+    """The config.json of a run directory, as a checked Config."""
+    path = Path(run_dir) / CONFIG
+    data = read_config_data(run_dir)
     try:
         return from_dict(data)
     except AdvnetsError as exc:
