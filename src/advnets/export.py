@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .errors import AdvnetsError
-from .fileio import atomic_open, atomic_write_text
+from .fileio import atomic_open, write_json
 
 FORMATS = ("torchscript", "onnx", "safetensors")
 SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx", "safetensors": ".safetensors"}
@@ -68,7 +68,7 @@ def export_generator(run, out_path: str | Path, fmt: str) -> list[Path]:
         _write_safetensors(generator, path)
     meta = describe_generator(run, fmt, path.name)
     meta_path = path.with_name(path.name + ".json")
-    atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
+    write_json(meta_path, meta)
     return [path, meta_path]
 
 

@@ -86,3 +86,11 @@ def save_figure(fig, path: str | Path, dpi: int = 150) -> Path:
     with atomic_open(path) as f:
         fig.savefig(f, format="png", dpi=dpi)
     return path
+
+
+def write_json(path: str | Path, report) -> Path:
+    """A report as indented JSON, written atomically."""
+    import json
+
+    atomic_write_text(path, json.dumps(report, indent=1) + "\n")
+    return Path(path)

@@ -10,11 +10,10 @@ from .common import ProgressBar, add_run_arguments, log, positive, run_split
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import json
     import warnings
 
     from ..eval.parzen import SigmaOnEdgeWarning, parzen_evaluate
-    from ..fileio import atomic_write_text
+    from ..fileio import write_json
     from ..runs import load_run
 
     sigmas = _sigmas(args)
@@ -31,7 +30,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                                 run_split(run, "valid", args)[:1000])
         n = report["nearest"]
         log.info(f"mean L2 distance to the nearest training example: samples {n['samples_mean_nn_distance']:.3f}, "
-              f"held-out images {n['held_out_mean_nn_distance']:.3f} (ratio {n['ratio']:.3f})")
+                 f"held-out images {n['held_out_mean_nn_distance']:.3f} (ratio {n['ratio']:.3f})")
     if args.class_accuracy:
         _class_accuracy(run, args, out_dir)
     if args.quality:
@@ -48,10 +47,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"advnets: warning: {w.message}", file=sys.stderr)
         log.info(result.table_line(dataset=run.config.data.dataset))
         parzen = {k: v for k, v in report.items() if k != "nearest"} | result.to_dict()
-        atomic_write_text(out_dir / "parzen.json", json.dumps(parzen, indent=1) + "\n")
+        write_json(out_dir / "parzen.json", parzen)
         log.info(f"wrote {out_dir / 'parzen.json'}")
     if args.nearest:
-        atomic_write_text(out_dir / "nearest.json", json.dumps(report, indent=1) + "\n")
+        write_json(out_dir / "nearest.json", report)
     return 0
 
 
@@ -81,18 +80,17 @@ def _sigmas(args: argparse.Namespace):
 def _mixture_coverage(run, args: argparse.Namespace, out_dir: Path) -> dict:
     """Modes captured, high-quality fraction and reverse KL of a 2-D run (always together), written to
     RUN/eval/coverage.json."""
-    import json
 
     from ..eval.mixture_runs import run_mixture_coverage
-    from ..fileio import atomic_write_text
+    from ..fileio import write_json
 
     _, cov = run_mixture_coverage(run, args.coverage_samples, args.seed)
     report = {"run": str(args.run), "epoch": run.epoch, "step": run.step, "pack": run.config.model.pack,
               "seed": args.seed, **cov}
-    atomic_write_text(out_dir / "coverage.json", json.dumps(report, indent=1) + "\n")
+    write_json(out_dir / "coverage.json", report)
     log.info(f"{cov['dataset']}: {cov['modes_captured']}/{cov['modes']} modes captured, {cov['high_quality']:.1%} high "
-          f"quality (within 3 sigma = {3 * cov['sigma']:g} of a mean), reverse KL {cov['reverse_kl']:.4f} "
-          f"({cov['n']} samples, step {run.step})")
+             f"quality (within 3 sigma = {3 * cov['sigma']:g} of a mean), reverse KL {cov['reverse_kl']:.4f} "
+             f"({cov['n']} samples, step {run.step})")
     log.info(f"wrote {out_dir / 'coverage.json'}")
     return report
 
@@ -100,19 +98,16 @@ def _mixture_coverage(run, args: argparse.Namespace, out_dir: Path) -> dict:
 def _class_accuracy(run, args: argparse.Namespace, out_dir: Path) -> dict:
     """How often the package's classifier, trained on the real training split, recognises the class G was asked
     for; written to RUN/eval/class_accuracy.json."""
-    import dataclasses
-    import json
 
-    from ..eval.classifier import class_accuracy, load_or_train_classifier
-    from ..fileio import atomic_write_text
+    from ..eval.classifier import class_accuracy
+    from ..fileio import write_json
     from ..models import class_rows
 
     if not run.num_classes:
         raise AdvnetsError(f"{args.run} is not a conditional run: its samples have no intended class",
                            "train with --conditional, or drop --class-accuracy")
     d = run.config.data
-    data = dataclasses.replace(d, data_dir=args.data_dir or d.data_dir, fold=d.fold if args.fold is None else args.fold)
-    classifier = load_or_train_classifier(data, progress=ProgressBar("training the real-data classifier"))
+    classifier = _classifier(run, args)
     if classifier.num_classes < run.num_classes:
         raise AdvnetsError(f"the run has {run.num_classes} classes but {d.dataset}'s labels only "
                            f"{classifier.num_classes}", "pass the --data-dir of the data the run was trained on")
@@ -123,47 +118,55 @@ def _class_accuracy(run, args: argparse.Namespace, out_dir: Path) -> dict:
               "samples_per_class": per_class, "seed": args.seed,
               "classifier_held_out_accuracy": classifier.held_out_accuracy,
               "classifier_held_out_size": classifier.held_out_size, "classifier": classifier.info, **result}
-    atomic_write_text(out_dir / "class_accuracy.json", json.dumps(report, indent=1) + "\n")
+    write_json(out_dir / "class_accuracy.json", report)
     worst = min(range(run.num_classes), key=lambda c: result["per_class"][c])
     log.info(f"the classifier recognises the intended class in {result['accuracy']:.1%} of {result['n']} conditional "
-          f"samples (worst class {worst}: {result['per_class'][worst]:.1%}); on real held-out images it is right "
-          f"{classifier.held_out_accuracy:.1%} of the time")
+             f"samples (worst class {worst}: {result['per_class'][worst]:.1%}); on real held-out images it is right "
+             f"{classifier.held_out_accuracy:.1%} of the time")
     log.info(f"wrote {out_dir / 'class_accuracy.json'}")
     return report
+
+
+def _classifier(run, args: argparse.Namespace):
+    """The real-data classifier of the run's dataset (with the command's --data-dir / --fold), cached by advnets;
+    trained first when the cache has none."""
+    import dataclasses
+
+    from ..eval.classifier import load_or_train_classifier
+
+    d = run.config.data
+    data = dataclasses.replace(d, data_dir=args.data_dir or d.data_dir, fold=d.fold if args.fold is None else args.fold)
+    return load_or_train_classifier(data, progress=ProgressBar("training the real-data classifier"))
 
 
 def _quality(run, args: argparse.Namespace, out_dir: Path) -> dict:
     """Class coverage and sample-quality metrics on the real-data classifier's features, each beside its real-vs-real
     floor; written to RUN/eval/quality.json."""
-    import dataclasses
-    import json
 
-    from ..eval.classifier import load_or_train_classifier
     from ..eval.sample_quality import sample_report
-    from ..fileio import atomic_write_text
+    from ..fileio import write_json
 
     d = run.config.data
     if d.dataset in ("toy1d", "grid", "ring"):
         raise AdvnetsError(f"--quality compares images through a classifier; {args.run} was trained on {d.dataset}",
                            "use --coverage for the 2-D mixtures")
-    data = dataclasses.replace(d, data_dir=args.data_dir or d.data_dir, fold=d.fold if args.fold is None else args.fold)
-    classifier = load_or_train_classifier(data, progress=ProgressBar("training the real-data classifier"))
+    classifier = _classifier(run, args)
     train = run.load_split("train", args.data_dir, args.fold)
     valid, test = run_split(run, "valid", args), run_split(run, "test", args)
     report = {"run": str(args.run), "epoch": run.epoch, "step": run.step, "dataset": d.dataset, "seed": args.seed,
               **sample_report(run.sample(args.n_samples, seed=args.seed).numpy(), classifier, valid, test,
                               train.labels, seed=args.seed)}
-    atomic_write_text(out_dir / "quality.json", json.dumps(report, indent=1) + "\n")
+    write_json(out_dir / "quality.json", report)
     q, c = report["quality"], report["class_coverage"]
     log.info(f"{'':24}{'samples':>12}{'real (test vs valid)':>24}")
     log.info(f"{'classes captured':24}{c['classes_captured']:>12}{c['floor']['classes_captured']:>24}   "
-          f"(of {len(c['histogram'])})")
+             f"(of {len(c['histogram'])})")
     log.info(f"{'class KL to the data':24}{_fmt(c['kl']):>12}{_fmt(c['floor']['kl']):>24}")
     for key, name in (("fd", "Frechet distance"), ("kid", "KID"), ("precision", "precision (k=3)"),
                       ("recall", "recall (k=3)"), ("density", "density (k=5)"), ("coverage", "coverage (k=5)")):
         log.info(f"{name:24}{_fmt(q[key]):>12}{_fmt(q['floor'][key]):>24}")
     log.info(f"features: the classifier's penultimate layer (held-out accuracy {classifier.held_out_accuracy:.1%}); "
-          f"wrote {out_dir / 'quality.json'}")
+             f"wrote {out_dir / 'quality.json'}")
     return report
 
 

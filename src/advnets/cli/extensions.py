@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..extensions import check_images, write_json
+from ..extensions import check_images
 from ..extensions.inference import fit_inferer, inference_figure, inference_report
 from ..extensions.inpaint import MASKS, inpaint, inpaint_figure, inpaint_report, make_mask
 from ..extensions.semisup import LABEL_COUNTS, semisup_report
+from ..fileio import write_json
 from ..figures.image_grid import save_png
 from ..training.checkpoint import save_checkpoint
 from .common import ProgressBar, add_run_arguments, log, positive
@@ -49,8 +50,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
     out = write_json(run_dir / "eval" / "infer.json", report)
     log.info(f"z error on fresh samples: {report['z_mse_fresh']:.4f} per dimension (prior variance 1)")
     log.info(f"pixel MSE on {report['n_real']} valid images: G(E(x)) {report['pixel_mse_reconstruction']:.4f}, "
-          f"mean training image {report['pixel_mse_mean_training_image']:.4f}, "
-          f"random G(z) {report['pixel_mse_random_sample']:.4f}")
+             f"mean training image {report['pixel_mse_mean_training_image']:.4f}, "
+             f"random G(z) {report['pixel_mse_random_sample']:.4f}")
     log.info(f"wrote {out}, {run_dir / 'figures' / 'infer.png'}, {run_dir / 'checkpoints' / 'inference.pt'}")
     return 0
 
@@ -90,9 +91,9 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     png = save_png(inpaint_figure(target, mask, result["completion"]), run_dir / "figures" / "inpaint.png")
     out = write_json(run_dir / "eval" / "inpaint.json", report)
     log.info(f"known pixels: MSE {report['known_mse_initial']:.4f} at the best random start -> "
-          f"{report['known_mse_final']:.4f} after {args.steps} Adam steps")
+             f"{report['known_mse_final']:.4f} after {args.steps} Adam steps")
     log.info(f"unknown pixels ({args.mask}): MSE {report['unknown_mse_completion']:.4f} completed by G(z*), "
-          f"{report['unknown_mse_mean_training_image']:.4f} filled with the mean training image")
+             f"{report['unknown_mse_mean_training_image']:.4f} filled with the mean training image")
     log.info(f"wrote {png}, {out}")
     return 0
 
@@ -137,7 +138,7 @@ def cmd_semisup(args: argparse.Namespace) -> int:
     log.info(f"{'labels':>7} {'D features':>11} {'pixels':>8} {'scratch':>8}")
     for r in report["results"]:
         log.info(f"{r['labels']:>7} {r['d_features_linear']:>11.4f} {r['pixels_linear']:>8.4f} "
-              f"{r['scratch_same_architecture']:>8.4f}")
+                 f"{r['scratch_same_architecture']:>8.4f}")
     log.info(f"D features / pixels: {report['linear']}; scratch: {report['scratch']}")
     out = write_json(run_dir / "eval" / "semisup.json", report)
     log.info(f"wrote {out}")

@@ -74,8 +74,8 @@ class ConsoleReporter(Reporter):
         self._close_bar()
         epochs = self.trainer.config.train.epochs if self.trainer else "?"
         log.info(f"epoch {record['epoch']}/{epochs}  step {record['step']}  D loss {record['d_loss']:.4f}  "
-              f"G loss {record['g_loss']:.4f}  D(x) {record['d_real']:.3f}  D(G(z)) {record['d_fake']:.3f}  "
-              f"{record['steps_per_s']} steps/s{_coverage_text(record)}")
+                 f"G loss {record['g_loss']:.4f}  D(x) {record['d_real']:.3f}  D(G(z)) {record['d_fake']:.3f}  "
+                 f"{record['steps_per_s']} steps/s{_coverage_text(record)}")
 
     def close(self) -> None:
         self._close_bar()

@@ -5,13 +5,9 @@ Pure functions only; their commands are in cli/extensions.py.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 
 from ..errors import DataError
-from ..fileio import atomic_write_text
 
 
 def check_images(run) -> None:
@@ -23,11 +19,6 @@ def check_images(run) -> None:
     if run.num_classes:
         raise DataError(f"this command takes an unconditional run; {run.run_dir} is conditional "
                         "(model.conditional)", "pass a run trained without --conditional")
-
-
-def write_json(path: Path, report: dict) -> Path:
-    atomic_write_text(path, json.dumps(report, indent=1) + "\n")
-    return path
 
 
 def mse(a, b) -> float:
