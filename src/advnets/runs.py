@@ -27,6 +27,7 @@ class LoadedRun:
     step: int
     device: torch.device
     num_classes: int = 0          # > 0: a conditional run, G(z, c) for classes 0 .. num_classes - 1
+    averaged: bool = False        # `generator` is the moving average of G (train.generator_ema), not G itself
 
     def load_split(self, split: str, data_dir: str | None = None, fold: int | None = None):
         """The `split` ("train" | "valid" | "test") of the run's dataset as a `Split` (images, labels);
@@ -88,8 +89,10 @@ class LoadedRun:
         return torch.randint(self.num_classes, (n,), generator=rng, device=self.device)
 
 
-def load_run(run_dir: str | Path, checkpoint: str | Path | None = None, device: str = "auto") -> LoadedRun:
-    """Load a run's generator and discriminator from its last (or the given) checkpoint."""
+def load_run(run_dir: str | Path, checkpoint: str | Path | None = None, device: str = "auto",
+             average: bool = True) -> LoadedRun:
+    """Load a run's generator and discriminator from its last (or the given) checkpoint. A run trained with
+    train.generator_ema gives the moving average of its G (the one its grids show), unless `average` is False."""
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     path = Path(checkpoint) if checkpoint is not None else run_dir / CHECKPOINT
@@ -107,7 +110,11 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None, device: 
         raise CheckpointError(f"checkpoint {path} does not fit its run: its image shape {list(image_shape)} and "
                               f"{num_classes} classes build no network ({str(exc).strip()[:80]})",
                               "pass a checkpoint of this run") from None
-    load_state(g, payload["generator"], "generator", path)
+    averaged = average and isinstance(payload.get("generator_average"), dict)
+    if averaged:
+        load_state(g, payload["generator_average"].get("weights", {}), "generator average", path)
+    else:
+        load_state(g, payload["generator"], "generator", path)
     load_state(d, payload["discriminator"], "discriminator", path)
     bad = [name for name, net in (("generator", g), ("discriminator", d))
            if not all(bool(torch.isfinite(p).all()) for p in net.state_dict().values() if p.is_floating_point())]
@@ -116,4 +123,5 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None, device: 
                               "infinite weights", "use an earlier checkpoint, or retrain with a lower learning rate")
     g.to(dev).eval()
     d.to(dev).eval()
-    return LoadedRun(run_dir, config, g, d, image_shape, payload["epoch"], payload["g_updates"], dev, num_classes)
+    return LoadedRun(run_dir, config, g, d, image_shape, payload["epoch"], payload["g_updates"], dev, num_classes,
+                     averaged)

@@ -38,9 +38,15 @@ def add_run_arguments(p: argparse.ArgumentParser, data: bool = True) -> None:
     p.add_argument("--checkpoint", help="checkpoint file (default RUN/checkpoints/last.pt)")
     p.add_argument("--device", default="auto", help="cpu | cuda | mps | auto (default: a GPU if there is one)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    add_raw_generator(p)
     if data:
         p.add_argument("--data-dir", help="directory holding the dataset files, if not the run's")
         p.add_argument("--fold", type=int, help="TFD: use this fold's valid / test images (default: the run's)")
+
+
+def add_raw_generator(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--raw-generator", action="store_true",
+                   help="a run trained with train.generator_ema: use G itself, not the moving average of its weights")
 
 
 def positive(name: str, value: int) -> None:

@@ -19,7 +19,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     sigmas = _sigmas(args)
     for flag in ("n_samples", "sigma_num", "per_class"):
         positive("--" + flag.replace("_", "-"), getattr(args, flag))
-    run = load_run(args.run, args.checkpoint, args.device)
+    run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     out_dir = Path(args.run) / "eval"
     report = {"run": str(args.run), "epoch": run.epoch, "step": run.step, "dataset": run.config.data.dataset}
     if args.nearest:

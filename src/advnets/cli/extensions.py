@@ -30,7 +30,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
     positive("--steps", args.steps)
     positive("--n", args.n)
-    run = load_run(args.run, args.checkpoint, args.device)
+    run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     check_images(run)
     run_dir = Path(args.run)
     t0 = time.time()
@@ -75,7 +75,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
 
     for name in ("steps", "n", "restarts"):
         positive(f"--{name}", getattr(args, name))
-    run = load_run(args.run, args.checkpoint, args.device)
+    run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     check_images(run)
     run_dir = Path(args.run)
     target = torch.as_tensor(run.load_split("valid", args.data_dir, args.fold).images[:args.n]).float()
@@ -119,7 +119,7 @@ def add_inpaint_figure(figure_subparsers) -> argparse.ArgumentParser:
 def cmd_semisup(args: argparse.Namespace) -> int:
     from ..runs import load_run
 
-    run = load_run(args.run, args.checkpoint, args.device)
+    run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     check_images(run)
     run_dir = Path(args.run)
     counts = tuple(int(c) for c in args.labels.split(","))

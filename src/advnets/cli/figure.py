@@ -18,7 +18,7 @@ def cmd_figure_samples(args: argparse.Namespace) -> int:
     positive("--rows", args.rows)
     if args.cols < 2:
         raise AdvnetsError(f"--cols must be at least 2 (samples and the nearest-neighbour column), got {args.cols}")
-    run = load_run(args.run, args.checkpoint, args.device)
+    run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     grid = samples_figure(run, run_split(run, "train", args), rows=args.rows, cols=args.cols, seed=args.seed)
     out = save_png(upscale(grid, args.scale), args.out or Path(args.run) / "figures" / "samples.png")
     log.info(f"wrote {out}: {args.rows} rows of {args.cols - 1} samples and, framed, the nearest training example")
@@ -34,7 +34,7 @@ def cmd_figure_interpolate(args: argparse.Namespace) -> int:
     positive("--rows", args.rows)
     if args.steps < 2:
         raise AdvnetsError(f"--steps must be at least 2 (the two ends of each line), got {args.steps}")
-    run = load_run(args.run, args.checkpoint, args.device)
+    run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     grid = interpolation_figure(run, rows=args.rows, steps=args.steps, seed=args.seed)
     out = save_png(upscale(grid, args.scale), args.out or Path(args.run) / "figures" / "interpolate.png")
     log.info(f"wrote {out}: {args.rows} straight lines in z space, {args.steps} samples each")
@@ -48,7 +48,7 @@ def cmd_figure_scatter(args: argparse.Namespace) -> int:
     from ..fileio import save_figure
     from ..runs import load_run
 
-    run = load_run(args.run, args.checkpoint, args.device)
+    run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     samples, cov = run_mixture_coverage(run, args.n, args.seed)
     title = f"{Path(args.run).name}: {cov['dataset']}, pack {run.config.model.pack}, step {run.step}"
     out = save_figure(scatter_figure(samples, mixture_means(cov["dataset"]), cov["sigma"], cov, title),

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ..errors import AdvnetsError
-from .common import log, positive
+from .common import add_raw_generator, log, positive
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -27,7 +27,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise AdvnetsError(f"cannot write samples to '{out}'", "use a .png (grid) or .npy (array) file name, or a "
                                                                "folder (DIR/: one PNG per sample)")
     positive("--scale", args.scale)
-    run = load_run(args.run, args.checkpoint, args.device)
+    run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     run.check_class(args.label)
     labels, nrow, what = args.label, args.nrow, ""
     if args.label is not None:
@@ -125,4 +125,5 @@ def add_sample_command(sub) -> None:
                    help="conditional runs: draw samples of class C only (0 .. classes-1)")
     p.add_argument("--checkpoint", help="checkpoint file (default RUN/checkpoints/last.pt)")
     p.add_argument("--device", default="auto", help="cpu | cuda | mps | auto (default: a GPU if there is one)")
+    add_raw_generator(p)
     p.set_defaults(func=cmd_sample)

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import AdvnetsError
-from .common import log
+from .common import add_raw_generator, log
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -28,7 +28,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..export import export_generator
     from ..runs import load_run
 
-    run = load_run(args.run, args.checkpoint, "cpu")
+    run = load_run(args.run, args.checkpoint, "cpu", average=not args.raw_generator)
     suffix = {"torchscript": ".pt", "onnx": ".onnx", "safetensors": ".safetensors"}[args.format]
     out = args.out or Path(args.run) / "export" / f"generator{suffix}"
     model, spec = export_generator(run, out, args.format)
@@ -56,4 +56,5 @@ def add_tool_commands(sub) -> None:
                    help="default torchscript")
     p.add_argument("--out", help="output file or directory/ (default RUN/export/generator.pt|.onnx|.safetensors)")
     p.add_argument("--checkpoint", help="checkpoint file (default RUN/checkpoints/last.pt)")
+    add_raw_generator(p)
     p.set_defaults(func=cmd_export)

@@ -105,6 +105,9 @@ class TrainConfig:
     # classifier (trained first if not cached: opt-in). coverage_samples 0: 2,500 (grid, ring) or 500 (images).
     coverage_every_epochs: int = 0
     coverage_samples: int = 0
+    # Sample from a moving average of G's weights (training/averaging.py): each G update moves the average by
+    # 1 - generator_ema (after a warm-up). 0: off, samples come from G itself. Training is unchanged either way.
+    generator_ema: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -238,6 +241,8 @@ def _validate(config: Config) -> None:
                           or m.generator_output_init_range):
         raise ConfigError("model.conditional is implemented for the MLP networks (architecture mlp, relu hidden "
                           "layers in G)", "drop --conditional, or use the paper-mnist networks")
+    if not 0.0 <= t.generator_ema < 1.0:
+        raise ConfigError(f"train.generator_ema must be in [0, 1) (0: off, e.g. 0.999), got {t.generator_ema}")
     if t.coverage_every_epochs < 0 or t.coverage_samples < 0:
         raise ConfigError("train.coverage_every_epochs and train.coverage_samples must be >= 0 (0: off / default)")
     if t.batch_size % m.pack:

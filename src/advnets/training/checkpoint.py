@@ -138,7 +138,7 @@ RESUME_KEYS = ("config", "image_shape", "generator", "discriminator", "opt_g", "
 
 
 def _finite(trainer) -> bool:
-    nets = (trainer.generator, trainer.discriminator)
+    nets = (trainer.generator, trainer.discriminator, trainer.sampler)
     return bool(torch.isfinite(trainer.sums).all()) and all(bool(torch.isfinite(p).all())
                                                             for net in nets for p in net.parameters())
 
@@ -173,7 +173,8 @@ def save_training_state(trainer, path: Path, rank_rng: list[torch.Tensor] | None
         "rng": trainer.rng.get_state(), "rng_device": trainer.device.type, "rank_rng": rank_rng,
         "world_size": len(rank_rng), "fixed_noise": trainer.fixed_noise,
         "perm": trainer.perm, "position": trainer.position, "epoch": trainer.epoch,
-        "g_updates": a.g_updates, "d_updates": a.d_updates, "sums": trainer.sums})
+        "g_updates": a.g_updates, "d_updates": a.d_updates, "sums": trainer.sums,
+        **({} if trainer.average is None else {"generator_average": trainer.average.state_dict()})})
 
 
 def restore_training_state(trainer, path: Path) -> None:
@@ -197,6 +198,7 @@ def restore_training_state(trainer, path: Path) -> None:
             a.opt_g.load_state_dict(payload["opt_g"])
             a.opt_d.load_state_dict(payload["opt_d"])
             _restore_rng(trainer, payload, path)
+            _restore_average(trainer, payload)
     except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
         bad = f"optimizer or random state ({str(exc).strip()[:80]})"
     if bad is not None:
@@ -207,6 +209,16 @@ def restore_training_state(trainer, path: Path) -> None:
     trainer.position, trainer.epoch = payload["position"], payload["epoch"]
     a.g_updates, a.d_updates = payload["g_updates"], payload["d_updates"]
     trainer.sums = payload["sums"].to(trainer.device, trainer.sums.dtype).reshape(trainer.sums.shape)
+
+
+def _restore_average(trainer, payload: dict[str, Any]) -> None:
+    """The moving average of G (train.generator_ema); one turned on at resume starts from the restored G."""
+    if trainer.average is None:
+        return
+    if "generator_average" in payload:
+        trainer.average.load_state_dict(payload["generator_average"])
+    else:
+        trainer.average = type(trainer.average)(trainer.algorithm.generator, trainer.average.decay)
 
 
 def _restore_rng(trainer, payload: dict[str, Any], path: Path) -> None:

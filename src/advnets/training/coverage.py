@@ -64,7 +64,7 @@ class MixtureCoverage(Coverage):
     def __call__(self, trainer) -> dict[str, Any]:
         from ..eval.coverage import mixture_coverage
 
-        c = mixture_coverage(self.samples(trainer.generator).reshape(-1, 2), self.means, self.sigma)
+        c = mixture_coverage(self.samples(trainer.sampler).reshape(-1, 2), self.means, self.sigma)
         return {"modes_captured": c["modes_captured"], "high_quality": round(c["high_quality"], 4),
                 "reverse_kl": _finite(c["reverse_kl"])}
 
@@ -87,7 +87,7 @@ class ClassCoverage(Coverage):
     def __call__(self, trainer) -> dict[str, Any]:
         from ..eval.coverage import class_coverage
 
-        predicted = self.classifier.predict(self.samples(trainer.generator))
+        predicted = self.classifier.predict(self.samples(trainer.sampler))
         frequencies = np.pad(self.frequencies, (0, max(self.classifier.num_classes - len(self.frequencies), 0)))
         c = class_coverage(predicted, frequencies)
         return {"classes_captured": c["classes_captured"], "class_kl": _finite(c["kl"])}

@@ -24,6 +24,7 @@ from ..models import build_models, class_rows, label_kwargs
 from ..schedules import learning_rate, momentum
 from . import run_dir as layout
 from .algorithm1 import Algorithm1
+from .averaging import GeneratorAverage
 from .batches import TrainingData
 from .checkpoint import check_finite_state, save_training_state
 from .coverage import coverage_figures, coverage_tracker
@@ -81,6 +82,7 @@ class Trainer:
                             self.rng, self.data.num_classes)
         self.algorithm = Algorithm1(self.config, g.to(self.device), d.to(self.device), self.data, self.rng,
                                     self.dist)
+        self.average = GeneratorAverage(self.generator, t.generator_ema) if t.generator_ema else None
         self.coverage = coverage_tracker(self.config, train_labels, self.data.num_classes, self.device)
         # the sample grid: grid_size x grid_size, or (conditional) one row of grid_size samples per class
         self.fixed_noise = self.algorithm.noise(t.grid_size * (self.data.num_classes or t.grid_size))
@@ -106,6 +108,8 @@ class Trainer:
     discriminator = property(lambda self: self.algorithm.discriminator)
     g_updates = property(lambda self: self.algorithm.g_updates)
     fused = property(lambda self: self.algorithm.fused)
+    # the G that grids, coverage and checkpoint readers sample: the moving average of G when train.generator_ema
+    sampler = property(lambda self: self.generator if self.average is None else self.average.module)
 
     def iterations_per_epoch(self) -> int:
         t = self.config.train
@@ -151,6 +155,8 @@ class Trainer:
         t = self.config.train
         mu = momentum(self.epoch, t.momentum_start, t.momentum_end, t.momentum_ramp_epochs)
         stats = self.algorithm.iteration(self.perm, self.position, mu, self.pending_stop is not None)
+        if self.average is not None:
+            self.average.update(self.generator)
         if self.dist.active and self.algorithm.peer_stop and self.stop_reason is None:
             self.stop_reason = self.pending_stop or "another rank stopped"
         self.position += 1
@@ -229,7 +235,7 @@ def epoch_record(trainer, iterations: int, seconds: float, epoch: float) -> dict
 @torch.no_grad()
 def sample_grid(trainer) -> torch.Tensor:
     """G(z) for the run's fixed noise (conditional: row c of class c), G in evaluation mode, ready to show."""
-    g, labels = trainer.generator, None
+    g, labels = trainer.sampler, None
     if trainer.data.labels is not None:
         labels = class_rows(trainer.data.num_classes, trainer.config.train.grid_size, trainer.device)
     was_training = g.training
