@@ -86,11 +86,14 @@ class _MeanPixelClassifier:
 def test_labelled_images_log_classes_captured(monkeypatch, tiny_overrides, digits_images):
     import advnets.eval.classifier as classifier
 
-    monkeypatch.setattr(classifier, "load_or_train_classifier", lambda data_config: _MeanPixelClassifier())
+    asked = []
+    monkeypatch.setattr(classifier, "load_or_train_classifier",
+                        lambda data_config, device=None: asked.append(device) or _MeanPixelClassifier())
     cfg = make_config(None, {**tiny_overrides, "train.epochs": 1, "train.coverage_every_epochs": 1,
                              "train.coverage_samples": 300, "train.tensorboard": False})
     labels = np.arange(200) % 2
     trainer = Trainer(cfg, None, train_images=digits_images[:200], train_labels=labels)
+    assert asked == [trainer.device]                    # the classifier is put on the run's device
     record = trainer.run().last_metrics
     with torch.no_grad():
         samples = trainer.generator.eval()(trainer.coverage.noise)

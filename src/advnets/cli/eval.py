@@ -27,7 +27,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         train = run_split(run, "train", args)
         report["nearest"] = memorisation_report(run.sample(1000, seed=args.seed + 1), train,
-                                                run_split(run, "valid", args)[:1000])
+                                                run_split(run, "valid", args)[:1000], device=run.device)
         n = report["nearest"]
         log.info(f"mean L2 distance to the nearest training example: samples {n['samples_mean_nn_distance']:.3f}, "
                  f"held-out images {n['held_out_mean_nn_distance']:.3f} (ratio {n['ratio']:.3f})")
@@ -42,7 +42,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         samples = run.sample(args.n_samples, seed=args.seed)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SigmaOnEdgeWarning)
-            result = parzen_evaluate(samples, valid, test, sigmas)
+            result = parzen_evaluate(samples, valid, test, sigmas, device=run.device)
         for w in caught:
             print(f"advnets: warning: {w.message}", file=sys.stderr)
         log.info(result.table_line(dataset=run.config.data.dataset))
@@ -129,14 +129,14 @@ def _class_accuracy(run, args: argparse.Namespace, out_dir: Path) -> dict:
 
 def _classifier(run, args: argparse.Namespace):
     """The real-data classifier of the run's dataset (with the command's --data-dir / --fold), cached by advnets;
-    trained first when the cache has none."""
+    trained first when the cache has none; on the run's device (--device)."""
     import dataclasses
 
     from ..eval.classifier import load_or_train_classifier
 
     d = run.config.data
     data = dataclasses.replace(d, data_dir=args.data_dir or d.data_dir, fold=d.fold if args.fold is None else args.fold)
-    return load_or_train_classifier(data, progress=ProgressBar("training the real-data classifier"))
+    return load_or_train_classifier(data, device=run.device, progress=ProgressBar("training the real-data classifier"))
 
 
 def _quality(run, args: argparse.Namespace, out_dir: Path) -> dict:

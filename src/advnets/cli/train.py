@@ -22,8 +22,15 @@ EPILOG = """examples:
 data parallel: under torchrun (RANK / WORLD_SIZE set) each process trains train.batch_size / N examples of every
   minibatch and the gradients are averaged (NCCL on GPUs, Gloo on CPUs); rank 0 writes the run directory. The
   same command without torchrun trains in one process; a run resumes at any number of processes.
-data: the training split is held as one tensor on the run's device (--device, default auto: a GPU if there is
-  one) and minibatches are taken from it by index, with no host-to-device copy per step.
+data: --set data.storage=auto|memory|memmap says where the training split lives (the start line says which).
+  memory: one float32 tensor on the run's device (--device, default auto: a GPU if there is one); minibatches
+  are taken from it by index, with no host-to-device copy per step. Every dataset can use it.
+  memmap (--dataset folder only): the images are decoded once into a uint8 .npy file under
+  $ADVNETS_DATA/folders (default ~/.cache/advnets/folders; decoded again when the folder changes) and read a
+  minibatch at a time through a torch DataLoader: data.workers processes (default 2) read ahead, into pinned
+  memory on CUDA. The same seed gives the same run as memory; resuming mid-epoch continues exactly.
+  auto (the default): memory, except memmap for a folder whose float32 training set would take more than a
+  quarter of the RAM (or of the GPU's memory).
 precision: --set train.precision=bf16 (CPU or GPU) or fp16 (GPU, with a gradient scaler) runs the autograd and
   convolutional steps under torch.autocast; the fused MLP step is exact fp32 only.
 """
@@ -155,7 +162,8 @@ def _train(args: argparse.Namespace, config, run_dir: Path, dist, threads: int) 
             where = ", replacing a start with the same settings that stopped before its first checkpoint"
         ranks = f", {dist.world_size} processes ({dist.backend}, {t.batch_size // dist.world_size} examples each)" \
             if dist.active else ""
-        log.info(f"run {run_dir}: {trainer.config.data.dataset}, {len(trainer.data)} training examples, seed {t.seed}, "
+        log.info(f"run {run_dir}: {trainer.config.data.dataset}, {len(trainer.data)} training examples "
+                 f"({trainer.data.describe()}), seed {t.seed}, "
                  f"{t.schedule} schedule ({'fused step' if trainer.fused else 'autograd'}, {t.precision}), device "
                  f"{trainer.device} ({threads} CPU threads){ranks}" + where)
         try:
@@ -211,8 +219,9 @@ def add_train_command(sub) -> None:
                                    "events. Ctrl-C or SIGTERM stops after the current iteration with a checkpoint. "
                                    "One process trains a run directory at a time; a run that stopped before its "
                                    "first checkpoint restarts with the same command. The training set is held in "
-                                   "memory as one tensor on the run's device; minibatches are gathered from it "
-                                   "without a copy per step.")
+                                   "memory as one tensor on the run's device, or (an image folder too large for "
+                                   "that) streamed from a decoded .npy cache by DataLoader workers: see data "
+                                   "below.")
     p.add_argument("--preset", help="named configuration (see `advnets config --list`), e.g. paper-mnist")
     p.add_argument("--config", metavar="FILE",
                    help="a JSON or YAML config file (a run's config.json, or `advnets config` output) as the base")

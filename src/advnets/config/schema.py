@@ -33,6 +33,12 @@ class DataConfig:
     channels: int = 0               # 1 grey | 3 RGB | 0 keep (folder: 1 if every image is grey, else 3)
     contrast_normalize: float = 0.0  # global contrast normalisation scale (the paper's CIFAR-10: 55); 0 off
     mixture_seed: int | None = None  # grid | ring: seed of the 100,000 training points (null: train.seed)
+    # Where the training split lives (training/batches.py, training/streaming.py): memory (one float32 tensor on the
+    # run's device) | memmap (folder only: decoded once into a uint8 .npy cache, read a minibatch at a time by a
+    # torch DataLoader with `workers` processes, pinned memory on CUDA) | auto (memory unless a folder's float32
+    # training set would take more than a quarter of the RAM, or of the GPU's memory).
+    storage: str = "auto"
+    workers: int = 2                 # memmap: DataLoader worker processes that read ahead (0: read in the loop)
 
 
 @dataclass(frozen=True)
@@ -199,6 +205,7 @@ _CHOICES = {
     ("train", "optimizer"): ("sgd", "adam"),
     ("train", "precision"): ("fp32", "bf16", "fp16"),
     ("model", "architecture"): ("mlp", "conv"),
+    ("data", "storage"): ("auto", "memory", "memmap"),
 }
 
 
@@ -294,6 +301,11 @@ def _validate_numbers(config: Config) -> None:
 def _validate_images(config: Config) -> None:
     """The image-source and CIFAR-10 / TFD network settings."""
     d, m = config.data, config.model
+    if d.storage == "memmap" and d.dataset != "folder":
+        raise ConfigError(f"data.storage=memmap reads a decoded image folder; data.dataset is {d.dataset}",
+                          "use data.storage=memory (or auto), or --dataset folder --data-dir DIR")
+    if d.workers < 0:
+        raise ConfigError(f"data.workers must be >= 0, got {d.workers}", "0 reads the minibatches in the loop")
     if not 0 <= d.fold < 5:
         raise ConfigError(f"data.fold must be 0..4 (TFD's five folds), got {d.fold}")
     if d.image_size < 0 or d.channels not in (0, 1, 3) or d.contrast_normalize < 0:

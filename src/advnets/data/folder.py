@@ -14,6 +14,9 @@
   run (``--conditional``) needs; otherwise the images are unlabelled.
 - Splits: one fixed permutation (seed 0) of the readable images: 5% valid, 5% test (at least one each from
   three images on), the rest train. The decoded images are cached in memory for the three splits.
+- Training on a folder too large to hold (`data.storage` memmap, training/streaming.py): the pixels are decoded once
+  into a uint8 .npy file (folder_cache.py) and read from it a minibatch at a time, converted by the same
+  `pixels_to_float` as here, so both paths give the same values.
 """
 from __future__ import annotations
 
@@ -90,39 +93,81 @@ def class_names(folder: Path, paths: list[Path]) -> list[str] | None:
     return names if len(names) >= 2 else None
 
 
+def stored_pixels(rgb: np.ndarray) -> np.ndarray:
+    """(N, size, size, 3) uint8 RGB -> (N, C, size, size) uint8 as held (and cached, folder_cache.py): C = 1 when
+    every image is grey (R = G = B), else 3."""
+    grey = bool((rgb[..., :1] == rgb[..., 1:]).all())
+    return np.ascontiguousarray((rgb[..., :1] if grey else rgb).transpose(0, 3, 1, 2))
+
+
+def pixels_to_float(pixels: np.ndarray, channels: int) -> np.ndarray:
+    """(B, C_s, H, W) uint8 stored pixels -> (B, C, H, W) float32 in [0, 1], C = `channels` (0: C_s). Grey from
+    colour is the luma 0.299 R + 0.587 G + 0.114 B; grey to colour repeats. Element by element, so any block of
+    rows gives the same values as the whole array (the memmap path converts one minibatch at a time)."""
+    c = channels or pixels.shape[1]
+    if c == pixels.shape[1]:
+        x = pixels.astype(np.float32)
+    elif c == 1:
+        r, g, b = (pixels[:, i:i + 1].astype(np.float32) for i in range(3))
+        x = r * np.float32(0.299) + g * np.float32(0.587) + b * np.float32(0.114)
+    else:
+        x = np.repeat(pixels, 3, axis=1).astype(np.float32)
+    return x / np.float32(255)
+
+
+def decode_listing(folder: str, size: int, listing: tuple, out: np.ndarray | None = None):
+    """Decode every file of `listing` to (size, size, 3) uint8, into `out[i]` (a (len(listing), size, size, 3)
+    array, e.g. a memory map) when given, else into a list. Returns (the decoded images or `out`, the indices of
+    the files that decoded, the failures as text). Any decoding failure skips the file, never crashes."""
+    pictures, failures, kept = [], [], []
+    for i, (path, _, _) in enumerate(listing):
+        try:
+            a = decode_image(Path(path), size)
+        except Exception as e:                       # any decoding failure: skip the file, never crash
+            failures.append(f"{Path(path).relative_to(folder)} ({type(e).__name__}: {str(e)[:80]})")
+            continue
+        kept.append(i)
+        if out is None:
+            pictures.append(a)
+        else:
+            out[i] = a
+    return (pictures if out is None else out), kept, failures
+
+
+def unreadable_message(folder: str, failures: list[str], total: int, failed: int | None = None) -> str:
+    """The warning about `failed` (default: all of `failures`, of which the first three are named) of `total`."""
+    failed = len(failures) if failed is None else failed
+    shown = "; ".join(failures[:3]) + (f"; and {failed - 3} more" if failed > 3 else "")
+    return f"skipped {failed} of {total} files in {folder} that could not be read as images: {shown}"
+
+
+def no_readable_images(folder: str, total: int) -> DataError:
+    return DataError(f"none of the {total} image files in {folder} could be read",
+                     "check the files open in an image viewer; PNG and JPEG are supported")
+
+
+def folder_labels(folder: str, kept: list[Path]) -> np.ndarray | None:
+    """(N,) int64 class labels of the kept files from their top-level subfolders, or None (see `class_names`)."""
+    names = class_names(Path(folder), kept)
+    if names is None:
+        return None
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([index[p.relative_to(folder).parts[0]] for p in kept], dtype=np.int64)
+
+
 @functools.lru_cache(maxsize=2)
 def _decode_all(folder: str, size: int, channels: int, listing: tuple) -> tuple[np.ndarray, np.ndarray | None]:
     """(N, C, size, size) float32 in [0, 1] for every readable file of `listing` (warns about the others), and
     their (N,) int64 class labels from the subfolders, or None (see `class_names`)."""
-    pictures, failures, kept = [], [], []
-    for path, _, _ in listing:
-        try:
-            pictures.append(decode_image(Path(path), size))
-            kept.append(Path(path))
-        except Exception as e:                       # any decoding failure: skip the file, never crash
-            failures.append(f"{Path(path).relative_to(folder)} ({type(e).__name__}: {str(e)[:80]})")
+    pictures, kept, failures = decode_listing(folder, size, listing)
     if failures:
-        shown = "; ".join(failures[:3]) + (f"; and {len(failures) - 3} more" if len(failures) > 3 else "")
-        warnings.warn(f"skipped {len(failures)} of {len(listing)} files in {folder} that could not be read as "
-                      f"images: {shown}", UnreadableImagesWarning, stacklevel=2)
+        warnings.warn(unreadable_message(folder, failures, len(listing)), UnreadableImagesWarning, stacklevel=2)
     if not pictures:
-        raise DataError(f"none of the {len(listing)} image files in {folder} could be read",
-                        "check the files open in an image viewer; PNG and JPEG are supported")
-    rgb = np.stack(pictures)                                                  # (N, size, size, 3) uint8
-    grey = bool((rgb[..., :1] == rgb[..., 1:]).all())
-    c = channels or (1 if grey else 3)
-    if c == 1:
-        x = rgb[..., :1].astype(np.float32) if grey else \
-            (rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
-    else:
-        x = rgb.astype(np.float32)
-    x = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) / np.float32(255)      # (N, C, size, size)
+        raise no_readable_images(folder, len(listing))
+    x = pixels_to_float(stored_pixels(np.stack(pictures)), channels)         # (N, C, size, size)
     x.flags.writeable = False
-    names = class_names(Path(folder), kept)
-    labels = None
-    if names is not None:
-        index = {name: i for i, name in enumerate(names)}
-        labels = np.array([index[p.relative_to(folder).parts[0]] for p in kept], dtype=np.int64)
+    labels = folder_labels(folder, [Path(listing[i][0]) for i in kept])
+    if labels is not None:
         labels.flags.writeable = False
     return x, labels
 
@@ -134,10 +179,9 @@ def split_indices(n: int) -> dict[str, np.ndarray]:
     return {"valid": np.sort(perm[:held]), "test": np.sort(perm[held:2 * held]), "train": np.sort(perm[2 * held:])}
 
 
-def folder_split(split: str, data_dir: str | Path | None, size: int = 0,
-                 channels: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
-    """(N, C, size, size) float32 images in [0, 1] of one split of the image folder `data_dir`, and their (N,)
-    labels from the subfolders, or None."""
+def checked_listing(data_dir: str | Path | None, channels: int = 0) -> tuple[Path, tuple]:
+    """The image folder `data_dir`, resolved, and its listing ((path, mtime, size) of every image file), checked:
+    a DataError when it is missing, not a folder or holds no image file; a warning for unreadable subfolders."""
     if data_dir is None:
         raise DataError("dataset 'folder' needs the folder of images",
                         "pass --data-dir DIR (searched recursively for PNG and JPEG files)")
@@ -151,11 +195,19 @@ def folder_split(split: str, data_dir: str | Path | None, size: int = 0,
     if unreadable:
         shown = "; ".join(unreadable[:3]) + (f"; and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
         warnings.warn(f"skipped {len(unreadable)} folder{'s' if len(unreadable) > 1 else ''} in {folder} that could "
-                      f"not be read: {shown}", UnreadableImagesWarning, stacklevel=2)
+                      f"not be read: {shown}", UnreadableImagesWarning, stacklevel=3)
     if not listing:
         raise DataError(f"no PNG or JPEG files found in {folder} (searched recursively"
                         + (f"; {len(unreadable)} unreadable folders" if unreadable else "") + ")",
                         f"put image files ({', '.join(EXTENSIONS)}) in it, or pass another --data-dir")
+    return folder, listing
+
+
+def folder_split(split: str, data_dir: str | Path | None, size: int = 0,
+                 channels: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """(N, C, size, size) float32 images in [0, 1] of one split of the image folder `data_dir`, and their (N,)
+    labels from the subfolders, or None."""
+    folder, listing = checked_listing(data_dir, channels)
     images, labels = _decode_all(str(folder), size or DEFAULT_SIZE, channels, listing)
     rows = split_indices(len(images))[split]
     if rows.size == 0:

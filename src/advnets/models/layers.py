@@ -78,8 +78,16 @@ def init_uniform(layer: nn.Module, init_range: float, generator: torch.Generator
 
 
 def marginal_logits(images: torch.Tensor) -> torch.Tensor:
-    """Logit of each pixel's mean over the data, clipped to [1e-3, 1 - 1e-3] as in pylearn2. Shape (d,)."""
-    mean = images.reshape(images.shape[0], -1).double().mean(0).clamp(1e-3, 1 - 1e-3)
+    """Logit of each pixel's mean over the data, clipped to [1e-3, 1 - 1e-3] as in pylearn2. Shape (d,).
+
+    The mean is the float64 sum over the rows divided by N: for pixels k / 255 in float32 that sum is exact (below
+    about 4M rows), so a sum taken in blocks (the memmap store, training/streaming.py) gives the same bias."""
+    return mean_logits(images.reshape(images.shape[0], -1).double().sum(0).cpu() / images.shape[0])
+
+
+def mean_logits(mean: torch.Tensor) -> torch.Tensor:
+    """`marginal_logits` from the (d,) float64 pixel means, on the CPU (one result whatever the run's device)."""
+    mean = mean.cpu().clamp(1e-3, 1 - 1e-3)
     return torch.log(mean / (1 - mean)).float()
 
 

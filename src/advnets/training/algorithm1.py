@@ -40,7 +40,7 @@ class Algorithm1:
         self.opt_d = make_optimizer(config.train, discriminator.parameters())
         self.fused = config.train.schedule == "simultaneous" and supports_fused(generator, discriminator) and \
             config.train.precision == "fp32"
-        device = data.images.device
+        device = data.device
         if config.train.precision == "fp16" and device.type != "cuda":
             raise ConfigError("train.precision=fp16 needs a CUDA GPU", "use --set train.precision=bf16 on a CPU")
         self.autocast = nullcontext() if config.train.precision == "fp32" else torch.autocast(
@@ -55,7 +55,7 @@ class Algorithm1:
     def noise(self, n: int) -> torch.Tensor:
         """n draws of z ~ p_z, (n, noise_dim), from the run's random stream."""
         m = self.config.model
-        return sample_noise(n, m.noise_dim, m.noise_prior, self.rng, self.data.images.device)
+        return sample_noise(n, m.noise_dim, m.noise_prior, self.rng, self.data.device)
 
     def iteration(self, perm: torch.Tensor, position: int, mu: float, stop: bool = False) -> StepStats:
         """The `position`-th iteration of an epoch whose example order is `perm`, with momentum `mu`. `stop`: this
@@ -111,9 +111,7 @@ class Algorithm1:
 
     def _batch(self, perm: torch.Tensor, index: int):
         m = self.config.train.batch_size
-        if not self.dist.active:
-            return self.data.batch(perm, index, m)
-        return self.data.batch(perm[index * m:(index + 1) * m][self.dist.rows(m)], 0, m // self.dist.world_size)
+        return self.data.batch(perm, index, m, self.dist.rows(m) if self.dist.active else slice(None))
 
     def _noise(self) -> torch.Tensor:
         z = self.noise(self.config.train.batch_size)                    # (m, noise_dim): the global batch's

@@ -7,8 +7,8 @@ With `train.coverage_every_epochs` = N > 0, every N-th epoch line (and the last 
   samples (default 2,500, the benchmarks' count; eval/coverage.py `mixture_coverage`). Costs milliseconds.
 * labelled image data: `classes_captured` and `class_kl` (KL of the samples' predicted classes to the training
   labels' frequencies, eval/coverage.py `class_coverage`) of a few hundred samples (default 500), classified by
-  the package's classifier for the dataset (eval/classifier.py). That classifier is loaded from the cache or
-  trained first (seconds for digits, a minute or two for MNIST): opt-in for that reason.
+  the package's classifier for the dataset (eval/classifier.py), on the run's device. That classifier is loaded
+  from the cache or trained first (seconds for digits, a minute or two for MNIST on a CPU): opt-in for that reason.
 
 The samples come from fixed noise drawn from their own generator seeded with train.seed: the run's random stream
 is untouched (a run with coverage trains exactly as one without), and successive lines measure the same z.
@@ -41,10 +41,10 @@ class Coverage:
 
     @torch.no_grad()
     def samples(self, generator: torch.nn.Module) -> torch.Tensor:
-        """G(z) for the fixed noise, G in evaluation mode, (n, C, H, W) on CPU."""
+        """G(z) for the fixed noise, G in evaluation mode, (n, C, H, W) on the run's device."""
         was_training = generator.training
         generator.eval()
-        out = generator(self.noise, **label_kwargs(self.labels)).cpu()
+        out = generator(self.noise, **label_kwargs(self.labels))
         generator.train(was_training)
         return out
 
@@ -64,7 +64,7 @@ class MixtureCoverage(Coverage):
     def __call__(self, trainer) -> dict[str, Any]:
         from ..eval.coverage import mixture_coverage
 
-        c = mixture_coverage(self.samples(trainer.sampler).reshape(-1, 2), self.means, self.sigma)
+        c = mixture_coverage(self.samples(trainer.sampler).reshape(-1, 2).cpu(), self.means, self.sigma)
         return {"modes_captured": c["modes_captured"], "high_quality": round(c["high_quality"], 4),
                 "reverse_kl": _finite(c["reverse_kl"])}
 
@@ -82,7 +82,7 @@ class ClassCoverage(Coverage):
                               f"{config.data.dataset} training split has no class labels",
                               "set train.coverage_every_epochs=0")
         self.frequencies = np.bincount(labels.astype(np.int64))
-        self.classifier = load_or_train_classifier(config.data)
+        self.classifier = load_or_train_classifier(config.data, device=device)
 
     def __call__(self, trainer) -> dict[str, Any]:
         from ..eval.coverage import class_coverage

@@ -25,7 +25,8 @@ SAMPLES = "samples"
 # Settings that may change when a run is resumed: they do not change what the run computes.
 RESUMABLE_CHANGES = {"train.epochs", "train.max_steps", "train.device", "train.sample_every_epochs",
                      "train.checkpoint_every_epochs", "train.sample_every_steps", "train.checkpoint_every_steps",
-                     "train.log_every_steps", "train.tensorboard", "data.data_dir", "data.download"}
+                     "train.log_every_steps", "train.tensorboard", "data.data_dir", "data.download",
+                     "data.storage", "data.workers"}
 
 
 def read_config_data(run_dir: str | Path):

@@ -32,6 +32,7 @@ from .distributed import Dist
 from .lock import RunLock
 from .reporting import Reporter, Reporters, RunFiles
 from .signals import stop_on_signals
+from .storage import load_training_data
 
 STATS = ("d_loss", "g_loss", "d_real", "d_fake")
 
@@ -49,7 +50,7 @@ class Trainer:
     """Owns the players (`algorithm`), the random stream and the position in the data; `run()` trains.
 
     `run_dir` None trains without writing any file. `train_images` / `train_labels` replace the dataset's
-    training split (arrays (N, C, H, W) and (N,))."""
+    training split (arrays (N, C, H, W) and (N,), held in memory); else `data.storage` says where it lives."""
 
     def __init__(self, config: Config | None, run_dir: str | Path | None, *, resume: bool = False,
                  train_images: np.ndarray | torch.Tensor | None = None,
@@ -71,12 +72,10 @@ class Trainer:
         t = self.config.train
         self.dist.local_batch(t.batch_size)                           # refuses a batch that does not split
         self.device = self.dist.device(resolve_device(t.device))
-        if train_images is None:
-            from ..data import load_data_split
-
-            split = load_data_split(self.config.data, "train", run_seed=t.seed)
-            train_images, train_labels = split.images, split.labels
-        self.data = TrainingData.prepare(self.config, train_images, train_labels, self.device)
+        if train_images is None:       # memory or memmap (data.storage; storage.py)
+            self.data, train_labels = load_training_data(self.config, self.device)
+        else:
+            self.data = TrainingData.prepare(self.config, train_images, train_labels, self.device)
         self.rng = torch.Generator(device=self.device).manual_seed(t.seed)
         g, d = build_models(self.config.model, self.data.image_shape, self.data.output_bias(self.config.model),
                             self.rng, self.data.num_classes)
@@ -98,6 +97,8 @@ class Trainer:
     def close(self, abandon: bool = False) -> None:
         """Release the run directory (also at the end of `run()`); `abandon`: a start that failed removes the
         directory it created."""
+        if getattr(self, "data", None) is not None:
+            self.data.close()                      # the memmap store's DataLoader workers
         if self.lock is not None:
             self.lock.release(abandon)
 

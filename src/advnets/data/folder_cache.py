@@ -1,0 +1,143 @@
+"""An image folder decoded once into a uint8 .npy file, read back as a memory map (`data.storage` memmap).
+
+Where: ``<cache>/folders/`` (the download cache: $ADVNETS_DATA, default ~/.cache/advnets), three files per folder
+and image size, ``F-K.npy`` (pixels (N, C, size, size) uint8, C = 1 when every image is grey, else 3),
+``F-K.labels.npy`` (the (N,) int64 classes of a folder with one subfolder per class) and ``F-K.json`` (what the
+others hold, written last). F is a hash of the folder's path and the size, K a hash of its listing (every image
+file's path, modification time and size) and the decoding settings: a file added, removed or changed gives a new
+K, the folder is decoded again, and the files of the old K are deleted.
+
+Building decodes one file at a time into a temporary memory map, so memory stays flat whatever the folder's size,
+and renames each file into place only when it is whole (fileio.atomic_*). A cache whose files are missing,
+truncated or do not match their .json is decoded again with a `FolderCacheWarning`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from advnets.data.download import default_cache_dir
+from advnets.data.folder import (UnreadableImagesWarning, decode_listing, folder_labels, no_readable_images,
+                                 unreadable_message)
+from advnets.errors import OutputError
+from advnets.fileio import atomic_npy, atomic_save_npy, atomic_write_text
+
+VERSION = 1          # of the decoding (folder.decode_image) and of this layout: a new value rebuilds every cache
+_CHUNK = 1024        # images copied at a time from the temporary RGB map into the final file
+
+
+class FolderCacheWarning(UserWarning):
+    """A cached decoded folder could not be used (truncated, damaged, mismatched); it is decoded again."""
+
+
+@dataclass
+class FolderCache:
+    """A decoded folder: `pixels` (N, C, size, size) uint8, read-only memory map; `labels` (N,) int64 or None."""
+    path: Path
+    pixels: np.ndarray
+    labels: np.ndarray | None
+    meta: dict
+
+
+def cache_stem(folder: Path, size: int, listing: tuple, cache_dir: Path | None = None) -> Path:
+    """The cache files' path without suffix: <cache>/folders/F-K (see the module's docstring)."""
+    root = (Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()) / "folders"
+    where = hashlib.sha256(f"{folder}\0{size}".encode()).hexdigest()[:16]
+    what = hashlib.sha256(json.dumps([VERSION, size, listing]).encode()).hexdigest()[:16]
+    return root / f"{where}-{what}"
+
+
+def open_folder_cache(folder: Path, size: int, listing: tuple, cache_dir: Path | None = None) -> FolderCache:
+    """The cache of `folder` decoded at `size` (its `listing` from folder.checked_listing): opened when whole,
+    else built first. Warns (UnreadableImagesWarning) about files that could not be decoded, as the in-memory
+    path does."""
+    stem = cache_stem(folder, size, listing, cache_dir)
+    if stem.with_suffix(".json").exists():
+        try:
+            cache = _open(stem, len(listing), size)
+        except Exception as e:                         # truncated, damaged, half-deleted: decode again
+            why = " ".join(str(e).split())[:200]
+            warnings.warn(f"cannot use the cached decoded folder {stem}.npy ({type(e).__name__}: {why}); decoding "
+                          f"{folder} again", FolderCacheWarning, stacklevel=2)
+        else:
+            _warn_unreadable(str(folder), cache.meta)
+            return cache
+    _build(str(folder), size, listing, stem)
+    cache = _open(stem, len(listing), size)
+    _warn_unreadable(str(folder), cache.meta)
+    return cache
+
+
+def _open(stem: Path, files: int, size: int) -> FolderCache:
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    n, c = meta["images"], meta["channels"]
+    if meta.get("version") != VERSION or meta.get("files") != files or c not in (1, 3) or not 0 < n <= files:
+        raise ValueError(f"its description {stem}.json does not match the folder")
+    pixels = np.load(stem.with_suffix(".npy"), mmap_mode="r")
+    if pixels.dtype != np.uint8 or pixels.shape != (n, c, size, size):
+        raise ValueError(f"it holds {pixels.dtype} {pixels.shape}, not uint8 {(n, c, size, size)}")
+    labels = None
+    if meta["labelled"]:
+        labels = np.load(Path(f"{stem}.labels.npy"))
+        if labels.dtype != np.int64 or labels.shape != (n,) or labels.min() < 0:
+            raise ValueError(f"its labels are {labels.dtype} {labels.shape}, not {n} int64 classes")
+    return FolderCache(stem.with_suffix(".npy"), pixels, labels, meta)
+
+
+def _warn_unreadable(folder: str, meta: dict) -> None:
+    if meta["failed"]:
+        warnings.warn(unreadable_message(folder, meta["failures"], meta["files"], meta["failed"]),
+                      UnreadableImagesWarning, stacklevel=3)
+
+
+def _build(folder: str, size: int, listing: tuple, stem: Path) -> None:
+    """Decode every file into a temporary (files, size, size, 3) uint8 map, then write the kept images in the
+    stored layout, the labels and the description, each renamed into place when whole."""
+    try:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=stem.parent, prefix=f".{stem.name}.", suffix=".rgb.tmp")
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError.from_os_error(exc, stem.with_suffix(".npy")) from None
+    try:
+        rgb = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(listing), size, size, 3))
+        _, kept, failures = decode_listing(folder, size, listing, rgb)
+        if not kept:
+            raise no_readable_images(folder, len(listing))
+        grey = all(bool((rgb[i, ..., :1] == rgb[i, ..., 1:]).all()) for i in kept)
+        c = 1 if grey else 3
+        with atomic_npy(stem.with_suffix(".npy"), (len(kept), c, size, size), np.uint8) as out:
+            for start in range(0, len(kept), _CHUNK):
+                block = rgb[kept[start:start + _CHUNK]]                              # (B, size, size, 3)
+                out[start:start + len(block)] = (block[..., :1] if grey else block).transpose(0, 3, 1, 2)
+        del rgb
+        labels = folder_labels(folder, [Path(listing[i][0]) for i in kept])
+        if labels is not None:
+            atomic_save_npy(Path(f"{stem}.labels.npy"), labels)
+        atomic_write_text(stem.with_suffix(".json"), json.dumps({
+            "version": VERSION, "folder": folder, "size": size, "files": len(listing), "images": len(kept),
+            "channels": c, "labelled": labels is not None, "failed": len(failures), "failures": failures[:3]}))
+    except OSError as exc:
+        raise OutputError.from_os_error(exc, stem.with_suffix(".npy")) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    _remove_stale(stem)
+
+
+def _remove_stale(stem: Path) -> None:
+    """Delete the cache files of the same folder and size under another listing (the folder changed since)."""
+    prefix = stem.name.split("-")[0] + "-"
+    for path in stem.parent.glob(prefix + "*"):
+        if not path.name.startswith(stem.name + "."):
+            try:
+                path.unlink()
+            except OSError:
+                pass
