@@ -1,5 +1,6 @@
 """Quality per CPU-second: a preset trained for a fixed wall-clock budget, scored at several points along the way,
-beside the same recipe through a plain autograd step, trained for the same budget in the same process.
+beside the same recipe through a plain autograd step, trained for the same budget in the same process (the two
+take turns, one scoring interval each, so that a busy spell on the machine slows both alike).
 
 Prints one JSON object and writes a PNG of quality against training seconds for both:
   runs.<name>.points[]    seconds (training time only: scoring is not counted), steps, Parzen test log-likelihood
@@ -40,7 +41,7 @@ from advnets.training import Trainer  # noqa: E402
 @torch.no_grad()
 def draw(trainer: Trainer, n: int, seed: int = 12345) -> np.ndarray:
     """n samples of the trainer's G in evaluation mode, from a noise stream of their own."""
-    g, m = trainer.generator, trainer.config.model
+    g, m = trainer.sampler, trainer.config.model
     rng = torch.Generator(device=trainer.device).manual_seed(seed)
     z = sample_noise(n, m.noise_dim, m.noise_prior, rng, trainer.device)
     labels = trainer.data.sample_classes(n, rng)
@@ -71,27 +72,27 @@ def score(trainer: Trainer, splits: dict, classifier, args) -> dict:
     return out
 
 
-def train_for(config, fused: bool, splits: dict, classifier, args) -> list[dict]:
-    trainer = Trainer(config, None, train_images=splits["train"], train_labels=splits["train_labels"])
-    trainer.algorithm.fused = fused
-    per_epoch, marks, points = trainer.iterations_per_epoch(), [], []
-    targets = [args.budget * (k + 1) / args.points for k in range(args.points)]
-    spent = 0.0
-    for target in targets:
+class Variant:
+    """One trainer of the comparison, trained in slices so that the two variants alternate and share the machine's
+    load (a busy spell slows both, not one)."""
+
+    def __init__(self, name: str, config, fused: bool, splits: dict):
+        self.name, self.spent, self.points = name, 0.0, []
+        self.trainer = Trainer(config, None, train_images=splits["train"], train_labels=splits["train_labels"])
+        self.trainer.algorithm.fused = fused and self.trainer.algorithm.fused
+
+    def train_until(self, target: float) -> None:
+        """Train until `target` training seconds in all (checking the clock every 10 iterations)."""
+        trainer, per_epoch = self.trainer, self.trainer.iterations_per_epoch()
         start = time.perf_counter()
-        while spent + (time.perf_counter() - start) < target:
-            for _ in range(10):                      # check the clock every 10 iterations
+        while self.spent + (time.perf_counter() - start) < target:
+            for _ in range(10):
                 if trainer.perm is None or trainer.position >= per_epoch:
                     trainer.epoch += trainer.perm is not None
                     trainer.perm = torch.randperm(len(trainer.data), generator=trainer.rng, device=trainer.device)
                     trainer.position = 0
                 trainer.iteration()
-        spent += time.perf_counter() - start
-        marks.append(spent)
-        points.append({"seconds": round(spent, 1), "steps": trainer.g_updates, **score(trainer, splits, classifier,
-                                                                                         args)})
-        print(f"{'fused' if fused else 'autograd'}: {points[-1]}", file=sys.stderr, flush=True)
-    return points
+        self.spent += time.perf_counter() - start
 
 
 def main() -> None:
@@ -101,6 +102,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=600.0, help="training seconds per variant (default 600)")
     parser.add_argument("--points", type=int, default=5, help="scoring points along the budget (default 5)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="train.seed of both variants (default 0)")
     parser.add_argument("--parzen-samples", type=int, default=5000)
     parser.add_argument("--parzen-points", type=int, default=2000, help="valid and test points for Parzen")
     parser.add_argument("--feature-samples", type=int, default=2000, help="samples for the feature metrics")
@@ -109,7 +111,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = make_config(args.preset, {"data.dataset": args.dataset, "train.device": "cpu", "train.epochs": 10**6,
-                                       "train.tensorboard": False})
+                                       "train.tensorboard": False, "train.seed": args.seed})
     train, valid, test = (load_data_split(config.data, s) for s in ("train", "valid", "test"))
     splits = {"train": train.images, "train_labels": train.labels, "valid": valid.images, "test": test.images}
     classifier = None
@@ -117,30 +119,41 @@ def main() -> None:
         from advnets.eval.classifier import load_or_train_classifier
 
         classifier = load_or_train_classifier(config.data)
-    runs = {}
-    for name, fused in (("advnets", True), ("autograd port", False)):
-        runs[name] = {"points": train_for(config, fused, splits, classifier, args)}
+    variants = [Variant("advnets", config, True, splits), Variant("autograd port", config, False, splits)]
+    for k in range(args.points):
+        for v in variants:
+            v.train_until(args.budget * (k + 1) / args.points)
+            v.points.append({"seconds": round(v.spent, 1), "steps": v.trainer.g_updates,
+                             **score(v.trainer, splits, classifier, args)})
+            print(f"{v.name}: {v.points[-1]}", file=sys.stderr, flush=True)
+    runs = {v.name: {"points": v.points} for v in variants}
     floor = None
     for run in runs.values():
         for p in run["points"]:
             floor = p.pop("_floor", floor)
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 4))
-    ax = fig.add_subplot(1, 1, 1)
-    for name, run in runs.items():
-        xs = [p["seconds"] for p in run["points"]]
-        ax.errorbar(xs, [p["parzen_ll"] for p in run["points"]], [p["parzen_stderr"] for p in run["points"]],
-                    marker="o", capsize=3, label=f"{name} ({run['points'][-1]['steps']} steps)")
-    ax.set_xlabel(f"training seconds ({args.threads} thread)")
-    ax.set_ylabel("Parzen test log-likelihood")
-    ax.set_title(f"{args.preset} on {args.dataset}: quality against CPU time")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    panels = [("parzen_ll", "Parzen test log-likelihood (higher is better)")]
+    if floor is not None:
+        panels.append(("fd", "Frechet distance on classifier features (lower is better)"))
+    fig = Figure(figsize=(7 * len(panels), 4))
+    for i, (key, label) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        for name, run in runs.items():
+            xs, ys = [p["seconds"] for p in run["points"]], [p[key] for p in run["points"]]
+            err = [p["parzen_stderr"] for p in run["points"]] if key == "parzen_ll" else None
+            ax.errorbar(xs, ys, err, marker="o", capsize=3, label=f"{name} ({run['points'][-1]['steps']} steps)")
+        if key == "fd":
+            ax.axhline(floor["fd"], color="grey", ls="--", label=f"real test vs valid ({floor['fd']})")
+        ax.set_xlabel(f"training seconds ({args.threads} thread)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"{args.preset} on {args.dataset}, seed {args.seed}: quality against CPU time")
     fig.tight_layout()
     fig.savefig(args.out, dpi=120)
     print(json.dumps({"benchmark": "time_to_quality", "preset": args.preset, "dataset": args.dataset,
-                      "budget_seconds": args.budget, "threads": args.threads, "torch": torch.__version__,
+                      "budget_seconds": args.budget, "threads": args.threads, "seed": args.seed, "torch": torch.__version__,
                       "machine": platform.processor() or platform.machine(),
                       "parzen": {"samples": args.parzen_samples, "valid": args.parzen_points,
                                  "test": args.parzen_points},
