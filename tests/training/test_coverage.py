@@ -107,3 +107,30 @@ def test_coverage_needs_labels_or_a_mixture(tiny_overrides, digits_images):
     cfg = make_config(None, {**tiny_overrides, "train.coverage_every_epochs": 1})
     with pytest.raises(ConfigError, match="labelled"):
         Trainer(cfg, None, train_images=digits_images[:100], train_labels=None)
+
+
+def test_labelled_images_with_the_real_classifier(monkeypatch, tmp_path, tiny_overrides, digits_images):
+    """The package's own digits classifier, trained into an empty cache: the epoch line's classes equal its
+    predictions on the run's coverage samples, and a G collapsed onto one image shows one class."""
+    from advnets.data import load_split
+    from advnets.eval.classifier import load_or_train_classifier
+
+    monkeypatch.setenv("ADVNETS_DATA", str(tmp_path))
+    cfg = make_config(None, {**tiny_overrides, "train.epochs": 1, "train.coverage_every_epochs": 1,
+                             "train.coverage_samples": 400, "train.tensorboard": False})
+    train = load_split("digits", "train")
+    trainer = Trainer(cfg, None, train_images=train.images, train_labels=train.labels)
+    record = trainer.run().last_metrics
+    clf = load_or_train_classifier(cfg.data)                           # the cached one, as the run used it
+    assert clf.held_out_accuracy > 0.8
+    with torch.no_grad():
+        predicted = clf.predict(trainer.sampler.eval()(trainer.coverage.noise))
+    assert record["classes_captured"] == len(np.unique(predicted))
+    # collapse: G's output bias set to one real "3" and its weights to zero draws that digit every time
+    with torch.no_grad():
+        for p in trainer.generator.parameters():
+            p.zero_()
+        three = train.images[np.flatnonzero(train.labels == 3)[0]].reshape(-1).astype(np.float64)
+        trainer.generator.layers[-1].bias.copy_(torch.logit(torch.as_tensor(three).clamp(1e-3, 1 - 1e-3)))
+    collapsed = trainer.coverage(trainer)
+    assert collapsed["classes_captured"] == 1 and collapsed["class_kl"] > 1.5     # log(10) = 2.3 at most
