@@ -8,6 +8,8 @@ $ADVNETS_DATA. A case is a key of CASES (train to STEPS steps), `half-<key>` (tr
 OUT/one-<key>, a 1-process run, to STEPS steps) or `nan` (rank 1's images are NaN; each rank writes the error it
 stopped with).
 """
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -55,6 +57,11 @@ def main(out: Path, folder: Path, cases: list[str]) -> None:
         dist.close(barrier=False)
         raise
     dist.close()
+    # destroy_process_group must have freed the group and joined its threads (distributed.py, Dist.close)
+    threads = [Path(f"/proc/self/task/{t}/comm").read_text().strip() for t in os.listdir("/proc/self/task")] \
+        if Path("/proc/self/task").exists() else []
+    (out / f"threads_rank{dist.rank}.json").write_text(json.dumps({
+        "dynamo imported": "torch._dynamo" in sys.modules, "gloo threads": [t for t in threads if "gloo" in t]}))
 
 
 def _run(out: Path, folder: Path, cases: list[str], dist: Dist) -> None:
