@@ -152,6 +152,28 @@ def test_unreadable_files_are_skipped_and_warned_about_on_every_start(tmp_path):
         assert len(data) == 18
 
 
+def test_splits_are_read_from_the_cache_once_there_is_one(tmp_path, monkeypatch):
+    """eval, coverage and the memory store load splits through registry.load_split: once a memmap run has decoded
+    the folder, they read its rows from the cache, with the values decoding gives, and decode nothing."""
+    from advnets.data import load_split
+
+    d = write_folder(tmp_path / "pics", n=80)
+    settings = [{}, {"channels": 1}, {"channels": 1, "contrast_normalize": 1.0}]
+    decoded = {(split, i): load_split("folder", split, data_dir=d, image_size=8, **kw)
+               for split in ("valid", "test", "train") for i, kw in enumerate(settings)}
+    storage.load_training_data(config(d, **{"data.storage": "memmap"}), torch.device("cpu"))    # builds the cache
+    folder._decode_all.cache_clear()
+
+    def no_decoding(path, size):
+        raise AssertionError("decoded a file although the cache holds it")
+    monkeypatch.setattr(folder, "decode_image", no_decoding)
+    for (split, i), ref in decoded.items():
+        got = load_split("folder", split, data_dir=d, image_size=8, **settings[i])
+        assert got.images.dtype == np.float32 and np.array_equal(got.images, ref.images), (split, settings[i])
+        assert np.array_equal(got.labels, ref.labels)
+    assert [len(decoded[s, 0]) for s in ("valid", "test", "train")] == [4, 4, 72]
+
+
 def test_choice_of_store(tmp_path, monkeypatch):
     d = write_folder(tmp_path / "pics", n=20, classes=0)
     cpu = torch.device("cpu")

@@ -28,7 +28,9 @@ data: --set data.storage=auto|memory|memmap says where the training split lives 
   memmap (--dataset folder only): the images are decoded once into a uint8 .npy file under
   $ADVNETS_DATA/folders (default ~/.cache/advnets/folders; decoded again when the folder changes) and read a
   minibatch at a time through a torch DataLoader: data.workers processes (default 2) read ahead, into pinned
-  memory on CUDA. The same seed gives the same run as memory; resuming mid-epoch continues exactly.
+  memory on CUDA. The same seed gives the same run as memory; resuming mid-epoch continues exactly. Under
+  torchrun the folder is decoded once: one process builds the cache, the others wait (one line of error after
+  $ADVNETS_CACHE_TIMEOUT s, default 300, without progress). `advnets eval` reads the splits from the cache.
   auto (the default): memory, except memmap for a folder whose float32 training set would take more than a
   quarter of the RAM (or of the GPU's memory).
 precision: --set train.precision=bf16 (CPU or GPU) or fp16 (GPU, with a gradient scaler) runs the autograd and

@@ -13,7 +13,8 @@
   label is the index of its top-level subfolder in sorted order (``cats/``, ``dogs/``: 0, 1), as a conditional
   run (``--conditional``) needs; otherwise the images are unlabelled.
 - Splits: one fixed permutation (seed 0) of the readable images: 5% valid, 5% test (at least one each from
-  three images on), the rest train. The decoded images are cached in memory for the three splits.
+  three images on), the rest train. The decoded images are cached in memory for the three splits; when a memmap
+  run has decoded the folder into its uint8 cache (below), the splits are read from there instead.
 - Training on a folder too large to hold (`data.storage` memmap, training/streaming.py): the pixels are decoded once
   into a uint8 .npy file (folder_cache.py) and read from it a minibatch at a time, converted by the same
   `pixels_to_float` as here, so both paths give the same values.
@@ -24,6 +25,7 @@ import functools
 import os
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -115,12 +117,16 @@ def pixels_to_float(pixels: np.ndarray, channels: int) -> np.ndarray:
     return x / np.float32(255)
 
 
-def decode_listing(folder: str, size: int, listing: tuple, out: np.ndarray | None = None):
+def decode_listing(folder: str, size: int, listing: tuple, out: np.ndarray | None = None,
+                   progress: Callable[[], None] | None = None):
     """Decode every file of `listing` to (size, size, 3) uint8, into `out[i]` (a (len(listing), size, size, 3)
-    array, e.g. a memory map) when given, else into a list. Returns (the decoded images or `out`, the indices of
-    the files that decoded, the failures as text). Any decoding failure skips the file, never crashes."""
+    array, e.g. a memory map) when given, else into a list; `progress()` is called after each file. Returns (the
+    decoded images or `out`, the indices of the files that decoded, the failures as text). Any decoding failure
+    skips the file, never crashes."""
     pictures, failures, kept = [], [], []
     for i, (path, _, _) in enumerate(listing):
+        if progress is not None:
+            progress()
         try:
             a = decode_image(Path(path), size)
         except Exception as e:                       # any decoding failure: skip the file, never crash
@@ -203,14 +209,24 @@ def checked_listing(data_dir: str | Path | None, channels: int = 0) -> tuple[Pat
     return folder, listing
 
 
-def folder_split(split: str, data_dir: str | Path | None, size: int = 0,
-                 channels: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+def folder_split(split: str, data_dir: str | Path | None, size: int = 0, channels: int = 0,
+                 find_cache: Callable | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """(N, C, size, size) float32 images in [0, 1] of one split of the image folder `data_dir`, and their (N,)
-    labels from the subfolders, or None."""
+    labels from the subfolders, or None. `find_cache(folder, size, listing)` (registry.py passes
+    folder_cache.find_folder_cache) returns the folder's decoded uint8 cache if a memmap run built one: the split
+    is then read from it (only its rows; the same values, converted by the same `pixels_to_float`) instead of
+    decoding every file again."""
     folder, listing = checked_listing(data_dir, channels)
-    images, labels = _decode_all(str(folder), size or DEFAULT_SIZE, channels, listing)
-    rows = split_indices(len(images))[split]
+    size = size or DEFAULT_SIZE
+    cache = find_cache(folder, size, listing) if find_cache is not None else None
+    if cache is not None:
+        n, labels = len(cache.pixels), cache.labels                     # pixels: (N, C_s, size, size) uint8
+    else:
+        images, labels = _decode_all(str(folder), size, channels, listing)
+        n = len(images)
+    rows = split_indices(n)[split]
     if rows.size == 0:
-        raise DataError(f"{folder} has only {len(images)} readable images, too few for a {split} split",
+        raise DataError(f"{folder} has only {n} readable images, too few for a {split} split",
                         "add images (at least 3)")
-    return images[rows], None if labels is None else labels[rows]
+    x = pixels_to_float(np.asarray(cache.pixels[rows]), channels) if cache is not None else images[rows]
+    return x, None if labels is None else labels[rows]

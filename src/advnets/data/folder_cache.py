@@ -5,7 +5,8 @@ and image size, ``F-K.npy`` (pixels (N, C, size, size) uint8, C = 1 when every i
 ``F-K.labels.npy`` (the (N,) int64 classes of a folder with one subfolder per class) and ``F-K.json`` (what the
 others hold, written last). F is a hash of the folder's path and the size, K a hash of its listing (every image
 file's path, modification time and size) and the decoding settings: a file added, removed or changed gives a new
-K, the folder is decoded again, and the files of the old K are deleted.
+K, the folder is decoded again, and the files of the old K are deleted. While one process builds a cache, the
+others that need it wait on ``F-K.lock`` (build_lock.py), so the ranks of a torchrun run decode the folder once.
 
 Building decodes one file at a time into a temporary memory map, so memory stays flat whatever the folder's size,
 and renames each file into place only when it is whole (fileio.atomic_*). A cache whose files are missing,
@@ -20,9 +21,11 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from advnets.data.build_lock import build_lock
 from advnets.data.download import default_cache_dir
 from advnets.data.folder import (UnreadableImagesWarning, decode_listing, folder_labels, no_readable_images,
                                  unreadable_message)
@@ -56,23 +59,43 @@ def cache_stem(folder: Path, size: int, listing: tuple, cache_dir: Path | None =
 
 def open_folder_cache(folder: Path, size: int, listing: tuple, cache_dir: Path | None = None) -> FolderCache:
     """The cache of `folder` decoded at `size` (its `listing` from folder.checked_listing): opened when whole,
-    else built first. Warns (UnreadableImagesWarning) about files that could not be decoded, as the in-memory
-    path does."""
+    else built first. One process builds it while others that need it at once wait (build_lock.py: the ranks of
+    a torchrun run decode the folder once). Warns (UnreadableImagesWarning) about files that could not be
+    decoded, as the in-memory path does."""
     stem = cache_stem(folder, size, listing, cache_dir)
-    if stem.with_suffix(".json").exists():
-        try:
-            cache = _open(stem, len(listing), size)
-        except Exception as e:                         # truncated, damaged, half-deleted: decode again
-            why = " ".join(str(e).split())[:200]
-            warnings.warn(f"cannot use the cached decoded folder {stem}.npy ({type(e).__name__}: {why}); decoding "
-                          f"{folder} again", FolderCacheWarning, stacklevel=2)
-        else:
-            _warn_unreadable(str(folder), cache.meta)
-            return cache
-    _build(str(folder), size, listing, stem)
-    cache = _open(stem, len(listing), size)
+    cache = _existing(stem, len(listing), size, folder)
+    if cache is None:
+        with build_lock(stem.with_suffix(".lock"), f"the decoded cache of {folder}") as lock:
+            cache = _existing(stem, len(listing), size, folder, quiet=True)      # built while we waited?
+            if cache is None:
+                _build(str(folder), size, listing, stem, lock.beat)
+                cache = _open(stem, len(listing), size)
     _warn_unreadable(str(folder), cache.meta)
     return cache
+
+
+def find_folder_cache(folder: Path, size: int, listing: tuple, cache_dir: Path | None = None) -> FolderCache | None:
+    """The whole cache of `folder` at `size` and this `listing` if one was built (by a memmap run), else None;
+    never builds, never warns about a damaged one (the caller decodes the folder instead)."""
+    cache = _existing(cache_stem(folder, size, listing, cache_dir), len(listing), size, folder, quiet=True)
+    if cache is not None:
+        _warn_unreadable(str(folder), cache.meta)
+    return cache
+
+
+def _existing(stem: Path, files: int, size: int, folder: Path, quiet: bool = False) -> FolderCache | None:
+    """The cache at `stem` when its description exists and it opens whole, else None (with a FolderCacheWarning
+    when it exists but is damaged, unless `quiet`)."""
+    if not stem.with_suffix(".json").exists():
+        return None
+    try:
+        return _open(stem, files, size)
+    except Exception as e:                         # truncated, damaged, half-deleted: decode again
+        if not quiet:
+            why = " ".join(str(e).split())[:200]
+            warnings.warn(f"cannot use the cached decoded folder {stem}.npy ({type(e).__name__}: {why}); decoding "
+                          f"{folder} again", FolderCacheWarning, stacklevel=3)
+        return None
 
 
 def _open(stem: Path, files: int, size: int) -> FolderCache:
@@ -97,9 +120,10 @@ def _warn_unreadable(folder: str, meta: dict) -> None:
                       UnreadableImagesWarning, stacklevel=3)
 
 
-def _build(folder: str, size: int, listing: tuple, stem: Path) -> None:
+def _build(folder: str, size: int, listing: tuple, stem: Path, progress: Callable[[], None]) -> None:
     """Decode every file into a temporary (files, size, size, 3) uint8 map, then write the kept images in the
-    stored layout, the labels and the description, each renamed into place when whole."""
+    stored layout, the labels and the description, each renamed into place when whole; `progress()` is called
+    after every file and block."""
     try:
         stem.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=stem.parent, prefix=f".{stem.name}.", suffix=".rgb.tmp")
@@ -108,7 +132,7 @@ def _build(folder: str, size: int, listing: tuple, stem: Path) -> None:
         raise OutputError.from_os_error(exc, stem.with_suffix(".npy")) from None
     try:
         rgb = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(listing), size, size, 3))
-        _, kept, failures = decode_listing(folder, size, listing, rgb)
+        _, kept, failures = decode_listing(folder, size, listing, rgb, progress)
         if not kept:
             raise no_readable_images(folder, len(listing))
         grey = all(bool((rgb[i, ..., :1] == rgb[i, ..., 1:]).all()) for i in kept)
@@ -117,6 +141,7 @@ def _build(folder: str, size: int, listing: tuple, stem: Path) -> None:
             for start in range(0, len(kept), _CHUNK):
                 block = rgb[kept[start:start + _CHUNK]]                              # (B, size, size, 3)
                 out[start:start + len(block)] = (block[..., :1] if grey else block).transpose(0, 3, 1, 2)
+                progress()
         del rgb
         labels = folder_labels(folder, [Path(listing[i][0]) for i in kept])
         if labels is not None:

@@ -14,7 +14,8 @@ Every reader returns a `Split` of float32 images (N, C, H, W): pixels in [0, 1],
 | ring            | mixtures.py     | 8 2-D Gaussians on the unit circle (mode-collapse benchmark), (N,1,1,2) |
 | cifar10         | cifar.py        | CIFAR-10's python archive; train 0-40k, valid 40k-50k, test batch       |
 | tfd             | tfd.py          | the Toronto Face Database's .mat file (user-supplied)                  |
-| folder          | folder.py       | your own PNG / JPEG files (one subfolder per class gives labels)       |
+| folder          | folder.py       | your own PNG / JPEG files (one subfolder per class gives labels);      |
+|                 |                 | read from folder_cache.py's decoded cache when one exists               |
 
 After reading, any split can be converted (transforms.py): channels (1 grey, 3 RGB), a square size, and global
 contrast normalisation -- the `data.channels`, `data.image_size` and `data.contrast_normalize` settings.
@@ -100,8 +101,12 @@ def _tfd(split: str, s: Source) -> Split:
 
 def _folder(split: str, s: Source) -> Split:
     from advnets.data.folder import folder_split
+    from advnets.data.folder_cache import find_folder_cache
 
-    images, labels = folder_split(split, s.data_dir, s.image_size, s.channels)                 # (N, C, size, size)
+    def find(folder, size, listing):           # the decoded uint8 cache, when a memmap run built one
+        return find_folder_cache(folder, size, listing, s.cache)
+
+    images, labels = folder_split(split, s.data_dir, s.image_size, s.channels, find)      # (N, C, size, size)
     return Split(images=images, labels=labels)
 
 

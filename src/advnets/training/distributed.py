@@ -68,6 +68,12 @@ class Dist:
         if backend == "nccl":
             torch.cuda.set_device(local)
         timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, "300")))
+        # torch.distributed.nn.functional binds `group=group.WORLD` as the default argument of 10 functions when
+        # it is first imported. torch.optim imports it (through torch._dynamo) on the first optimizer, after this
+        # init: those defaults then hold the default group, so destroy_process_group did not free it and its Gloo
+        # threads ran on into interpreter exit (the suspected cause of a rare C++ abort at exit, see close()).
+        # Imported before the group exists, the defaults are None.
+        import torch.distributed.nn.functional  # noqa: F401
         if not td.is_initialized():
             td.init_process_group(backend, timeout=timeout,
                                   device_id=torch.device("cuda", local) if backend == "nccl" else None)
@@ -126,9 +132,15 @@ class Dist:
                                    "a process died or hung; resume with `advnets train --resume RUN`") from None
 
     def close(self, barrier: bool = True) -> None:
-        """Leave the process group. After a normal end every rank waits for the others first (`barrier`): a rank
-        that tears its group down while a peer still talks to it can abort the peer ("terminate called without an
-        active exception"). After an error there is no barrier: a peer may be gone."""
+        """Leave the process group: destroy_process_group frees it and joins its Gloo threads (see from_env for
+        what kept it alive before). After a normal end every rank waits for the others first (`barrier`), so no
+        rank tears its group down while a peer still talks to it. After an error there is no barrier: a peer may
+        be gone.
+
+        Why it matters: a Gloo worker thread that outlives the interpreter can drop the last reference to a
+        finished collective's tensors during finalization, when taking the GIL ends the thread inside a noexcept
+        destructor: std::terminate, "terminate called without an active exception" (pytorch/pytorch#179291
+        describes the same abort for a group never destroyed)."""
         if self.active:
             import torch.distributed as td
 
