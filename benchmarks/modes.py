@@ -168,11 +168,12 @@ def main(argv=None) -> int:
     jobs = [(d, m, s, args.steps, args.set) for d in args.datasets.split(",") for m in args.methods.split(",")
             for s in seeds]
     started = time.perf_counter()
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            runs = [r for pair in pool.map(one_run, jobs) for r in pair]
-    else:
-        runs = [r for j in jobs for r in one_run(j)]
+    runs = []
+    with ProcessPoolExecutor(args.jobs) as pool:
+        for pair in pool.map(one_run, jobs):                  # in job order; each run's line as soon as it is in
+            runs += pair
+            for r in pair:
+                print(json.dumps(r), file=sys.stderr, flush=True)
     summary = summarise(runs)
     result = {"benchmark": "modes", "summary": summary, "published": PUBLISHED, "published_budget": BUDGET_NOTE,
               "target": TARGET, "runs": runs, "overrides": args.set, "jobs": args.jobs,
