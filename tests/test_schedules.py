@@ -30,3 +30,11 @@ def test_momentum_ramp_from_epoch_1_to_250():
     steps = [momentum(e + 1, 0.5, 0.7, ramp) - momentum(e, 0.5, 0.7, ramp) for e in range(1, 250)]
     assert max(steps) == pytest.approx(min(steps)) == pytest.approx(0.2 / 249)     # linear in between
     assert momentum(3, 0.5, 0.7, (2, 2)) == 0.7
+
+
+def test_decay_after_holds_the_rate_then_decays_from_there():
+    assert learning_rate(0, 1e-3, 1.001, 1e-6, after=100) == 1e-3
+    assert learning_rate(100, 1e-3, 1.001, 1e-6, after=100) == 1e-3
+    assert learning_rate(101, 1e-3, 1.001, 1e-6, after=100) == pytest.approx(1e-3 / 1.001, rel=1e-12)
+    assert learning_rate(1100, 1e-3, 1.001, 1e-6, after=100) == pytest.approx(1e-3 / 1.001 ** 1000, rel=1e-12)
+    assert learning_rate(10**7, 1e-3, 1.001, 1e-6, after=100) == 1e-6

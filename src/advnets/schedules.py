@@ -1,10 +1,18 @@
 """The paper's optimisation schedules (docs/design.md §1), as pure functions of the update or epoch count."""
 from __future__ import annotations
 
+import math
 
-def learning_rate(update: int, lr: float, decay: float, lr_min: float) -> float:
-    """pylearn2's ExponentialDecay: update t (from 0) uses max(lr / decay**t, lr_min)."""
-    return max(lr / decay ** update, lr_min) if decay != 1.0 else lr
+
+def learning_rate(update: int, lr: float, decay: float, lr_min: float, after: int = 0) -> float:
+    """pylearn2's ExponentialDecay: update t (from 0) uses max(lr / decay**t, lr_min). With `after` > 0 the rate
+    stays at lr for the first `after` updates and decays from there: t is counted from update `after`."""
+    if decay == 1.0:
+        return lr
+    t = max(update - after, 0)
+    if t * math.log(decay) >= math.log(lr / lr_min):        # at the floor (and decay**t may not fit a float)
+        return lr_min
+    return max(lr / decay ** t, lr_min)
 
 
 def momentum(epoch: int, start: float, end: float, ramp: tuple[int, int]) -> float:

@@ -90,6 +90,7 @@ class TrainConfig:
     lr: float = 0.1
     lr_decay: float = 1.000004            # lr_t = max(lr / lr_decay**t, lr_min), t = update count
     lr_min: float = 1e-6
+    lr_decay_after: int = 0               # the decay starts after this many updates (lr constant until then)
     momentum_start: float = 0.5
     momentum_end: float = 0.7
     momentum_ramp_epochs: tuple[int, int] = (1, 250)  # linear ramp between these epochs
@@ -239,6 +240,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("layer widths must be positive")
     if t.lr_decay < 1.0:
         raise ConfigError(f"train.lr_decay must be >= 1 (1 = no decay), got {t.lr_decay}")
+    if t.lr_decay_after < 0:
+        raise ConfigError(f"train.lr_decay_after must be >= 0 (0: decay from the first update), got {t.lr_decay_after}")
     if t.max_steps is not None and t.max_steps <= 0:
         raise ConfigError(f"train.max_steps must be positive or null, got {t.max_steps}")
     if t.schedule == "simultaneous" and t.k_discriminator_steps != 1:

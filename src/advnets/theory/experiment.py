@@ -223,7 +223,7 @@ class Experiment:
                 x = self.data[torch.randint(0, self.data.shape[0], (batch,), generator=self.rng)]
             # update D: maximise log D(x) + log(1 - D(G(z)))
             discriminator_grads(g, d, x, self.noise(batch), d.draw_masks(2 * batch, self.rng))
-            rate = learning_rate(players.d_updates, t.lr, t.lr_decay, t.lr_min) if lr is None else \
+            rate = learning_rate(players.d_updates, t.lr, t.lr_decay, t.lr_min, t.lr_decay_after) if lr is None else \
                 lr[0] * (lr[1] / lr[0]) ** (i / max(steps - 1, 1))
             set_hyperparameters(players.opt_d, rate, players.momentum)
             players.opt_d.step()
@@ -232,7 +232,7 @@ class Experiment:
     def generator_step(self, players: Players, batch: int) -> None:
         t, d = self.config.train, players.discriminator
         generator_grads(players.generator, d, self.noise(batch), d.draw_masks(batch, self.rng), t.generator_loss)
-        set_hyperparameters(players.opt_g, learning_rate(players.g_updates, t.lr, t.lr_decay, t.lr_min),
+        set_hyperparameters(players.opt_g, learning_rate(players.g_updates, t.lr, t.lr_decay, t.lr_min, t.lr_decay_after),
                             players.momentum)
         players.opt_g.step()
         players.g_updates += 1

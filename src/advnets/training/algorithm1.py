@@ -158,8 +158,8 @@ class Algorithm1:
     def _set_rates(self, mu: float) -> None:
         """The paper's schedules: lr decayed per update of each player, momentum from the epoch."""
         t = self.config.train
-        set_hyperparameters(self.opt_d, learning_rate(self.d_updates, t.lr, t.lr_decay, t.lr_min), mu)
-        set_hyperparameters(self.opt_g, learning_rate(self.g_updates, t.lr, t.lr_decay, t.lr_min), mu)
+        set_hyperparameters(self.opt_d, learning_rate(self.d_updates, t.lr, t.lr_decay, t.lr_min, t.lr_decay_after), mu)
+        set_hyperparameters(self.opt_g, learning_rate(self.g_updates, t.lr, t.lr_decay, t.lr_min, t.lr_decay_after), mu)
 
     def _velocity(self, p: torch.Tensor) -> tuple[torch.Tensor, float, float]:
         return self._owner[p].velocity_target(p)

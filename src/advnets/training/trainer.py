@@ -227,7 +227,7 @@ def epoch_record(trainer, iterations: int, seconds: float, epoch: float) -> dict
     means = (trainer.sums / max(trainer.position, 1)).tolist()
     final = not float(epoch).is_integer() or epoch >= t.epochs or trainer.reached_max_steps()
     return {"kind": "epoch", "epoch": epoch, "step": trainer.g_updates, **{s: round(v, 6) for s, v in zip(STATS, means)},
-            "lr": learning_rate(trainer.g_updates - 1, t.lr, t.lr_decay, t.lr_min),
+            "lr": learning_rate(trainer.g_updates - 1, t.lr, t.lr_decay, t.lr_min, t.lr_decay_after),
             "momentum": momentum(int(epoch + 0.999999) - 1, t.momentum_start, t.momentum_end, t.momentum_ramp_epochs),
             "steps_per_s": round(iterations / seconds, 2) if seconds > 0 else None, "seconds": round(seconds, 3),
             **coverage_figures(trainer, epoch, final)}
