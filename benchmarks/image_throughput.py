@@ -1,5 +1,7 @@
-"""Training throughput of the CIFAR-10 / TFD presets (convolutional or sigmoid-hidden networks: the autograd step),
-against the machine's matmul / convolution bound. Run through `train_throughput.py --preset NAME`, or alone:
+"""Training throughput of the CIFAR-10 / TFD presets (convolutional or sigmoid-hidden networks: the autograd step with
+one backward pass through D, training/shared.py), against the machine's matmul / convolution bound, and against the
+two-pass autograd step (steps.simultaneous_grads_autograd) in the same run. Run through `train_throughput.py --preset
+NAME`, or alone:
 
     python benchmarks/image_throughput.py [--preset paper-cifar10-conv] [--steps 5] [--rounds 3] [--threads N]
 
@@ -15,6 +17,9 @@ Prints one JSON object:
                                kernels in this run, best of the rounds)
   bound_steps_per_s            no iteration can be faster than this on these kernels
   fraction_of_bound            steps_per_s / bound_steps_per_s
+  baseline_two_pass_steps_per_s, baseline_fraction_of_bound, speedup_over_two_pass
+                               the same trainer with the two-pass autograd step (D's backward pass once for D's loss
+                               and once more for G's), timed in the same rounds, interleaved
 The data are random images of the preset's shape (speed does not depend on pixel values).
 """
 from __future__ import annotations
@@ -139,18 +144,23 @@ def benchmark(preset: str, steps: int, rounds: int) -> dict:
         trainer = Trainer(config, Path(tmp) / "run", train_images=images)
         trainer.perm = torch.randperm(n, generator=trainer.rng)
         ops = operations(trainer)
+        shared = trainer.shared
         time_steps(trainer, 1)                                          # warm up
-        best_step, best_ops = float("inf"), float("inf")
-        for _ in range(rounds):                                         # interleave: noise hits both alike
+        best_step, best_ops, best_two_pass = float("inf"), float("inf"), float("inf")
+        for _ in range(rounds):                                         # interleave: noise hits all alike
             best_ops = min(best_ops, time_operations(ops, 2))
             best_step = min(best_step, time_steps(trainer, steps))
+            if shared:                                                  # the two-pass step on the same trainer
+                trainer.algorithm.shared = False
+                best_two_pass = min(best_two_pass, time_steps(trainer, steps))
+                trainer.algorithm.shared = True
     flops = sum(op["flops"] for op in ops)
     m = config.train.batch_size
     return {
         "benchmark": "train_throughput", "preset": preset,
         "networks": f"G {type(trainer.generator).__name__}, D {type(trainer.discriminator).__name__}",
         "image_shape": list(shape), "data": "uniform random images", "batch_size": m,
-        "schedule": "simultaneous (autograd step)", "fused": trainer.fused,
+        "schedule": "simultaneous", "fused": trainer.fused, "shared_backward": shared,
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
         "steps_per_s": round(1 / best_step, 3), "samples_per_s": round(m / best_step, 1),
@@ -161,6 +171,9 @@ def benchmark(preset: str, steps: int, rounds: int) -> dict:
         "bound_steps_per_s": round(1 / best_ops, 3),
         "fraction_of_bound": round(best_ops / best_step, 3),
         "achieved_gflops": round(flops / best_step / 1e9, 1),
+        **({"baseline_two_pass_steps_per_s": round(1 / best_two_pass, 3),
+            "baseline_fraction_of_bound": round(best_ops / best_two_pass, 3),
+            "speedup_over_two_pass": round(best_two_pass / best_step, 3)} if shared else {}),
         "ops": [f"{op['name']} ({op['flops'] / 1e9:.2f} GFLOP)" for op in ops],
     }
 

@@ -106,6 +106,7 @@ class Trainer:
     discriminator = property(lambda self: self.algorithm.discriminator)
     g_updates = property(lambda self: self.algorithm.g_updates)
     fused = property(lambda self: self.algorithm.fused)
+    shared = property(lambda self: self.algorithm.shared)
 
     def iterations_per_epoch(self) -> int:
         t = self.config.train
