@@ -15,11 +15,19 @@ How the fast path stays fast and exact (float32; measured within ~1e-4 nats of a
 - float32 E is off by ~eps * (||x||^2 + ||s||^2), that / (2 sigma^2) in nats, worst for close pairs and small sigma:
   the distance to the nearest sample, and to every sample within 25 nats of it at the smallest sigma, is recomputed
   from explicit differences of the raw inputs in float64 (a block with > 16 such per point goes to float64 whole);
+  those terms are found through the minima of groups of 64 columns (one pass over the block, then only the groups
+  that hold one are read again);
 - chunks are merged with a float64 logaddexp (an online logsumexp), so memory is bounded by the block size;
-- the exponent is clamped at -80 (negligible terms; float32 exp is ~10x slower when it underflows), and the
-  exponential is taken as exp2 of the exponent times log2(e) (on CPU torch's float32 exp2 is ~10x faster than exp;
-  they differ by a few float32 ulps, ~1e-7 relative, far inside the ~1e-4 nats the tests hold it to);
+- terms more than 30 nats below a row's largest are negligible (n e^-30 relative: 1e-9 nats for 10^4 samples), which
+  is used twice: for the small sigmas only the groups of 64 columns whose minimum is closer than that are summed
+  (for uniform data in 784 dimensions, 2-22% of them at the five smallest sigmas of the default grid); for the
+  others delta is clamped so that no exponential underflows to a subnormal number (float32 exp is ~10x slower when
+  it does), one clamp serving the next sigmas while that holds (~every third sigma of the grid);
+- the exponential is taken as exp2 of the exponent times log2(e) (on CPU torch's float32 exp2 is ~10x faster than
+  exp; they differ by a few float32 ulps, ~1e-7 relative, far inside the ~1e-4 nats the tests hold it to);
   log n and d * log(sigma sqrt(2 pi)) are float64.
+What is left beside the matmul (benchmarks/parzen.py: ~1.2x its time) is one pass each for the group minima and
+delta, and three (product, exp2, sum) per sigma whose terms are not sparse.
 """
 from __future__ import annotations
 
@@ -36,12 +44,13 @@ from advnets.errors import AdvnetsError
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
-# Points per block x samples per chunk: a (256, 2048) float32 block is 2 MiB (plus a scratch one), small enough for
-# cache in the per-sigma exp passes, large enough for an efficient matmul. Memory for 10k x 10k x 784: the centred
-# float32 samples (31 MB) + ~5 MB of blocks, whatever n_points is (benchmarks/parzen.py: ~100 MB of RSS growth).
+# Points per block x samples per chunk, with the samples split into equal chunks of at most SAMPLE_CHUNK: for 10k
+# samples, (256, 5000) float32 blocks of 5 MB (plus a scratch one): the per-chunk work (the nearest distances, the
+# merge) is done twice per point, not five times as with 2048-sample chunks, and the matmul is as fast as at (256, 2048).
+# Memory for 10k x 10k x 784: the centred float32 samples (31 MB) + ~10 MB of blocks, whatever n_points is.
 BATCH_SIZE = 256
 SAMPLE_CHUNK = 8192
-_FAR_NATS = 30.0  # terms this far below the largest (e^0 = 1) may be raised to e^-30: n e^-30 relative, 1e-9 nats at n=1e4
+_FAR_NATS = 30.0  # terms this far below a row's largest (e^0 = 1) are negligible: n e^-30 relative
 _LOG2_E = 1.0 / math.log(2.0)
 _NEAR_NATS = 25.0  # terms further below the largest than this (at the smallest sigma) are not refined
 _REFINE_ABOVE_NATS = 1e-3  # refine only where float32's error could cost more than this

@@ -21,7 +21,9 @@ passes (on the same forward pass) when any dL_D/df is below tiny / eps of the lo
 f below about -66; fp16: 0.06, a few units of the scaled loss) or any r is not finite; above that bound a subnormal
 rounding, scaled by r, costs at most eps^2 relative to dL_G/df. The check reads one number back from the device.
 
-tests/training/test_shared.py checks the step against
+D is also run on the data and on the samples as two calls (same masks, split by rows), so that the input gradient
+of D's first layer is taken on the m samples only (measured on paper-cifar10-conv, one thread: faster than one call
+on the 2m batch, whose backward pass then also gives that gradient on the data). tests/training/test_shared.py checks the step against
 `simultaneous_grads_autograd` in float64: convolutional and dense nets, conditional and packed ones, both generator
 losses, and the fallback.
 """
@@ -33,7 +35,7 @@ from ..losses import discriminator_loss, generator_loss
 from ..models.discriminator import MaxoutConvDiscriminator, MaxoutDiscriminator
 from ..models.layers import label_kwargs
 from ..models.packing import PackedDiscriminator
-from .steps import StepStats, _full, _unscaled, both_labels, halves, set_grads
+from .steps import StepStats, _full, _unscaled
 
 # Discriminators whose logit n depends on example n (packed: on packed row n) only
 PER_EXAMPLE = (MaxoutDiscriminator, MaxoutConvDiscriminator)
@@ -42,6 +44,21 @@ PER_EXAMPLE = (MaxoutDiscriminator, MaxoutConvDiscriminator)
 def supports_shared(d: torch.nn.Module) -> bool:
     """Whether `simultaneous_grads_shared` computes this D's update: one logit per example (or per packed row)."""
     return isinstance(d.inner if isinstance(d, PackedDiscriminator) else d, PER_EXAMPLE)
+
+
+def _take_grads(params, grads) -> None:
+    """p.grad = g: autograd's fresh tensors become the gradients (steps.set_grads copies them: for G's 8000 x 8000
+    layer that is 256 MB read and written again per step)."""
+    for p, g in zip(params, grads):
+        p.grad = g
+
+
+def _rows(masks):
+    """D's masks for the 2m batch [data; samples] -> those of the data's rows and those of the samples' rows."""
+    if masks is None:
+        return None, None
+    return ([None if u is None else u[:u.shape[0] // 2] for u in masks],
+            [None if u is None else u[u.shape[0] // 2:] for u in masks])
 
 
 def _logit_grads(real: torch.Tensor, fake: torch.Tensor, loss_kind: str, loss_scale):
@@ -57,12 +74,11 @@ def simultaneous_grads_shared(g: torch.nn.Module, d: torch.nn.Module, x_real: to
                               masks, loss_kind: str, real_labels: torch.Tensor | None = None,
                               fake_labels: torch.Tensor | None = None, loss_scale=_unscaled) -> StepStats:
     """The same update as `steps.simultaneous_grads_autograd` (see the module docstring), written into .grad."""
-    m = x_real.shape[0]
     fake_images = g(z, **label_kwargs(fake_labels))                       # (m, ...) G's graph ends here
-    y = fake_images.detach().reshape(m, -1).requires_grad_()              # (m, d) D's graph starts at the samples
-    batch = torch.cat([x_real.reshape(m, -1), y])                         # (2m, d)
-    logits = d(batch, masks, **label_kwargs(both_labels(real_labels, fake_labels)))   # (2m,) or (2m / pack,)
-    real, fake = halves(logits)
+    y = fake_images.detach().requires_grad_()                             # D's graph starts at the samples
+    real_masks, fake_masks = _rows(masks)
+    real = d(x_real, real_masks, **label_kwargs(real_labels))           # (m,) or (m / pack,)
+    fake = d(y, fake_masks, **label_kwargs(fake_labels))
     # update D: maximise log D(x) + log(1 - D(G(z)));  update G: minimise log(1 - D(G(z))) (minimax) or
     # maximise log D(G(z)) (non-saturating) -- both at the same parameters, from the same batch and masks
     d_loss, g_loss, gd_real, gd_fake, gg_fake = _logit_grads(real, fake, loss_kind, loss_scale)
@@ -71,13 +87,13 @@ def simultaneous_grads_shared(g: torch.nn.Module, d: torch.nn.Module, x_real: to
     shared = bool(torch.isfinite(ratio).all() & (gd_fake.abs() >= info.tiny / info.eps).all())
     d_params, g_params = list(d.parameters()), list(g.parameters())
     # one backward pass through D: its weight gradients, and dL_D/df_n * J_n on each sample
-    grads = torch.autograd.grad(logits, d_params + [y], grad_outputs=torch.cat([gd_real, gd_fake]),
+    grads = torch.autograd.grad([real, fake], d_params + [y], grad_outputs=[gd_real, gd_fake],
                                 retain_graph=not shared)
-    set_grads(d_params, grads[:-1])
+    _take_grads(d_params, grads[:-1])
     if shared:
-        dy = (grads[-1].view(fake.shape[0], -1) * ratio.unsqueeze(1)).to(y.dtype)  # (m / pack, pack * d)
+        dy = (grads[-1].reshape(fake.shape[0], -1) * ratio.unsqueeze(1)).to(y.dtype).view_as(y)
     else:        # fallback: a second pass through D with G's loss, as simultaneous_grads_autograd does
         (dy,) = torch.autograd.grad(fake, [y], grad_outputs=gg_fake.to(fake.dtype))
-    set_grads(g_params, torch.autograd.grad(fake_images, g_params, grad_outputs=dy.view_as(fake_images)))
+    _take_grads(g_params, torch.autograd.grad(fake_images, g_params, grad_outputs=dy))
     real, fake = _full(real.detach()), _full(fake.detach())
     return StepStats(d_loss, g_loss, torch.sigmoid(real).mean(), torch.sigmoid(fake).mean())
