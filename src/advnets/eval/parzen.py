@@ -26,8 +26,8 @@ How the fast path stays fast and exact (float32; measured within ~1e-4 nats of a
 - the exponential is taken as exp2 of the exponent times log2(e) (on CPU torch's float32 exp2 is ~10x faster than
   exp; they differ by a few float32 ulps, ~1e-7 relative, far inside the ~1e-4 nats the tests hold it to);
   log n and d * log(sigma sqrt(2 pi)) are float64.
-What is left beside the matmul (benchmarks/parzen.py: ~1.2x its time) is one pass each for the group minima and
-delta, and three (product, exp2, sum) per sigma whose terms are not sparse.
+What is left beside the matmul (benchmarks/parzen.py, one thread: 1.15-1.18x its time) is one pass each for the
+group minima and delta, and three (product, exp2, sum) per sigma whose terms are not sparse.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ ArrayLike = Union[np.ndarray, torch.Tensor]
 
 # Points per block x samples per chunk, with the samples split into equal chunks of at most SAMPLE_CHUNK: for 10k
 # samples, (256, 5000) float32 blocks of 5 MB (plus a scratch one): the per-chunk work (the nearest distances, the
-# merge) is done twice per point, not five times as with 2048-sample chunks, and the matmul is as fast as at (256, 2048).
+# merge) is done twice per point, not five times as with 2048-sample chunks; the matmul is as fast as at (256, 2048).
 # Memory for 10k x 10k x 784: the centred float32 samples (31 MB) + ~10 MB of blocks, whatever n_points is.
 BATCH_SIZE = 256
 SAMPLE_CHUNK = 8192

@@ -23,9 +23,9 @@ rounding, scaled by r, costs at most eps^2 relative to dL_G/df. The check reads 
 
 D is also run on the data and on the samples as two calls (same masks, split by rows), so that the input gradient
 of D's first layer is taken on the m samples only (measured on paper-cifar10-conv, one thread: faster than one call
-on the 2m batch, whose backward pass then also gives that gradient on the data). tests/training/test_shared.py checks the step against
-`simultaneous_grads_autograd` in float64: convolutional and dense nets, conditional and packed ones, both generator
-losses, and the fallback.
+on the 2m batch, whose backward pass then also gives that gradient on the data). tests/training/test_shared.py
+checks the step against `simultaneous_grads_autograd` in float64: convolutional and dense nets, conditional and
+packed ones, both generator losses, and the fallback.
 """
 from __future__ import annotations
 
