@@ -26,7 +26,7 @@ How the fast path stays fast and exact (float32; measured within ~1e-4 nats of a
 - the exponential is taken as exp2 of the exponent times log2(e) (on CPU torch's float32 exp2 is ~10x faster than
   exp; they differ by a few float32 ulps, ~1e-7 relative, far inside the ~1e-4 nats the tests hold it to);
   log n and d * log(sigma sqrt(2 pi)) are float64.
-What is left beside the matmul (benchmarks/parzen.py, one thread: 1.15-1.18x its time) is one pass each for the
+What is left beside the matmul (benchmarks/parzen.py: 1.14-1.18x its time) is one pass each for the
 group minima and delta, and three (product, exp2, sum) per sigma whose terms are not sparse.
 """
 from __future__ import annotations
