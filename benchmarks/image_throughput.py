@@ -1,5 +1,7 @@
-"""Training throughput of the CIFAR-10 / TFD presets (convolutional or sigmoid-hidden networks: the autograd step),
-against the machine's matmul / convolution bound. Run through `train_throughput.py --preset NAME`, or alone:
+"""Training throughput of the CIFAR-10 / TFD presets (convolutional or sigmoid-hidden networks: the autograd step with
+one backward pass through D, training/shared.py), against the machine's matmul / convolution bound, and against the
+two-pass autograd step (steps.simultaneous_grads_autograd) in the same run. Run through `train_throughput.py --preset
+NAME`, or alone:
 
     python benchmarks/image_throughput.py [--preset paper-cifar10-conv] [--steps 5] [--rounds 3] [--threads N]
 
@@ -15,6 +17,12 @@ Prints one JSON object:
                                kernels in this run, best of the rounds)
   bound_steps_per_s            no iteration can be faster than this on these kernels
   fraction_of_bound            steps_per_s / bound_steps_per_s
+  bound_channels_last_ms_per_step, fraction_of_channels_last_bound
+                               the same bound with each convolution timed in the faster of NCHW and channels-last
+                               (the layout D runs in): a tighter bound
+  baseline_two_pass_steps_per_s, baseline_fraction_of_bound, speedup_over_two_pass
+                               the same trainer with the two-pass autograd step (D's backward pass once for D's loss
+                               and once more for G's), timed in the same rounds, interleaved
 The data are random images of the preset's shape (speed does not depend on pixel values).
 """
 from __future__ import annotations
@@ -98,14 +106,16 @@ def operations(trainer: Trainer) -> list[dict]:
     return ops
 
 
-def _thunk(shapes):
-    """A function that runs one operation on random tensors of its shapes (made once, here)."""
+def _thunk(shapes, layout=torch.contiguous_format):
+    """A function that runs one operation on random tensors of its shapes (made once, here); convolutions' tensors
+    stored in `layout` (torch.channels_last: the layout the convolutional D runs in)."""
     if shapes[0] == "mm":
         _, rows, inner, cols = shapes
         a, b, out = torch.rand(rows, inner), torch.rand(inner, cols), torch.empty(rows, cols)
         return lambda: torch.mm(a, b, out=out)
     _, batch, (c, h, w), wshape, pad, stride, transposed, which = shapes
-    x, weight = torch.rand(batch, c, h, w), torch.rand(wshape)
+    x = torch.rand(batch, c, h, w).contiguous(memory_format=layout)
+    weight = torch.rand(wshape).contiguous(memory_format=layout)
     run = F.conv_transpose2d if transposed else F.conv2d
     y = run(x, weight, stride=stride, padding=pad)
     if which == "forward":
@@ -115,19 +125,25 @@ def _thunk(shapes):
     return lambda: _conv_backward(grad, x, weight, None, [stride] * 2, [pad] * 2, [1, 1], transposed, [0, 0], 1, mask)
 
 
-def time_operations(ops, repeats: int) -> float:
-    """Seconds for one pass over all operations: per operation the best of `repeats` runs, summed."""
-    total = 0.0
-    for op in ops:
-        run = _thunk(op["shapes"])
+def _best(run, repeats: int) -> float:
+    run()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
         run()
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run()
-            best = min(best, time.perf_counter() - start)
-        total += best
-    return total
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def time_operations(ops, repeats: int) -> tuple[float, float]:
+    """Seconds for one pass over all operations, per operation the best of `repeats` runs, summed: with PyTorch's
+    default (NCHW) layout, and with each convolution in the faster of NCHW and channels-last."""
+    total, fastest = 0.0, 0.0
+    for op in ops:
+        t = _best(_thunk(op["shapes"]), repeats)
+        total += t
+        fastest += t if op["shapes"][0] == "mm" else min(t, _best(_thunk(op["shapes"], torch.channels_last), repeats))
+    return total, fastest
 
 
 def benchmark(preset: str, steps: int, rounds: int) -> dict:
@@ -139,18 +155,24 @@ def benchmark(preset: str, steps: int, rounds: int) -> dict:
         trainer = Trainer(config, Path(tmp) / "run", train_images=images)
         trainer.perm = torch.randperm(n, generator=trainer.rng)
         ops = operations(trainer)
+        shared = trainer.shared
         time_steps(trainer, 1)                                          # warm up
-        best_step, best_ops = float("inf"), float("inf")
-        for _ in range(rounds):                                         # interleave: noise hits both alike
-            best_ops = min(best_ops, time_operations(ops, 2))
+        best_step, best_ops, best_fastest, best_two_pass = (float("inf"),) * 4
+        for _ in range(rounds):                                         # interleave: noise hits all alike
+            total, fastest = time_operations(ops, 2)
+            best_ops, best_fastest = min(best_ops, total), min(best_fastest, fastest)
             best_step = min(best_step, time_steps(trainer, steps))
+            if shared:                                                  # the two-pass step on the same trainer
+                trainer.algorithm.shared = False
+                best_two_pass = min(best_two_pass, time_steps(trainer, steps))
+                trainer.algorithm.shared = True
     flops = sum(op["flops"] for op in ops)
     m = config.train.batch_size
     return {
         "benchmark": "train_throughput", "preset": preset,
         "networks": f"G {type(trainer.generator).__name__}, D {type(trainer.discriminator).__name__}",
         "image_shape": list(shape), "data": "uniform random images", "batch_size": m,
-        "schedule": "simultaneous (autograd step)", "fused": trainer.fused,
+        "schedule": "simultaneous", "fused": trainer.fused, "shared_backward": shared,
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
         "steps_per_s": round(1 / best_step, 3), "samples_per_s": round(m / best_step, 1),
@@ -161,6 +183,11 @@ def benchmark(preset: str, steps: int, rounds: int) -> dict:
         "bound_steps_per_s": round(1 / best_ops, 3),
         "fraction_of_bound": round(best_ops / best_step, 3),
         "achieved_gflops": round(flops / best_step / 1e9, 1),
+        "bound_channels_last_ms_per_step": round(best_fastest * 1e3, 1),
+        "fraction_of_channels_last_bound": round(best_fastest / best_step, 3),
+        **({"baseline_two_pass_steps_per_s": round(1 / best_two_pass, 3),
+            "baseline_fraction_of_bound": round(best_ops / best_two_pass, 3),
+            "speedup_over_two_pass": round(best_two_pass / best_step, 3)} if shared else {}),
         "ops": [f"{op['name']} ({op['flops'] / 1e9:.2f} GFLOP)" for op in ops],
     }
 

@@ -33,6 +33,7 @@ from advnets.eval.parzen import (  # noqa: E402
     parzen_evaluate,
     parzen_log_likelihood,
     parzen_log_likelihood_reference,
+    sample_chunks,
     sigma_grid,
 )
 
@@ -83,12 +84,13 @@ def matmul_bound(samples: np.ndarray, n_points: list[int], batch_size: int, samp
     seconds, flops = 0.0, 0.0
     for m in n_points:
         x = torch.rand(min(batch_size, m), s.shape[1])  # (B, d)
-        out = torch.empty(x.shape[0] * min(sample_chunk, len(s)))
+        chunks = sample_chunks(len(s), sample_chunk)
+        out = torch.empty(x.shape[0] * (chunks[0][1] - chunks[0][0]))
         t0 = time.perf_counter()
         for p0 in range(0, m, batch_size):
             xb = x[: min(batch_size, m - p0)]
-            for s0 in range(0, len(s), sample_chunk):
-                sc = s[s0:s0 + sample_chunk]
+            for s0, s1 in chunks:
+                sc = s[s0:s1]
                 e = out[: len(xb) * len(sc)].view(len(xb), len(sc))  # (B, C)
                 torch.addmm(sq[s0:s0 + len(sc)], xb, sc.T, alpha=-2.0, out=e)
         seconds += time.perf_counter() - t0

@@ -156,3 +156,30 @@ def test_dry_run_of_each_new_preset(tmp_path, capsys, monkeypatch):
     for preset in ("paper-cifar10-conv", "paper-cifar10-fc", "paper-tfd"):
         assert main(["train", "--preset", preset, "--dry-run", "--device", "auto"]) == 0, preset
     assert capsys.readouterr().out.count("dry run ok: 2 steps") == 3
+
+
+def test_channels_last_d_equals_a_plain_nchw_computation():
+    # D runs its feature maps channels-last (faster convolutions and pooling); the numbers must be those of the
+    # textbook NCHW forward pass: conv, max over the pieces (amax), pool, dropout masks, dense maxout, logit
+    import torch.nn.functional as F
+
+    cfg = make_config(overrides=SMALL).model
+    _, d = build_models(cfg, (3, 12, 12), None, torch.Generator().manual_seed(0))
+    d = d.double()
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(5, 3, 12, 12, generator=gen, dtype=torch.float64)
+    masks = [m.double() for m in d.draw_masks(5, gen)]
+    h = x
+    for i, conv in enumerate(d.convs):
+        h = h * masks[i].view_as(h)
+        z = F.conv2d(h, conv.weight, conv.bias, padding=conv.padding)
+        z = z.view(5, d.conv_pieces, -1, *z.shape[2:]).amax(1)
+        h = F.max_pool2d(z, *d.pools[i], ceil_mode=True)
+    assert h.is_contiguous()
+    h = h.reshape(5, -1) * masks[len(d.convs)]
+    h = d.hidden[0](h).view(5, d.pieces, -1).amax(1) * masks[-1]
+    want = d.output(h).squeeze(1)
+    got = d(x, masks)
+    assert torch.allclose(got, want, rtol=1e-12, atol=1e-14)
+    feature = d.features(x)[0]
+    assert feature.is_contiguous(memory_format=torch.channels_last)        # the layout really is channels-last

@@ -15,11 +15,19 @@ How the fast path stays fast and exact (float32; measured within ~1e-4 nats of a
 - float32 E is off by ~eps * (||x||^2 + ||s||^2), that / (2 sigma^2) in nats, worst for close pairs and small sigma:
   the distance to the nearest sample, and to every sample within 25 nats of it at the smallest sigma, is recomputed
   from explicit differences of the raw inputs in float64 (a block with > 16 such per point goes to float64 whole);
+  those terms are found through the minima of groups of 64 columns (one pass over the block, then only the groups
+  that hold one are read again);
 - chunks are merged with a float64 logaddexp (an online logsumexp), so memory is bounded by the block size;
-- the exponent is clamped at -80 (negligible terms; float32 exp is ~10x slower when it underflows), and the
-  exponential is taken as exp2 of the exponent times log2(e) (on CPU torch's float32 exp2 is ~10x faster than exp;
-  they differ by a few float32 ulps, ~1e-7 relative, far inside the ~1e-4 nats the tests hold it to);
+- terms more than 30 nats below a row's largest are negligible (n e^-30 relative: 1e-9 nats for 10^4 samples), which
+  is used twice: for the small sigmas only the groups of 64 columns whose minimum is closer than that are summed
+  (for uniform data in 784 dimensions, 2-22% of them at the five smallest sigmas of the default grid); for the
+  others delta is clamped so that no exponential underflows to a subnormal number (float32 exp is ~10x slower when
+  it does), one clamp serving the next sigmas while that holds (~every third sigma of the grid);
+- the exponential is taken as exp2 of the exponent times log2(e) (on CPU torch's float32 exp2 is ~10x faster than
+  exp; they differ by a few float32 ulps, ~1e-7 relative, far inside the ~1e-4 nats the tests hold it to);
   log n and d * log(sigma sqrt(2 pi)) are float64.
+What is left beside the matmul (benchmarks/parzen.py: 1.14-1.18x its time) is one pass each for the
+group minima and delta, and three (product, exp2, sum) per sigma whose terms are not sparse.
 """
 from __future__ import annotations
 
@@ -36,16 +44,19 @@ from advnets.errors import AdvnetsError
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
-# Points per block x samples per chunk: a (256, 2048) float32 block is 2 MiB (plus a scratch one), small enough for
-# cache in the per-sigma exp passes, large enough for an efficient matmul. Memory for 10k x 10k x 784: the centred
-# float32 samples (31 MB) + ~5 MB of blocks, whatever n_points is (benchmarks/parzen.py: ~100 MB of RSS growth).
+# Points per block x samples per chunk, with the samples split into equal chunks of at most SAMPLE_CHUNK: for 10k
+# samples, (256, 5000) float32 blocks of 5 MB (plus a scratch one): the per-chunk work (the nearest distances, the
+# merge) is done twice per point, not five times as with 2048-sample chunks; the matmul is as fast as at (256, 2048).
+# Memory for 10k x 10k x 784: the centred float32 samples (31 MB) + ~10 MB of blocks, whatever n_points is.
 BATCH_SIZE = 256
-SAMPLE_CHUNK = 2048
-_EXP_FLOOR = -80.0
+SAMPLE_CHUNK = 8192
+_FAR_NATS = 30.0  # terms this far below a row's largest (e^0 = 1) are negligible: n e^-30 relative
 _LOG2_E = 1.0 / math.log(2.0)
 _NEAR_NATS = 25.0  # terms further below the largest than this (at the smallest sigma) are not refined
 _REFINE_ABOVE_NATS = 1e-3  # refine only where float32's error could cost more than this
 _MAX_NEAR_PER_POINT = 16
+_GROUP = 64  # columns per group in the search for near terms (_near_terms) and for the live terms (_exp_sums)
+_SPARSE = 0.25  # _exp_sums reads only the live groups when they are fewer than this fraction of the block
 
 
 class ParzenInputError(AdvnetsError, ValueError):
@@ -98,13 +109,84 @@ class _Samples:
 
     def __init__(self, samples: torch.Tensor, dtype: torch.dtype):
         self.raw = samples  # (n, d)
-        # One shift for both sets, rounded to `dtype` first: a common shift leaves every distance unchanged.
-        self.mean = (samples.sum(0, dtype=torch.float64) / samples.shape[0]).to(dtype)  # (d,)
+        # One shift for both sets, rounded to `dtype` first: a common shift leaves every distance unchanged, so the
+        # mean need not be exact (summed in the samples' dtype: a float64 sum would convert all of them, 1% of the time)
+        self.mean = samples.mean(0, dtype=None if samples.is_floating_point() else torch.float64).to(dtype)  # (d,)
         self.centred = samples.to(dtype) - self.mean  # (n, d)
-        self.sq_norm64 = torch.cat([c.pow(2).sum(1, dtype=torch.float64) for c in self.centred.split(4096)])  # (n,)
+        blocks = (u.to(torch.float64) for u in self.centred.split(4096))
+        self.sq_norm64 = torch.cat([torch.linalg.vecdot(u, u) for u in blocks])  # (n,)
         self.sq_norm = self.sq_norm64.to(dtype)  # (n,)
         self.max_sq_norm = float(self.sq_norm64.max())
         self.dtype = dtype
+
+
+def sample_chunks(n: int, sample_chunk: int) -> list[tuple[int, int]]:
+    """(start, stop) of the chunks of samples: ceil(n / sample_chunk) chunks of (nearly) equal size."""
+    if sample_chunk < 1:
+        raise ParzenInputError(f"sample_chunk={sample_chunk}", "must be >= 1")
+    size = -(-n // -(-n // sample_chunk))
+    return [(s0, min(s0 + size, n)) for s0 in range(0, n, size)]
+
+
+def _near_terms(e: torch.Tensor, near: float, most: int):
+    """e (B, C) -> delta = e - rowmin(e) in place (>= 0, exactly 0 at each row's minimum); returns the (row, column)
+    pairs with delta <= near (each row's minimum among them), or (None, None) when there are more than `most`, and
+    the minimum of delta over each group of _GROUP columns, (B, ceil(C / _GROUP)).
+
+    Searched by groups of _GROUP columns: one pass takes the groups' minima (which also give the rows' minima), and
+    only the groups whose minimum is within `near` are read again; a comparison and nonzero over the whole block
+    cost ~30x the pass (as much as 9% of the protocol)."""
+    B, C = e.shape
+    full = C - C % _GROUP
+    parts = [e[:, :full].view(B, -1, _GROUP).amin(2)] if full else []  # (B, C // G)
+    if full < C:  # the columns after the last whole group: one more (narrower) group
+        parts.append(e[:, full:].amin(1, keepdim=True))
+    g_min = torch.cat(parts, 1) if len(parts) > 1 else parts[0]  # (B, groups)
+    e_min = g_min.amin(1, keepdim=True)  # (B, 1)
+    delta = e.sub_(e_min)
+    g_rows, groups = (g_min.sub_(e_min) <= near).nonzero(as_tuple=True)  # (P_g,) each group holds >= 1 near term
+    if g_rows.numel() > most:
+        return None, None, g_min
+    cols = groups[:, None] * _GROUP + torch.arange(_GROUP, device=e.device)  # (P_g, G) the groups' columns
+    cols = cols.clamp_(max=C - 1)  # the narrow last group repeats its last column; duplicates are dropped below
+    near_mask = delta[g_rows[:, None], cols] <= near  # (P_g, G)
+    near_mask[:, 1:] &= cols[:, 1:] != cols[:, :-1]
+    i, j = near_mask.nonzero(as_tuple=True)
+    rows, cols = g_rows[i], cols[i, j]
+    return (rows, cols, g_min) if rows.numel() <= most else (None, None, g_min)
+
+
+def _exp_sums(delta: torch.Tensor, g_min: torch.Tensor, c: list[float], underflow: float, t: torch.Tensor,
+              sums: torch.Tensor) -> None:
+    """sums[k] = sum_j e^(-c[k] delta[:, j]) for every k, (K, B), from delta (B, C) >= 0 (0 somewhere in each row, so
+    each sum is >= 1), its group minima g_min (_near_terms) and a scratch block t (B, C). delta may be clamped.
+
+    Terms further than _FAR_NATS below the largest (e^0 = 1) are negligible (n e^-30 relative: 1e-9 nats for 10^4
+    samples); that is used twice. Small sigmas: only groups of _GROUP columns whose minimum is within _FAR_NATS are
+    summed, when those are few. Otherwise one pass each of e^x (as 2^(x log2 e): torch 2.13's float32 exp2 is ~10x
+    faster than its exp), its product and its sum over the block; delta is clamped at _FAR_NATS / c[k] first when
+    e^(-c[k] delta) could become subnormal (~10x slower on a CPU): the sigmas go by increasing c, so one clamp
+    serves the next ones while c * cap stays below `underflow` (every ~3 sigmas of the default grid)."""
+    B, C = delta.shape
+    full = C - C % _GROUP
+    groups = delta[:, :full].view(B, -1, _GROUP)  # (B, G, _GROUP): the whole groups
+    floor = -underflow * _LOG2_E
+    cap = math.inf
+    for k in sorted(range(len(c)), key=c.__getitem__):
+        a = -c[k] * _LOG2_E
+        live = g_min[:, :groups.shape[1]] < _FAR_NATS / c[k]  # (B, G)
+        if full and int(live.sum()) < _SPARSE * live.numel():
+            rows, g = live.nonzero(as_tuple=True)  # (P,)
+            part = groups[rows, g].mul_(a).clamp_(min=floor).exp2_().sum(1)  # (P,) copies of the live groups
+            sums[k].zero_().index_add_(0, rows, part)
+            if full < C:  # the last, narrower group: always summed
+                sums[k] += delta[:, full:].mul(a).clamp_(min=floor).exp2_().sum(1)
+            continue
+        if c[k] * cap > underflow:
+            cap = _FAR_NATS / c[k]
+            delta.clamp_(max=cap)
+        torch.mul(delta, a, out=t).exp2_()
+        torch.sum(t, dim=1, out=sums[k])
 
 
 def _log_likelihood(s: _Samples, points: torch.Tensor, sigmas: np.ndarray, batch_size: int,
@@ -118,37 +200,36 @@ def _log_likelihood(s: _Samples, points: torch.Tensor, sigmas: np.ndarray, batch
     c64 = torch.tensor(c, dtype=f64, device=dev)[:, None]  # (K, 1)
     const = torch.tensor(-math.log(n) - d * np.log(sigmas * math.sqrt(2 * math.pi)), dtype=f64, device=dev)  # (K,)
     out = torch.empty(len(c), points.shape[0], dtype=f64, device=dev)  # (K, n_points)
-    buf = torch.empty(min(batch_size, points.shape[0]) * min(sample_chunk, n) * 2, dtype=s.dtype, device=dev)
+    chunks = sample_chunks(n, sample_chunk)
+    buf = torch.empty(min(batch_size, points.shape[0]) * (chunks[0][1] - chunks[0][0]) * 2, dtype=s.dtype, device=dev)
+    underflow = -math.log(torch.finfo(s.dtype).tiny)  # e^-x is subnormal beyond this: 87.3 (float32), 708 (float64)
     for p0 in range(0, points.shape[0], batch_size):
         x_raw = points[p0:p0 + batch_size]  # (B, d)
-        x64 = x_raw.to(f64)
         x = x_raw.to(s.dtype) - s.mean  # (B, d) centred
         acc = torch.full((len(c), x.shape[0]), -math.inf, dtype=f64, device=dev)  # (K, B) running logsumexp
         # |error| of a float32 delta is ~ eps * (||x||^2 + ||s||^2): refine only where it would cost > 1e-3 nats
         err = 4 * torch.finfo(s.dtype).eps * (s.max_sq_norm + float(x.pow(2).sum(1).max()))
         near = _NEAR_NATS / max(c) if err * max(c) > _REFINE_ABOVE_NATS else 0.0
-        for s0 in range(0, n, sample_chunk):
-            sc = s.centred[s0:s0 + sample_chunk]  # (C, d)
+        for s0, s1 in chunks:
+            sc = s.centred[s0:s1]  # (C, d)
             B, C = x.shape[0], sc.shape[0]
             e = buf[:B * C].view(B, C)
             torch.addmm(s.sq_norm[s0:s0 + C], x, sc.T, alpha=-2.0, out=e)  # (B, C) ||s||^2 - 2 x.s
-            e_min, idx = e.min(dim=1)  # (B,)
-            delta = e.sub_(e_min[:, None])  # (B, C) >= 0, exactly 0 at the nearest
-            m = (x64 - s.raw[s0 + idx].to(f64)).pow_(2).sum(1)  # (B,) exact ||x - s_nearest||^2
-            if near > 0:  # terms within `near` of the nearest dominate at the smallest sigma: make them exact
-                rows, cols = (delta < near).nonzero(as_tuple=True)  # (P,), (P,)
-                if rows.numel() <= _MAX_NEAR_PER_POINT * B:
-                    d_exact = (x64[rows] - s.raw[s0 + cols].to(f64)).pow_(2).sum(1)  # (P,) explicit differences
-                    delta[rows, cols] = (d_exact - m[rows]).to(s.dtype)
-                else:  # many near-equal terms (e.g. a collapsed generator): this block in float64
-                    e64 = torch.addmm(s.sq_norm64[s0:s0 + C], x.to(f64), sc.to(f64).T, alpha=-2.0)  # (B, C)
-                    delta.copy_(e64 - e64.gather(1, idx[:, None]))
-            t = buf[B * C:2 * B * C].view(B, C)
+            rows, cols, g_min = _near_terms(e, near, _MAX_NEAR_PER_POINT * B)
+            delta = e  # (B, C) >= 0 (_near_terms subtracted each row's minimum in place)
+            if rows is not None:  # these distances from explicit differences, in float64
+                diff = x_raw.index_select(0, rows).to(f64).sub_(s.raw.index_select(0, s0 + cols))  # (P, d)
+                d_exact = torch.linalg.vecdot(diff, diff)  # (P,)
+                m = torch.full((B,), math.inf, dtype=f64, device=dev).scatter_reduce_(0, rows, d_exact, "amin")  # (B,)
+                delta[rows, cols] = (d_exact - m[rows]).to(s.dtype)
+            else:  # many near-equal terms (e.g. a collapsed generator): this block in float64
+                e64 = torch.addmm(s.sq_norm64[s0:s0 + C], x.to(f64), sc.to(f64).T, alpha=-2.0)  # (B, C)
+                idx = e64.argmin(dim=1)  # (B,)
+                diff = x_raw.to(f64).sub_(s.raw.index_select(0, s0 + idx))  # (B, d)
+                m = torch.linalg.vecdot(diff, diff)  # (B,) exact ||x - s_nearest||^2
+                delta.copy_(e64 - e64.gather(1, idx[:, None]))
             sums = torch.empty(len(c), B, dtype=s.dtype, device=dev)  # (K, B)
-            for k, ck in enumerate(c):
-                # e^(-ck delta) as 2^(-ck log2(e) delta): torch 2.13's float32 exp2 is ~10x faster than its exp
-                torch.mul(delta, -ck * _LOG2_E, out=t).clamp_(min=_EXP_FLOOR * _LOG2_E).exp2_()
-                torch.sum(t, dim=1, out=sums[k])
+            _exp_sums(delta, g_min, c, underflow, buf[B * C:2 * B * C].view(B, C), sums)
             # the chunk's logsumexp_i(-||x - s_i||^2 / (2 sigma^2)) = -m/(2 sigma^2) + log sum_i exp(-delta/(2 sigma^2))
             acc = torch.logaddexp(acc, sums.to(f64).log_() - c64 * m)  # (K, B)
         out[:, p0:p0 + batch_size] = acc + const[:, None]

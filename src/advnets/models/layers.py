@@ -20,7 +20,12 @@ class _Maxout(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z: torch.Tensor) -> torch.Tensor:
-        out = z.amax(dim=1)
+        if z.dim() > 3:          # feature maps: an elementwise maximum keeps their memory layout (channels-last)
+            out = z[:, 0]
+            for piece in range(1, z.shape[1]):
+                out = torch.maximum(out, z[:, piece])
+        else:
+            out = z.amax(dim=1)
         ctx.save_for_backward(torch.eq(z, out.unsqueeze(1), out=torch.empty_like(z)))
         return out
 

@@ -7,11 +7,13 @@
 
 `train.schedule` alternating runs exactly that (k = train.k_discriminator_steps); simultaneous (the original
 code's) updates D and G from one minibatch with the same dropout masks, both gradients taken at the same
-parameters -- by hand in one pass (fused.py) for the paper's MLP nets, else through autograd (steps.py).
+parameters -- by hand in one pass (fused.py) for the paper's MLP nets, else through autograd with one backward pass
+through D for both players (shared.py; steps.py's two-pass step for a D that is not per-example).
 Everything random comes from one torch.Generator, in a fixed order, so a seed fixes the run.
 Data parallel (distributed.py): each rank computes the update on its block of the global minibatch and the players'
 gradients (or velocity updates) are averaged over the ranks before the step. train.precision bf16 | fp16 runs the
-autograd steps under torch.autocast (fp16 with a gradient scaler, CUDA only); the fused step is exact fp32 only.
+autograd steps (shared.py's included) under torch.autocast (fp16 with a gradient scaler, CUDA only); the fused step
+is exact fp32 only.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from ..schedules import learning_rate
 from .batches import TrainingData
 from .distributed import Dist
 from .fused import simultaneous_grads_fused, supports_fused
+from .shared import simultaneous_grads_shared, supports_shared
 from .steps import StepStats, discriminator_grads, generator_grads, simultaneous_grads_autograd
 
 
@@ -40,7 +43,12 @@ class Algorithm1:
         self.opt_d = make_optimizer(config.train, discriminator.parameters())
         self.fused = config.train.schedule == "simultaneous" and supports_fused(generator, discriminator) and \
             config.train.precision == "fp32"
+<<<<<<< HEAD
         device = data.device
+=======
+        self.shared = config.train.schedule == "simultaneous" and not self.fused and supports_shared(discriminator)
+        device = data.images.device
+>>>>>>> h15
         if config.train.precision == "fp16" and device.type != "cuda":
             raise ConfigError("train.precision=fp16 needs a CUDA GPU", "use --set train.precision=bf16 on a CPU")
         self.autocast = nullcontext() if config.train.precision == "fp32" else torch.autocast(
@@ -78,7 +86,8 @@ class Algorithm1:
                     self.opt_d.apply_velocity()
                     self.opt_g.apply_velocity()
             else:
-                grads = simultaneous_grads_fused if self.fused else simultaneous_grads_autograd
+                grads = simultaneous_grads_fused if self.fused else \
+                    simultaneous_grads_shared if self.shared else simultaneous_grads_autograd
                 with self.autocast:
                     stats = grads(g, d, x, z, masks, t.generator_loss, real_labels=c, fake_labels=c_fake,
                                   **self._scale())

@@ -109,6 +109,7 @@ class Trainer:
     discriminator = property(lambda self: self.algorithm.discriminator)
     g_updates = property(lambda self: self.algorithm.g_updates)
     fused = property(lambda self: self.algorithm.fused)
+    shared = property(lambda self: self.algorithm.shared)
     # the G that grids, coverage and checkpoint readers sample: the moving average of G when train.generator_ema
     sampler = property(lambda self: self.generator if self.average is None else self.average.module)
 
