@@ -43,12 +43,8 @@ class Algorithm1:
         self.opt_d = make_optimizer(config.train, discriminator.parameters())
         self.fused = config.train.schedule == "simultaneous" and supports_fused(generator, discriminator) and \
             config.train.precision == "fp32"
-<<<<<<< HEAD
-        device = data.device
-=======
         self.shared = config.train.schedule == "simultaneous" and not self.fused and supports_shared(discriminator)
-        device = data.images.device
->>>>>>> h15
+        device = data.device
         if config.train.precision == "fp16" and device.type != "cuda":
             raise ConfigError("train.precision=fp16 needs a CUDA GPU", "use --set train.precision=bf16 on a CPU")
         self.autocast = nullcontext() if config.train.precision == "fp32" else torch.autocast(
