@@ -1,5 +1,7 @@
 """`paper-mnist` is the original MNIST run (goodfeli/adversarial mnist.yaml), value by value; the other presets
 differ from it only where their own yaml files do."""
+import dataclasses
+
 import pytest
 
 from advnets.config import PRESETS, make_config, preset_names
@@ -54,3 +56,15 @@ def test_mixture_presets_are_small_mlps_on_their_mixture(name):
     assert c.model.discriminator_pieces == 5 and c.model.architecture == "mlp"               # a maxout D
     assert c.train.coverage_every_epochs == 1                              # the collapse shows in every epoch line
     assert make_config(name, {"model.pack": 4, "train.batch_size": 400}).model.pack == 4
+
+
+@pytest.mark.parametrize("name", ["grid", "ring"])
+def test_pack2_presets_are_the_mixture_presets_with_packing_and_as_many_updates(name):
+    base, packed = make_config(name), make_config(f"{name}-pack2")
+    assert packed.model.pack == 2 and packed.train.batch_size == 2 * base.train.batch_size
+    assert packed.train.epochs * (100_000 // packed.train.batch_size) == \
+        base.train.epochs * (100_000 // base.train.batch_size)               # the same number of updates
+    assert packed.model == dataclasses.replace(base.model, pack=2)
+    assert packed.train == dataclasses.replace(base.train, batch_size=packed.train.batch_size,
+                                               epochs=packed.train.epochs)
+    assert base.train.generator_ema == 0.999                                 # samples from the average of G

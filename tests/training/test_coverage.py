@@ -31,9 +31,11 @@ def test_grid_run_logs_the_three_numbers_in_every_epoch_line(tmp_path):
     for r in lines:
         assert 0 <= r["modes_captured"] <= 25 and 0.0 <= r["high_quality"] <= 1.0
         assert r["reverse_kl"] is None or 0.0 <= r["reverse_kl"] <= math.log(25) + 1e-4   # rounded to 4 places
-    # the last line is the coverage of the trained G on the tracker's fixed noise, by the metrics function
+    # the last line is the coverage of the trained G (the preset samples the moving average of its weights) on the
+    # tracker's fixed noise, by the metrics function
+    assert trainer.sampler is trainer.average.module
     with torch.no_grad():
-        samples = trainer.generator.eval()(trainer.coverage.noise).reshape(-1, 2)
+        samples = trainer.sampler.eval()(trainer.coverage.noise).reshape(-1, 2)
     expected = mixture_coverage(samples, mixture_means("grid"), mixture_sigma("grid"))
     assert len(trainer.coverage.noise) == 2500
     assert lines[-1]["modes_captured"] == expected["modes_captured"]
