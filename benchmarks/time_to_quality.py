@@ -150,7 +150,7 @@ def main() -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(f"{args.preset} on {args.dataset}, seed {args.seed}: quality against CPU time")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
     fig.savefig(args.out, dpi=120)
     print(json.dumps({"benchmark": "time_to_quality", "preset": args.preset, "dataset": args.dataset,
                       "budget_seconds": args.budget, "threads": args.threads, "seed": args.seed, "torch": torch.__version__,
