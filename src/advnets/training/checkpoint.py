@@ -138,7 +138,7 @@ RESUME_KEYS = ("config", "image_shape", "generator", "discriminator", "opt_g", "
 
 
 def _finite(trainer) -> bool:
-    nets = (trainer.generator, trainer.discriminator, trainer.sampler)
+    nets = (trainer.generator, trainer.discriminator) + (() if trainer.average is None else (trainer.average.module,))
     return bool(torch.isfinite(trainer.sums).all()) and all(bool(torch.isfinite(p).all())
                                                             for net in nets for p in net.parameters())
 
