@@ -12,6 +12,7 @@ initialisation, data order, noise and schedules, with both gradients taken by to
 PyTorch port of the paper's recipe would run). Both use one thread by default.
 
     python benchmarks/time_to_quality.py --dataset fashion-mnist [--budget 600] [--points 5] [--threads 1]
+    python benchmarks/time_to_quality.py --replot RESULT.json --out PNG      # redraw the PNG of a saved run
 
 Defaults: 10 minutes of training per variant; Parzen on 5,000 samples with sigma chosen on 2,000 valid images and
 the log-likelihood on 2,000 test images (the paper's protocol uses 10,000 of each; pass --parzen-samples 10000
@@ -95,6 +96,33 @@ class Variant:
         self.spent += time.perf_counter() - start
 
 
+def plot(runs: dict, floor: dict | None, title: str, threads: int, out: str) -> None:
+    """The PNG: Parzen (and, with a floor, the Frechet distance) against training seconds, one line per variant.
+    `python benchmarks/time_to_quality.py --replot RESULT.json` redraws it from a saved JSON."""
+    from matplotlib.figure import Figure
+
+    panels = [("parzen_ll", "Parzen test log-likelihood", "higher is better")]
+    if floor is not None:
+        panels.append(("fd", "Frechet distance on classifier features", "lower is better"))
+    fig = Figure(figsize=(7 * len(panels), 4.2))
+    for i, (key, label, better) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        for name, run in runs.items():
+            xs, ys = [p["seconds"] for p in run["points"]], [p[key] for p in run["points"]]
+            err = [p["parzen_stderr"] for p in run["points"]] if key == "parzen_ll" else None
+            ax.errorbar(xs, ys, err, marker="o", capsize=3, label=f"{name} ({run['points'][-1]['steps']} steps)")
+        if key == "fd":
+            ax.axhline(floor["fd"], color="grey", ls="--", label=f"real test vs valid ({floor['fd']})")
+        ax.set_xlabel(f"training seconds ({threads} thread{'s' if threads > 1 else ''})")
+        ax.set_ylabel(label)
+        ax.set_title(better, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(out, dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="paper-mnist")
@@ -108,7 +136,14 @@ def main() -> None:
     parser.add_argument("--feature-samples", type=int, default=2000, help="samples for the feature metrics")
     parser.add_argument("--no-features", action="store_true", help="Parzen only (no classifier)")
     parser.add_argument("--out", default="time_to_quality.png", help="the PNG of quality against seconds")
+    parser.add_argument("--replot", metavar="JSON", help="only redraw the PNG (--out) from this benchmark's JSON")
     args = parser.parse_args()
+    if args.replot:
+        with open(args.replot) as f:
+            saved = json.load(f)
+        plot(saved["runs"], saved["floor"], f"{saved['preset']} on {saved['dataset']}, seed {saved['seed']}: "
+             "quality against CPU time", saved["threads"], args.out)
+        return
     torch.set_num_threads(args.threads)
     config = make_config(args.preset, {"data.dataset": args.dataset, "train.device": "cpu", "train.epochs": 10**6,
                                        "train.tensorboard": False, "train.seed": args.seed})
@@ -131,27 +166,8 @@ def main() -> None:
     for run in runs.values():
         for p in run["points"]:
             floor = p.pop("_floor", floor)
-    from matplotlib.figure import Figure
-
-    panels = [("parzen_ll", "Parzen test log-likelihood (higher is better)")]
-    if floor is not None:
-        panels.append(("fd", "Frechet distance on classifier features (lower is better)"))
-    fig = Figure(figsize=(7 * len(panels), 4))
-    for i, (key, label) in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), i + 1)
-        for name, run in runs.items():
-            xs, ys = [p["seconds"] for p in run["points"]], [p[key] for p in run["points"]]
-            err = [p["parzen_stderr"] for p in run["points"]] if key == "parzen_ll" else None
-            ax.errorbar(xs, ys, err, marker="o", capsize=3, label=f"{name} ({run['points'][-1]['steps']} steps)")
-        if key == "fd":
-            ax.axhline(floor["fd"], color="grey", ls="--", label=f"real test vs valid ({floor['fd']})")
-        ax.set_xlabel(f"training seconds ({args.threads} thread)")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(f"{args.preset} on {args.dataset}, seed {args.seed}: quality against CPU time")
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
-    fig.savefig(args.out, dpi=120)
+    plot(runs, floor, f"{args.preset} on {args.dataset}, seed {args.seed}: quality against CPU time",
+         args.threads, args.out)
     print(json.dumps({"benchmark": "time_to_quality", "preset": args.preset, "dataset": args.dataset,
                       "budget_seconds": args.budget, "threads": args.threads, "seed": args.seed, "torch": torch.__version__,
                       "machine": platform.processor() or platform.machine(),

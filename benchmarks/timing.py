@@ -68,3 +68,33 @@ def op_profile(step, steps: int, top: int = 15) -> dict:
         "top_ops": {name: {"ms_per_step": round(ms, 3), "share": round(ms / total, 3), "calls_per_step": round(n, 1)}
                     for name, ms, n in ops[:top]},
     }
+
+
+def product_profile(step, steps: int, repeats: int = 20) -> list[dict]:
+    """Each matrix product of one call of `step()` (addmm / mm, grouped by shape, torch.profiler), its ms per step
+    inside the step against the same (M, K) @ (K, N) product timed alone and hot (best of `repeats`, fresh
+    contiguous operands, no bias or accumulation): where a step below its matmul bound loses time in the products
+    themselves (cold caches, transposed operands, accumulating into the velocity) rather than around them."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(steps):
+            step()
+    rows = []
+    for e in prof.key_averages(group_by_input_shape=True):
+        if e.key not in ("aten::addmm", "aten::mm"):
+            continue
+        shapes = e.input_shapes[1:3] if e.key == "aten::addmm" else e.input_shapes[:2]
+        (mm, k), (_, n) = shapes
+        if mm * k * n < 100_000:                               # D's output layer: microseconds, noise
+            continue
+        a, b, out = torch.rand(mm, k), torch.rand(k, n), torch.empty(mm, n)
+        hot = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.mm(a, b, out=out)
+            hot = min(hot, time.perf_counter() - start)
+        in_step = e.self_cpu_time_total / 1e3 / steps / max(1.0, e.count / steps)
+        rows.append({"op": e.key, "product": f"{mm}x{k} @ {k}x{n}", "ms_in_step": round(in_step, 3),
+                     "ms_hot": round(hot * 1e3, 3), "ratio": round(in_step / (hot * 1e3), 2)})
+    return sorted(rows, key=lambda r: -r["ms_in_step"])

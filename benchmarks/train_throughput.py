@@ -8,7 +8,9 @@ Prints one JSON object:
   fraction_of_bound       steps_per_s / bound_steps_per_s
   baseline_*              the same iteration through autograd (no fused backward), measured in this run
   profile                 where the fused step's time goes: self CPU ms per step of each ATen op (torch.profiler),
-                          the matrix products against everything else (--profile-steps 0 leaves it out)
+                          the matrix products against everything else (--profile-steps 0 leaves it out), and
+                          under "products" each matrix product's ms inside the step against the same product
+                          timed alone with hot caches (ratio > 1: time lost inside the products themselves)
 The step and its matmul bound alternate in rounds and each keeps its best round (the machine is noisy); the
 autograd baseline is timed after them, in the same process.
 
@@ -35,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from advnets.config import make_config  # noqa: E402
 from advnets.training import Trainer  # noqa: E402
-from timing import op_profile, square_gflops, time_gemms, time_steps  # noqa: E402  (benchmarks/ is on sys.path)
+from timing import op_profile, product_profile, square_gflops, time_gemms, time_steps  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def gemm_shapes(trainer: Trainer) -> list[tuple[str, int, int, int]]:
@@ -113,6 +115,8 @@ def main() -> None:
             best["gemm"] = min(best["gemm"], time_gemms(shapes, args.steps))
             best["fused"] = min(best["fused"], time_steps(fused, args.steps))
         profile = op_profile(lambda: time_steps(fused, 1), args.profile_steps) if args.profile_steps else None
+        if profile:
+            profile["products"] = product_profile(lambda: time_steps(fused, 1), args.profile_steps)
         del fused
         autograd = make_trainer(Path(tmp), "autograd", False, images, labels)
         time_steps(autograd, 10)
