@@ -96,10 +96,12 @@ class Variant:
         self.spent += time.perf_counter() - start
 
 
-def plot(runs: dict, floor: dict | None, title: str, threads: int, out: str) -> None:
-    """The PNG: Parzen (and, with a floor, the Frechet distance) against training seconds, one line per variant.
-    `python benchmarks/time_to_quality.py --replot RESULT.json` redraws it from a saved JSON."""
+def plot(result: dict, out: str) -> None:
+    """The PNG of this benchmark's JSON `result`: Parzen (and, with a floor, the Frechet distance) against training
+    seconds, one line per variant. `python benchmarks/time_to_quality.py --replot RESULT.json` redraws it."""
     from matplotlib.figure import Figure
+
+    runs, floor, threads = result["runs"], result["floor"], result["threads"]
 
     panels = [("parzen_ll", "Parzen test log-likelihood", "higher is better")]
     if floor is not None:
@@ -118,7 +120,7 @@ def plot(runs: dict, floor: dict | None, title: str, threads: int, out: str) -> 
         ax.set_title(better, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(title)
+    fig.suptitle(f"{result['preset']} on {result['dataset']}, seed {result['seed']}: quality against CPU time")
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(out, dpi=120)
 
@@ -140,9 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.replot:
         with open(args.replot) as f:
-            saved = json.load(f)
-        plot(saved["runs"], saved["floor"], f"{saved['preset']} on {saved['dataset']}, seed {saved['seed']}: "
-             "quality against CPU time", saved["threads"], args.out)
+            plot(json.load(f), args.out)
         return
     torch.set_num_threads(args.threads)
     config = make_config(args.preset, {"data.dataset": args.dataset, "train.device": "cpu", "train.epochs": 10**6,
@@ -166,14 +166,13 @@ def main() -> None:
     for run in runs.values():
         for p in run["points"]:
             floor = p.pop("_floor", floor)
-    plot(runs, floor, f"{args.preset} on {args.dataset}, seed {args.seed}: quality against CPU time",
-         args.threads, args.out)
-    print(json.dumps({"benchmark": "time_to_quality", "preset": args.preset, "dataset": args.dataset,
-                      "budget_seconds": args.budget, "threads": args.threads, "seed": args.seed, "torch": torch.__version__,
-                      "machine": platform.processor() or platform.machine(),
-                      "parzen": {"samples": args.parzen_samples, "valid": args.parzen_points,
-                                 "test": args.parzen_points},
-                      "runs": runs, "floor": floor, "png": args.out}, indent=1))
+    result = {"benchmark": "time_to_quality", "preset": args.preset, "dataset": args.dataset,
+              "budget_seconds": args.budget, "threads": args.threads, "seed": args.seed, "torch": torch.__version__,
+              "machine": platform.processor() or platform.machine(),
+              "parzen": {"samples": args.parzen_samples, "valid": args.parzen_points, "test": args.parzen_points},
+              "runs": runs, "floor": floor, "png": args.out}
+    plot(result, args.out)
+    print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -45,21 +45,22 @@ MATMUL_OPS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::addmv", "aten::mv",
               "aten::convolution_backward")
 
 
-def op_profile(step, steps: int, top: int = 15) -> dict:
+def op_profile(step, steps: int, top: int = 15, products: bool = False) -> dict:
     """Where one call of `step()` spends its time, per ATen op (torch.profiler), averaged over `steps` calls.
 
     Self CPU time of each op (its own work, children excluded), ms per step, the `top` largest listed; the
-    profiler adds a few microseconds per op, so the sum exceeds the unprofiled step time a little."""
+    profiler adds a few microseconds per op, so the sum exceeds the unprofiled step time a little. With
+    `products`, the same profile also records shapes and adds "products" (see `_products`)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=products) as prof:
         for _ in range(steps):
             step()
     ops = sorted(((e.key, e.self_cpu_time_total / 1e3 / steps, e.count / steps) for e in prof.key_averages()),
                  key=lambda e: -e[1])
     total = sum(ms for _, ms, _ in ops)
     matmul = sum(ms for name, ms, _ in ops if name in MATMUL_OPS)
-    return {
+    result = {
         "profiled_ms_per_step": round(total, 3),
         "matmul_ops_ms_per_step": round(matmul, 3),
         "other_ops_ms_per_step": round(total - matmul, 3),
@@ -68,33 +69,25 @@ def op_profile(step, steps: int, top: int = 15) -> dict:
         "top_ops": {name: {"ms_per_step": round(ms, 3), "share": round(ms / total, 3), "calls_per_step": round(n, 1)}
                     for name, ms, n in ops[:top]},
     }
+    if products:
+        result["products"] = _products(prof, steps)
+    return result
 
 
-def product_profile(step, steps: int, repeats: int = 20) -> list[dict]:
-    """Each matrix product of one call of `step()` (addmm / mm, grouped by shape, torch.profiler), its ms per step
-    inside the step against the same (M, K) @ (K, N) product timed alone and hot (best of `repeats`, fresh
-    contiguous operands, no bias or accumulation): where a step below its matmul bound loses time in the products
+def _products(prof, steps: int, repeats: int = 20) -> list[dict]:
+    """Each matrix product (addmm / mm, grouped by shape) of a shape-recording profile of `steps` calls: its ms per
+    call inside the step against the same (M, K) @ (K, N) product timed alone and hot (`time_gemms`: best of
+    `repeats`, contiguous operands, no bias or accumulation). A ratio above 1 is time lost in the products
     themselves (cold caches, transposed operands, accumulating into the velocity) rather than around them."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-        for _ in range(steps):
-            step()
     rows = []
     for e in prof.key_averages(group_by_input_shape=True):
         if e.key not in ("aten::addmm", "aten::mm"):
             continue
-        shapes = e.input_shapes[1:3] if e.key == "aten::addmm" else e.input_shapes[:2]
-        (mm, k), (_, n) = shapes
+        (mm, k), (_, n) = e.input_shapes[1:3] if e.key == "aten::addmm" else e.input_shapes[:2]
         if mm * k * n < 100_000:                               # D's output layer: microseconds, noise
             continue
-        a, b, out = torch.rand(mm, k), torch.rand(k, n), torch.empty(mm, n)
-        hot = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            torch.mm(a, b, out=out)
-            hot = min(hot, time.perf_counter() - start)
-        in_step = e.self_cpu_time_total / 1e3 / steps / max(1.0, e.count / steps)
+        hot_ms = time_gemms([("", mm, k, n)], repeats) * 1e3
+        in_step = e.self_cpu_time_total / 1e3 / max(1, e.count)
         rows.append({"op": e.key, "product": f"{mm}x{k} @ {k}x{n}", "ms_in_step": round(in_step, 3),
-                     "ms_hot": round(hot * 1e3, 3), "ratio": round(in_step / (hot * 1e3), 2)})
+                     "ms_hot": round(hot_ms, 3), "ratio": round(in_step / hot_ms, 2)})
     return sorted(rows, key=lambda r: -r["ms_in_step"])

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from advnets.config import make_config  # noqa: E402
 from advnets.training import Trainer  # noqa: E402
-from timing import op_profile, product_profile, square_gflops, time_gemms, time_steps  # noqa: E402  (benchmarks/ is on sys.path)
+from timing import op_profile, square_gflops, time_gemms, time_steps  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def gemm_shapes(trainer: Trainer) -> list[tuple[str, int, int, int]]:
@@ -114,9 +114,8 @@ def main() -> None:
         for _ in range(args.rounds):
             best["gemm"] = min(best["gemm"], time_gemms(shapes, args.steps))
             best["fused"] = min(best["fused"], time_steps(fused, args.steps))
-        profile = op_profile(lambda: time_steps(fused, 1), args.profile_steps) if args.profile_steps else None
-        if profile:
-            profile["products"] = product_profile(lambda: time_steps(fused, 1), args.profile_steps)
+        profile = (op_profile(lambda: time_steps(fused, 1), args.profile_steps, products=True)
+                   if args.profile_steps else None)
         del fused
         autograd = make_trainer(Path(tmp), "autograd", False, images, labels)
         time_steps(autograd, 10)
