@@ -115,6 +115,9 @@ class TrainConfig:
     # Sample from a moving average of G's weights (training/averaging.py): each G update moves the average by
     # 1 - generator_ema (after a warm-up). 0: off, samples come from G itself. Training is unchanged either way.
     generator_ema: float = 0.0
+    # Zero-centred gradient penalty on D at the data (R1, Mescheder et al. 2018): D's loss gains
+    # gradient_penalty / 2 * E_x ||d logit / dx||^2 (x: a packed row when packed). 0: off. Alternating schedule only.
+    gradient_penalty: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -253,6 +256,11 @@ def _validate(config: Config) -> None:
                           "layers in G)", "drop --conditional, or use the paper-mnist networks")
     if not 0.0 <= t.generator_ema < 1.0:
         raise ConfigError(f"train.generator_ema must be in [0, 1) (0: off, e.g. 0.999), got {t.generator_ema}")
+    if t.gradient_penalty < 0:
+        raise ConfigError(f"train.gradient_penalty must be >= 0 (0: off), got {t.gradient_penalty}")
+    if t.gradient_penalty and t.schedule != "alternating":
+        raise ConfigError("train.gradient_penalty is implemented for the alternating schedule",
+                          "add --set train.schedule=alternating")
     if t.coverage_every_epochs < 0 or t.coverage_samples < 0:
         raise ConfigError("train.coverage_every_epochs and train.coverage_samples must be >= 0 (0: off / default)")
     if t.batch_size % m.pack:

@@ -97,7 +97,8 @@ class Algorithm1:
                 masks = self._masks(2 * m)
                 # update D: maximise log D(x) + log(1 - D(G(z)))
                 with self.autocast:
-                    stats = discriminator_grads(g, d, x, z, masks, c, self._classes(), **self._scale())
+                    stats = discriminator_grads(g, d, x, z, masks, c, self._classes(), **self._scale(),
+                                                penalty=t.gradient_penalty)
                 self._average(self.opt_d, stats, ("d_loss", "d_real", "d_fake"))
                 self._set_rates(mu)
                 self._step(self.opt_d)

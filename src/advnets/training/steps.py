@@ -83,18 +83,28 @@ def simultaneous_grads_autograd(g: torch.nn.Module, d: torch.nn.Module, x_real: 
 
 def discriminator_grads(g: torch.nn.Module, d: torch.nn.Module, x_real: torch.Tensor, z: torch.Tensor,
                         masks, real_labels: torch.Tensor | None = None,
-                        fake_labels: torch.Tensor | None = None, loss_scale=_unscaled) -> StepStats:
-    """Algorithm 1's D step: ascend V on m data and m samples (G is not differentiated)."""
+                        fake_labels: torch.Tensor | None = None, loss_scale=_unscaled,
+                        penalty: float = 0.0) -> StepStats:
+    """Algorithm 1's D step: ascend V on m data and m samples (G is not differentiated). `penalty` > 0 adds the
+    R1 gradient penalty (train.gradient_penalty) to D's loss; the reported d_loss stays -V/2."""
     m = x_real.shape[0]
     with torch.no_grad():
         fake_images = g(z, **label_kwargs(fake_labels))
-    logits = d(torch.cat([x_real.reshape(m, -1), fake_images.reshape(m, -1)]), masks,
-               **label_kwargs(both_labels(real_labels, fake_labels)))
+    batch = torch.cat([x_real.reshape(m, -1), fake_images.reshape(m, -1)])
+    if penalty:
+        batch.requires_grad_()
+    logits = d(batch, masks, **label_kwargs(both_labels(real_labels, fake_labels)))
     real, fake = (_full(h) for h in halves(logits))
     # update D: maximise log D(x) + log(1 - D(G(z)))
     d_loss = discriminator_loss(real, fake)
+    objective = d_loss
+    if penalty:
+        # R1 (Mescheder et al. 2018): penalty / 2 * mean over D's real inputs (packed rows) of ||d logit / dx||^2;
+        # each logit depends on its own row only, so one gradient of the logits' sum gives every row's gradient
+        (dx,) = torch.autograd.grad(real.sum(), batch, create_graph=True)
+        objective = d_loss + penalty / 2 * _full(dx[:m]).pow(2).sum() / real.shape[0]
     d_params = list(d.parameters())
-    set_grads(d_params, torch.autograd.grad(loss_scale(d_loss), d_params))
+    set_grads(d_params, torch.autograd.grad(loss_scale(objective), d_params))
     return StepStats(d_loss=d_loss.detach(), d_real=torch.sigmoid(real).mean().detach(),
                      d_fake=torch.sigmoid(fake).mean().detach())
 
