@@ -6,14 +6,15 @@
         --methods paper,pack2,pack4 --set train.lr=0.0005 --markdown table.md
 
 Methods (`--methods`): paper (the preset), pack2, pack4, pack2-wide, r1 (the paper's D with the R1 gradient penalty,
-train.gradient_penalty=1) and pack2-r1 (packing with it). Each run trains the `grid` / `ring` preset (100,000 points drawn from the run's seed) with train.seed = the seed,
-for `--steps` generator updates (default: the preset's number of updates), then measures 2,500 samples (noise seeded by the
-run's seed + 1000) as VEEGAN and PacGAN do: modes captured, the high-quality fraction (within 3 sigma of the
-nearest mean), and the reverse KL of the high-quality samples' mode histogram to uniform. Reported per dataset and
-method: mean and standard error (std / sqrt(n)) over the seeds of the three numbers and of the wall seconds of a
-run, with the budget (steps, batch, examples seen) beside them, and the published numbers (PacGAN Table 1, 10
-trials; VEEGAN Table 1). A run whose G has no high-quality sample has no KL (NaN); the mean is then over the runs
-that have one and `kl_runs` says how many. Runs are independent processes (`--jobs` at a time, one thread each).
+train.gradient_penalty=1) and pack2-r1 (packing with it). Each run trains the `grid` / `ring` preset (100,000 points
+drawn from the run's seed) with train.seed = the seed, for `--steps` generator updates (default: the preset's number
+of updates), then measures 2,500 samples (noise seeded by the run's seed + 1000) as VEEGAN and PacGAN do: modes
+captured, the high-quality fraction (within 3 sigma of the nearest mean), and the reverse KL of the high-quality
+samples' mode histogram to uniform. Reported per dataset and method: mean and standard error (std / sqrt(n)) over
+the seeds of the three numbers and of the wall seconds of a run, with the budget (steps, batch, examples seen)
+beside them, and the published numbers (PacGAN Table 1, 10 trials; VEEGAN Table 1). A run whose G has no
+high-quality sample has no KL (NaN); the mean is then over the runs that have one and `kl_runs` says how many. Runs
+are independent processes (`--jobs` at a time, one thread each).
 """
 from __future__ import annotations
 
