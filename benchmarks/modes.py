@@ -6,15 +6,15 @@
         --methods paper,pack2,pack4 --set train.lr=0.0005 --markdown table.md
 
 Methods (`--methods`): paper (the preset), pack2, pack4, pack2-wide, r1 (the paper's D with the R1 gradient penalty,
-train.gradient_penalty=1) and pack2-r1 (packing with it). Each run trains the `grid` / `ring` preset (100,000 points
-drawn from the run's seed) with train.seed = the seed, for `--steps` generator updates (default: the preset's number
-of updates), then measures 2,500 samples (noise seeded by the run's seed + 1000) as VEEGAN and PacGAN do: modes
-captured, the high-quality fraction (within 3 sigma of the nearest mean), and the reverse KL of the high-quality
-samples' mode histogram to uniform. Reported per dataset and method: mean and standard error (std / sqrt(n)) over
-the seeds of the three numbers and of the wall seconds of a run, with the budget (steps, batch, examples seen)
-beside them, and the published numbers (PacGAN Table 1, 10 trials; VEEGAN Table 1). A run whose G has no
-high-quality sample has no KL (NaN); the mean is then over the runs that have one and `kl_runs` says how many. Runs
-are independent processes (`--jobs` at a time, one thread each).
+train.gradient_penalty=1), pack2-r1 (packing with it), topk and pack2-topk (top-k training, train.top_k=0.5). Each run
+trains the `grid` / `ring` preset (100,000 points drawn from the run's seed) with train.seed = the seed, for `--steps`
+generator updates (default: the preset's number of updates), then measures 2,500 samples (noise seeded by the run's seed
++ 1000) as VEEGAN and PacGAN do: modes captured, the high-quality fraction (within 3 sigma of the nearest mean), and the
+reverse KL of the high-quality samples' mode histogram to uniform. Reported per dataset and method: mean and standard
+error (std / sqrt(n)) over the seeds of the three numbers and of the wall seconds of a run, with the budget (steps,
+batch, examples seen) beside them, and the published numbers (PacGAN Table 1, 10 trials; VEEGAN Table 1). A run whose G
+has no high-quality sample has no KL (NaN); the mean is then over the runs that have one and `kl_runs` says how many.
+Runs are independent processes (`--jobs` at a time, one thread each).
 """
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ METHODS["pack2-wide"] = {**METHODS["pack2"], "model.generator_hidden": [256, 256
 # paper's D and with packing (README: on the grid it kept every mode on the seeds where pack2 alone starved some)
 METHODS["r1"] = {"train.gradient_penalty": 1.0}
 METHODS["pack2-r1"] = {**METHODS["pack2"], "train.gradient_penalty": 1.0}
+# Top-k training (Sinha et al. 2020; train.top_k): G's update keeps the half of its samples (packed rows) that D rates
+# highest, the kept share falling from all by 0.99 per epoch (500 updates at batch 200) to 0.5
+METHODS["topk"] = {"train.top_k": 0.5}
+METHODS["pack2-topk"] = {**METHODS["pack2"], "train.top_k": 0.5}
 # Every run also keeps the moving average of G's weights (train.generator_ema, Yazici et al. 2019), which changes
 # nothing in training: each run is measured twice, G itself as METHOD and the average as METHOD+avg.
 AVERAGE = 0.999

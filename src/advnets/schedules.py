@@ -25,3 +25,12 @@ def momentum(epoch: int, start: float, end: float, ramp: tuple[int, int]) -> flo
         return end if epoch >= first else start
     alpha = min(max((epoch - first) / (last - first), 0.0), 1.0)
     return start * (1.0 - alpha) + end * alpha
+
+
+def top_k_fraction(epoch: int, keep_min: float, decay: float) -> float:
+    """Top-k training (Sinha et al. 2020): the fraction of G's minibatch that its update keeps, the samples D rates
+    highest. All of it in the first epoch, then `decay` times less per completed epoch, down to `keep_min`
+    (1: top-k off)."""
+    if keep_min >= 1.0:
+        return 1.0
+    return max(keep_min, decay ** epoch)

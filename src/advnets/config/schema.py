@@ -118,6 +118,11 @@ class TrainConfig:
     # Zero-centred gradient penalty on D at the data (R1, Mescheder et al. 2018): D's loss gains
     # gradient_penalty / 2 * E_x ||d logit / dx||^2 (x: a packed row when packed). 0: off. Alternating schedule only.
     gradient_penalty: float = 0.0
+    # Top-k training (Sinha et al. 2020, "Top-k Training of GANs"): G's update keeps only the fraction of its samples
+    # that D rates highest, all of them in the first epoch, then top_k_decay times less per epoch, down to top_k.
+    # 1: off. Alternating schedule only; packed, it keeps packed rows; data parallel, each rank keeps its own share.
+    top_k: float = 1.0
+    top_k_decay: float = 0.99
 
 
 @dataclass(frozen=True)
@@ -260,6 +265,12 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"train.gradient_penalty must be >= 0 (0: off), got {t.gradient_penalty}")
     if t.gradient_penalty and t.schedule != "alternating":
         raise ConfigError("train.gradient_penalty is implemented for the alternating schedule",
+                          "add --set train.schedule=alternating")
+    if not (0.0 < t.top_k <= 1.0 and 0.0 < t.top_k_decay <= 1.0):
+        raise ConfigError(f"train.top_k and train.top_k_decay must be in (0, 1] (top_k 1: off, e.g. 0.5 and 0.99), "
+                          f"got {t.top_k} and {t.top_k_decay}")
+    if t.top_k < 1.0 and t.schedule != "alternating":
+        raise ConfigError("train.top_k is implemented for the alternating schedule",
                           "add --set train.schedule=alternating")
     if t.coverage_every_epochs < 0 or t.coverage_samples < 0:
         raise ConfigError("train.coverage_every_epochs and train.coverage_samples must be >= 0 (0: off / default)")

@@ -61,9 +61,11 @@ class Algorithm1:
         m = self.config.model
         return sample_noise(n, m.noise_dim, m.noise_prior, self.rng, self.data.device)
 
-    def iteration(self, perm: torch.Tensor, position: int, mu: float, stop: bool = False) -> StepStats:
+    def iteration(self, perm: torch.Tensor, position: int, mu: float, stop: bool = False,
+                  keep: float = 1.0) -> StepStats:
         """The `position`-th iteration of an epoch whose example order is `perm`, with momentum `mu`. `stop`: this
-        rank asks to stop; `peer_stop` then says whether any rank asked (always `stop` when single-process)."""
+        rank asks to stop; `peer_stop` then says whether any rank asked (always `stop` when single-process).
+        `keep` < 1: G's update uses only that fraction of its samples, those D rates highest (train.top_k)."""
         t = self.config.train
         m, k = t.batch_size, t.k_discriminator_steps
         g, d = self.generator, self.discriminator
@@ -106,7 +108,8 @@ class Algorithm1:
             z, masks = self._noise(), self._masks(m)                        # one step of G, fresh noise
             # update G: minimise log(1 - D(G(z))) or maximise log D(G(z))
             with self.autocast:
-                g_stats = generator_grads(g, d, z, masks, t.generator_loss, self._classes(), **self._scale())
+                g_stats = generator_grads(g, d, z, masks, t.generator_loss, self._classes(), **self._scale(),
+                                          keep=keep)
             self._average(self.opt_g, g_stats, ("g_loss",), stop)
             self._step(self.opt_g)
             stats.g_loss = g_stats.g_loss

@@ -110,10 +110,16 @@ def discriminator_grads(g: torch.nn.Module, d: torch.nn.Module, x_real: torch.Te
 
 
 def generator_grads(g: torch.nn.Module, d: torch.nn.Module, z: torch.Tensor, masks,
-                    loss_kind: str, fake_labels: torch.Tensor | None = None, loss_scale=_unscaled) -> StepStats:
-    """Algorithm 1's G step on m fresh samples; D's weight gradients are not computed."""
+                    loss_kind: str, fake_labels: torch.Tensor | None = None, loss_scale=_unscaled,
+                    keep: float = 1.0) -> StepStats:
+    """Algorithm 1's G step on m fresh samples; D's weight gradients are not computed. `keep` < 1: top-k training
+    (Sinha et al. 2020, train.top_k), the loss only over the round(keep * n) logits D rates highest (n: D's logits,
+    one per packed row when packed), so the samples D rejects most give G no gradient."""
     labels = label_kwargs(fake_labels)
     fake = _full(d(g(z, **labels), masks, **labels))
+    if keep < 1.0:
+        k = max(1, round(keep * fake.shape[0]))
+        fake = fake.reshape(-1).topk(k).values
     # update G: minimise log(1 - D(G(z))) (minimax) or maximise log D(G(z)) (non-saturating)
     g_loss = generator_loss(loss_kind, fake)
     g_params = list(g.parameters())

@@ -21,7 +21,7 @@ from ..config import Config
 from ..data.transforms import for_display
 from ..device import resolve_device
 from ..models import build_models, class_rows, label_kwargs
-from ..schedules import learning_rate, momentum
+from ..schedules import learning_rate, momentum, top_k_fraction
 from . import run_dir as layout
 from .algorithm1 import Algorithm1
 from .averaging import GeneratorAverage
@@ -153,10 +153,12 @@ class Trainer:
         return TrainResult(self.run_dir, self.epoch, self.g_updates, self.stop_reason is not None, last)
 
     def iteration(self):
-        """One iteration of Algorithm 1, with the momentum of the current epoch; returns its StepStats."""
+        """One iteration of Algorithm 1, with the momentum (and top-k fraction) of the current epoch; returns its
+        StepStats."""
         t = self.config.train
         mu = momentum(self.epoch, t.momentum_start, t.momentum_end, t.momentum_ramp_epochs)
-        stats = self.algorithm.iteration(self.perm, self.position, mu, self.pending_stop is not None)
+        stats = self.algorithm.iteration(self.perm, self.position, mu, self.pending_stop is not None,
+                                         top_k_fraction(self.epoch, t.top_k, t.top_k_decay))
         if self.average is not None:
             self.average.update(self.generator)
         if self.dist.active and self.algorithm.peer_stop and self.stop_reason is None:
