@@ -1,20 +1,23 @@
 """The mode-collapse benchmarks (docs/design.md §4): the 2-D grid (25 modes) and ring (8 modes), the paper's recipe
-(pack 1) against the remedy (packing, PacGAN), over several seeds; prints one JSON object on stdout.
+(pack 1) against the remedy (the -remedy presets: packing, PacGAN, and on the grid top-k training of G), over several
+seeds; prints one JSON object on stdout.
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/modes.py                      # 10 seeds, presets' budgets
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/modes.py --seeds 3 --jobs 2 --steps 4000 \
         --methods paper,pack2,pack4 --set train.lr=0.0005 --markdown table.md
 
-Methods (`--methods`): paper (the preset), pack2, pack4, pack2-wide, r1 (the paper's D with the R1 gradient penalty,
-train.gradient_penalty=1), pack2-r1 (packing with it), topk and pack2-topk (top-k training, train.top_k=0.5). Each run
-trains the `grid` / `ring` preset (100,000 points drawn from the run's seed) with train.seed = the seed, for `--steps`
-generator updates (default: the preset's number of updates), then measures 2,500 samples (noise seeded by the run's seed
-+ 1000) as VEEGAN and PacGAN do: modes captured, the high-quality fraction (within 3 sigma of the nearest mean), and the
-reverse KL of the high-quality samples' mode histogram to uniform. Reported per dataset and method: mean and standard
-error (std / sqrt(n)) over the seeds of the three numbers and of the wall seconds of a run, with the budget (steps,
-batch, examples seen) beside them, and the published numbers (PacGAN Table 1, 10 trials; VEEGAN Table 1). A run whose G
-has no high-quality sample has no KL (NaN); the mean is then over the runs that have one and `kl_runs` says how many.
-Runs are independent processes (`--jobs` at a time, one thread each).
+Methods (`--methods`): paper (the `grid` / `ring` preset), remedy (the `grid-remedy` / `ring-remedy` preset as it is:
+packing, and on the grid top-k training with 48,000 updates), pack2, pack4, pack2-wide, r1 (the paper's D with the R1
+gradient penalty, train.gradient_penalty=1), pack2-r1 (packing with it), topk and pack2-topk (top-k training,
+train.top_k=0.5). Each run but remedy trains the `grid` / `ring` preset (100,000 points drawn from the run's seed)
+with train.seed = the seed, for `--steps` generator updates (default: the preset's number of updates), then measures
+2,500 samples (noise seeded by the run's seed + 1000) as VEEGAN and PacGAN do: modes captured, the high-quality
+fraction (within 3 sigma of the nearest mean), and the reverse KL of the high-quality samples' mode histogram to
+uniform. Reported per dataset and method: mean and standard error (std / sqrt(n)) over the seeds of the three numbers
+and of the wall seconds of a run, with the budget (steps, batch, examples seen) beside them, and the published numbers
+(PacGAN Table 1, 10 trials; VEEGAN Table 1). A run whose G has no high-quality sample has no KL (NaN); the mean is
+then over the runs that have one and `kl_runs` says how many. Runs are independent processes (`--jobs` at a time, one
+thread each).
 """
 from __future__ import annotations
 
@@ -32,10 +35,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # runs without PYTHONPATH too
 
-# the methods compared: overrides of the preset. "paper": the preset as it is (the paper's Algorithm 1 with a
-# maxout D); "packN": PacGAN's D judging N examples at once, with N times the batch so that D still sees as many
-# packed rows per step as the paper's D sees examples (PacGAN's setup: 100 packed rows of N examples). pack2 is the
-# default remedy: at the presets' budgets pack4 kept the grid's 25 modes on more seeds but lost high quality (90.7%
+# the methods compared: overrides of the preset. "paper": the preset as it is (the paper's Algorithm 1 with a maxout
+# D); "packN": PacGAN's D judging N examples at once, with N times the batch so that D still sees as many packed rows
+# per step as the paper's D sees examples (PacGAN's setup: 100 packed rows of N examples). pack2 is the packing of the
+# remedy presets: at the presets' budgets pack4 kept the grid's 25 modes on more seeds but lost high quality (90.7%
 # against 93.7% over seeds 10-19, README), and at 8,000 updates its D stayed at chance.
 METHODS = {"paper": {}, "pack2": {"model.pack": 2, "train.batch_size": 200},
            "pack4": {"model.pack": 4, "train.batch_size": 400}}
@@ -50,10 +53,14 @@ METHODS["pack2-r1"] = {**METHODS["pack2"], "train.gradient_penalty": 1.0}
 # highest, the kept share falling from all by 0.99 per epoch (500 updates at batch 200) to 0.5
 METHODS["topk"] = {"train.top_k": 0.5}
 METHODS["pack2-topk"] = {**METHODS["pack2"], "train.top_k": 0.5}
+# "remedy": no overrides of the dataset's -remedy preset, the remedy as shipped (config/presets.py): pack 2 on both,
+# and on the grid top-k training of G with 48,000 updates. Its default budget is that preset's.
+METHODS["remedy"] = {}
+PRESET_SUFFIX = {"remedy": "-remedy"}
 # Every run also keeps the moving average of G's weights (train.generator_ema, Yazici et al. 2019), which changes
 # nothing in training: each run is measured twice, G itself as METHOD and the average as METHOD+avg.
 AVERAGE = 0.999
-DEFAULT_METHODS = "paper,pack2"
+DEFAULT_METHODS = "paper,remedy"
 
 # mean of 10 trials, grid / ring (docs/design.md §4)
 PUBLISHED = {
@@ -81,12 +88,13 @@ def one_run(job: tuple[str, str, int, int | None, list[str]]) -> list[dict]:
 
     dataset, method, seed, steps, extra = job
     torch.set_num_threads(1)
+    preset = dataset + PRESET_SUFFIX.get(method, "")
     overrides = {"train.generator_ema": AVERAGE, **METHODS[method], "train.seed": seed, "train.tensorboard": False}
     if steps is None:                           # the preset's number of updates, at any batch size
-        preset = make_config(dataset).train
-        steps = preset.epochs * (100_000 // preset.batch_size)
+        train = make_config(preset).train
+        steps = train.epochs * (100_000 // train.batch_size)
     overrides.update({"train.max_steps": steps, "train.epochs": 10**6})
-    config = make_config(dataset, [f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
+    config = make_config(preset, [f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
                                    for k, v in overrides.items()] + list(extra))
     started = time.perf_counter()
     trainer = Trainer(config, None)
@@ -173,14 +181,17 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=10, help="seeds 0 .. N-1 (default 10)")
     p.add_argument("--first-seed", type=int, default=0)
-    p.add_argument("--steps", type=int, help="generator updates per run (default: the preset's, 32,000 for the grid and "
-                                             "24,000 for the ring)")
+    p.add_argument("--steps", type=int, help="generator updates per run (default: the preset's: 32,000 for the grid, "
+                                             "48,000 for grid-remedy, 24,000 for the ring)")
     p.add_argument("--datasets", default="grid,ring")
     p.add_argument("--methods", default=DEFAULT_METHODS, help=f"of {', '.join(METHODS)} (default {DEFAULT_METHODS})")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config overrides")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time, one process and one thread each")
     p.add_argument("--markdown", help="also write the README table to this file")
     args = p.parse_args(argv)
+    unknown = sorted(set(args.methods.split(",")) - set(METHODS))
+    if unknown:
+        p.error(f"unknown method {', '.join(unknown)}: choose from {', '.join(METHODS)}")
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     jobs = [(d, m, s, args.steps, args.set) for d in args.datasets.split(",") for m in args.methods.split(",")
             for s in seeds]

@@ -68,3 +68,18 @@ def test_pack2_presets_are_the_mixture_presets_with_packing_and_as_many_updates(
     assert packed.train == dataclasses.replace(base.train, batch_size=packed.train.batch_size,
                                                epochs=packed.train.epochs)
     assert base.train.generator_ema == 0.999                                 # samples from the average of G
+
+
+def _updates(train) -> int:
+    return train.epochs * (100_000 // train.batch_size)
+
+
+def test_remedy_presets_are_packing_and_on_the_grid_top_k_with_a_longer_decay():
+    assert make_config("ring-remedy") == make_config("ring-pack2")         # packing alone met the ring's target
+    base, remedy = make_config("grid"), make_config("grid-remedy")
+    assert remedy.model == dataclasses.replace(base.model, pack=2)
+    t = remedy.train
+    assert (t.batch_size, t.top_k, t.lr, t.lr_decay_after) == (200, 0.5, base.train.lr, base.train.lr_decay_after)
+    assert _updates(t) == 48_000 and _updates(base.train) == 32_000
+    assert t.lr_decay ** (_updates(t) - t.lr_decay_after) == pytest.approx(30, rel=1e-3)   # 30-fold, last 32,000
+    assert t == dataclasses.replace(base.train, batch_size=200, epochs=t.epochs, top_k=0.5, lr_decay=t.lr_decay)
