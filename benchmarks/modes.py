@@ -1,5 +1,5 @@
 """The mode-collapse benchmarks (docs/design.md §4): the 2-D grid (25 modes) and ring (8 modes), the paper's recipe
-(pack 1) against the remedy (the -remedy presets: packing, PacGAN, and on the grid top-k training of G), over several
+(pack 1) against the remedy (the -remedy presets: packing, PacGAN, and top-k training of G), over several
 seeds; prints one JSON object on stdout.
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/modes.py                      # 10 seeds, presets' budgets
@@ -7,7 +7,7 @@ seeds; prints one JSON object on stdout.
         --methods paper,pack2,pack4 --set train.lr=0.0005 --markdown table.md
 
 Methods (`--methods`): paper (the `grid` / `ring` preset), remedy (the `grid-remedy` / `ring-remedy` preset as it is:
-packing, and on the grid top-k training with 48,000 updates), pack2, pack4, pack2-wide, r1 (the paper's D with the R1
+packing and top-k training, on the grid with 48,000 updates), pack2, pack4, pack2-wide, r1 (the paper's D with the R1
 gradient penalty, train.gradient_penalty=1), pack2-r1 (packing with it), topk and pack2-topk (top-k training,
 train.top_k=0.5). Each run but remedy trains the `grid` / `ring` preset (100,000 points drawn from the run's seed)
 with train.seed = the seed, for `--steps` generator updates (default: the preset's number of updates), then measures

@@ -74,8 +74,9 @@ def _updates(train) -> int:
     return train.epochs * (100_000 // train.batch_size)
 
 
-def test_remedy_presets_are_packing_and_on_the_grid_top_k_with_a_longer_decay():
-    assert make_config("ring-remedy") == make_config("ring-pack2")         # packing alone met the ring's target
+def test_remedy_presets_are_packing_with_top_k_and_on_the_grid_a_longer_decay():
+    ring = make_config("ring-pack2")                                       # the ring: packing with top-k, same budget
+    assert make_config("ring-remedy") == dataclasses.replace(ring, train=dataclasses.replace(ring.train, top_k=0.5))
     base, remedy = make_config("grid"), make_config("grid-remedy")
     assert remedy.model == dataclasses.replace(base.model, pack=2)
     t = remedy.train
