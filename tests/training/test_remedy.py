@@ -2,7 +2,8 @@
 presets, G averaged, as benchmarks/modes.py measures them (its method "remedy"). The bounds have margin below every
 seed measured, so a chaotic run on another CPU passes while a collapsed one does not: on the grid (packing and top-k
 training, 48,000 updates), seeds 0-29 all gave 25 modes, >= 89.8% high quality and KL <= 0.021; on the ring (packing
-and top-k training, 24,000 updates), seeds 0-19 all gave 8 modes, >= 93.4% and KL <= 0.003. A collapsed run has a few modes and KL near log(modes)."""
+and top-k training, 24,000 updates), seeds 0-19 all gave 8 modes, >= 93.4% and KL <= 0.003. A collapsed run has a
+few modes and KL near log(modes)."""
 import pytest
 import torch
 
