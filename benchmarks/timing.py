@@ -2,6 +2,7 @@
 GFLOP/s. Each returns seconds (best of several passes where the machine's noise matters)."""
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
@@ -18,17 +19,75 @@ def time_steps(trainer, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
+class GemmPass:
+    """One pass over the products `shapes` ((name, M, K, N) each: (M, K) @ (K, N) into an (M, N) buffer), with the
+    operands allocated once, so that timing a pass never includes the first touch of new memory."""
+
+    def __init__(self, shapes):
+        self.mats = [(torch.rand(mm, k), torch.rand(k, n)) for _, mm, k, n in shapes]
+        self.outs = [torch.empty(mm, n) for _, mm, _, n in shapes]
+
+    def __call__(self) -> None:
+        for (a, b), out in zip(self.mats, self.outs):
+            torch.mm(a, b, out=out)
+
+    def times(self, repeats: int) -> list[float]:
+        """Seconds of each of `repeats` passes."""
+        seconds = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            self()
+            seconds.append(time.perf_counter() - start)
+        return seconds
+
+
 def time_gemms(shapes, repeats: int) -> float:
     """Seconds for one pass over all the products, best of `repeats` passes."""
-    mats = [(torch.rand(mm, k), torch.rand(k, n)) for _, mm, k, n in shapes]
-    outs = [torch.empty(mm, n) for _, mm, _, n in shapes]
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for (a, b), out in zip(mats, outs):
-            torch.mm(a, b, out=out)
-        best = min(best, time.perf_counter() - start)
-    return best
+    return min(GemmPass(shapes).times(repeats))
+
+
+def step_once(trainer):
+    """A function that runs one iteration of `trainer` (its perm set), wrapping around the epoch."""
+    per_epoch = trainer.iterations_per_epoch()
+
+    def step() -> None:
+        if trainer.position >= per_epoch:
+            trainer.position = 0
+        trainer.iteration()
+    return step
+
+
+def paired_rounds(bound, step, rounds: int, per_round: int) -> list[tuple[list[float], list[float]]]:
+    """`rounds` rounds of `per_round` calls of `bound()` then `per_round` calls of `step()`: each round's seconds per
+    call, (bound's, step's).
+
+    This is how the fraction of a bound is measured on a noisy machine: the two sides of a round see the same
+    load, so the median over the rounds of bound-mean / step-mean (`paired_fraction`) does not move with a burst
+    of other work. The best single call of the bound against the best round of the step (the estimate these
+    benchmarks printed before) sets the extreme of many short passes against the extreme of a few long means, and
+    on a machine with other tenants it moved about twice as much from run to run (README, Speed)."""
+    result = []
+    for _ in range(rounds):
+        sides = ([], [])
+        for side, run in zip(sides, (bound, step)):
+            for _ in range(per_round):
+                start = time.perf_counter()
+                run()
+                side.append(time.perf_counter() - start)
+        result.append(sides)
+    return result
+
+
+def paired_fraction(rounds: list[tuple[list[float], list[float]]]) -> dict:
+    """From `paired_rounds`: the median over the rounds of (bound's mean / step's mean) and its quartiles, and the
+    same two sides compared the old way (best single bound call / best round of the step)."""
+    ratios = sorted(sum(b) / sum(s) for b, s in rounds)
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    best_step = min(sum(s) / len(s) for _, s in rounds)
+    return {"median": statistics.median(ratios), "quartiles": (quartiles[0], quartiles[2]),
+            "best_pass_over_best_round": min(min(b) for b, _ in rounds) / best_step, "best_step": best_step,
+            "median_step": statistics.median(sum(s) / len(s) for _, s in rounds),
+            "best_bound_pass": min(min(b) for b, _ in rounds)}
 
 
 def square_gflops(n: int = 2048) -> float:
@@ -76,9 +135,10 @@ def op_profile(step, steps: int, top: int = 15, products: bool = False) -> dict:
 
 def _products(prof, steps: int, repeats: int = 20) -> list[dict]:
     """Each matrix product (addmm / mm, grouped by shape) of a shape-recording profile of `steps` calls: its ms per
-    call inside the step against the same (M, K) @ (K, N) product timed alone and hot (`time_gemms`: best of
-    `repeats`, contiguous operands, no bias or accumulation). A ratio above 1 is time lost in the products
-    themselves (cold caches, transposed operands, accumulating into the velocity) rather than around them."""
+    call inside the step against the same (M, K) @ (K, N) product timed alone and hot (the mean of `repeats`
+    calls after one unmeasured, contiguous operands, no bias or accumulation: a mean against a mean, as
+    `paired_ratios` argues). A ratio above 1 is time lost in the products themselves (cold caches, transposed
+    operands, accumulating into the velocity) rather than around them."""
     rows = []
     for e in prof.key_averages(group_by_input_shape=True):
         if e.key not in ("aten::addmm", "aten::mm"):
@@ -86,7 +146,9 @@ def _products(prof, steps: int, repeats: int = 20) -> list[dict]:
         (mm, k), (_, n) = e.input_shapes[1:3] if e.key == "aten::addmm" else e.input_shapes[:2]
         if mm * k * n < 100_000:                               # D's output layer: microseconds, noise
             continue
-        hot_ms = time_gemms([("", mm, k, n)], repeats) * 1e3
+        product = GemmPass([("", mm, k, n)])
+        product()
+        hot_ms = sum(product.times(repeats)) / repeats * 1e3
         in_step = e.self_cpu_time_total / 1e3 / max(1, e.count)
         rows.append({"op": e.key, "product": f"{mm}x{k} @ {k}x{n}", "ms_in_step": round(in_step, 3),
                      "ms_hot": round(hot_ms, 3), "ratio": round(in_step / hot_ms, 2)})

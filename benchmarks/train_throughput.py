@@ -1,20 +1,24 @@
 """Training throughput of the paper-mnist networks at batch 100, against the machine's matmul bound.
 
 Prints one JSON object:
-  steps_per_s             Algorithm 1 iterations per second of the real trainer (fused simultaneous step)
+  steps_per_s             Algorithm 1 iterations per second of the real trainer (fused simultaneous step), best round
   flops_per_step          the matrix-product FLOPs one iteration needs (listed under "gemms")
-  matmul_gflops           this machine's GFLOP/s on exactly those products, timed in this run
+  matmul_gflops           this machine's GFLOP/s on exactly those products, timed in this run (best single pass)
   bound_steps_per_s       matmul_gflops / flops_per_step: no step can be faster than this
-  fraction_of_bound       steps_per_s / bound_steps_per_s
+  fraction_of_bound       the share of the step's time that the products alone take: the median over the rounds of
+                          (mean time of a pass over the products) / (mean time of a step), the two timed side by side
+                          in each round (timing.paired_rounds), with its quartiles in fraction_of_bound_quartiles
+  fraction_of_bound_best_pass  the estimate this benchmark printed before: best single pass over the products
+                          against the best round of steps; it counts the machine's noise against the step
   baseline_*              the same iteration through autograd (no fused backward), measured in this run
   profile                 where the fused step's time goes: self CPU ms per step of each ATen op (torch.profiler),
                           the matrix products against everything else (--profile-steps 0 leaves it out), and
                           under "products" each matrix product's ms inside the step against the same product
                           timed alone with hot caches (ratio > 1: time lost inside the products themselves)
-The step and its matmul bound alternate in rounds and each keeps its best round (the machine is noisy); the
-autograd baseline is timed after them, in the same process.
+In each round --steps passes over the products and then --steps iterations of the step are timed (the machine is
+noisy: both sides of a round see the same load); the autograd baseline is timed after them, in the same process.
 
-    python benchmarks/train_throughput.py [--steps 100] [--rounds 5] [--threads N] [--conditional]
+    python benchmarks/train_throughput.py [--steps 10] [--rounds 40] [--threads N] [--conditional]
 
 --conditional times the conditional networks (model.conditional: the one-hot label into G and D) instead.
 
@@ -28,7 +32,6 @@ import json
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -37,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from advnets.config import make_config  # noqa: E402
 from advnets.training import Trainer  # noqa: E402
-from timing import op_profile, square_gflops, time_gemms, time_steps  # noqa: E402  (benchmarks/ is on sys.path)
+from timing import (GemmPass, op_profile, paired_fraction, paired_rounds, square_gflops,  # noqa: E402
+                    step_once, time_steps)  # (benchmarks/ is on sys.path)
 
 
 def gemm_shapes(trainer: Trainer) -> list[tuple[str, int, int, int]]:
@@ -76,9 +80,9 @@ def make_trainer(tmp: Path, name: str, fused: bool, images: torch.Tensor, labels
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=None, help="iterations per timed round (default 100; 5 with "
+    parser.add_argument("--steps", type=int, default=None, help="iterations per timed round (default 10; 5 with "
                                                                  "--preset other than paper-mnist)")
-    parser.add_argument("--rounds", type=int, default=None, help="default 5 (3 with --preset)")
+    parser.add_argument("--rounds", type=int, default=None, help="default 40 (3 with --preset)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--conditional", action="store_true", help="the conditional networks (model.conditional)")
     parser.add_argument("--profile-steps", type=int, default=20, help="iterations profiled per op (0: none)")
@@ -92,7 +96,7 @@ def main() -> None:
 
         print(json.dumps(benchmark(args.preset, args.steps or 5, args.rounds or 3), indent=1))
         return
-    args.steps, args.rounds = args.steps or 100, args.rounds or 5
+    args.steps, args.rounds = args.steps or 10, args.rounds or 40
 
     try:
         from advnets.data import load_split
@@ -107,39 +111,41 @@ def main() -> None:
         fused = make_trainer(Path(tmp), "fused", True, images, labels)
         shapes = gemm_shapes(fused)
         flops = sum(2 * m * k * n for _, m, k, n in shapes)
-        best = {"fused": float("inf"), "autograd": float("inf"), "gemm": float("inf")}
-        # The step and its matmul bound alternate round by round, so that the machine's noise hits both alike.
+        # The products and the step take turns round by round, so that the machine's noise hits both alike.
         # The autograd baseline runs afterwards: interleaved, its allocations slowed the fused step by ~5%.
         time_steps(fused, 10)                                  # warm up
-        for _ in range(args.rounds):
-            best["gemm"] = min(best["gemm"], time_gemms(shapes, args.steps))
-            best["fused"] = min(best["fused"], time_steps(fused, args.steps))
+        products = GemmPass(shapes)
+        products()
+        fraction = paired_fraction(paired_rounds(products, step_once(fused), args.rounds, args.steps))
         profile = (op_profile(lambda: time_steps(fused, 1), args.profile_steps, products=True)
                    if args.profile_steps else None)
-        del fused
+        del fused, products
         autograd = make_trainer(Path(tmp), "autograd", False, images, labels)
         time_steps(autograd, 10)
-        for _ in range(args.rounds):
-            best["autograd"] = min(best["autograd"], time_steps(autograd, args.steps))
+        best_autograd = min(time_steps(autograd, args.steps) for _ in range(args.rounds))
 
-    gflops = flops / best["gemm"] / 1e9
-    bound = 1.0 / best["gemm"]
+    best_step, gemm = fraction["best_step"], fraction["best_bound_pass"]
+    gflops = flops / gemm / 1e9
     print(json.dumps({
         "benchmark": "train_throughput",
         "networks": "paper-mnist: G 100-1200-1200-784, D maxout 240x5-240x5-1, dropout 0.8/0.5"
                     + (", conditional (one-hot label of 10 classes into G and D)" if args.conditional else ""),
         "data": data, "batch_size": 100, "schedule": "simultaneous (fused step)",
         "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
-        "steps_per_s": round(1 / best["fused"], 2),
-        "ms_per_step": round(best["fused"] * 1e3, 3),
+        "steps_per_s": round(1 / best_step, 2),
+        "ms_per_step": round(best_step * 1e3, 3),
+        "median_steps_per_s": round(1 / fraction["median_step"], 2),
         "flops_per_step": flops,
         "matmul_gflops": round(gflops, 1),
-        "matmul_ms_per_step": round(best["gemm"] * 1e3, 3),
-        "bound_steps_per_s": round(bound, 2),
-        "fraction_of_bound": round(best["gemm"] / best["fused"], 3),
+        "matmul_ms_per_step": round(gemm * 1e3, 3),
+        "bound_steps_per_s": round(1 / gemm, 2),
+        "fraction_of_bound": round(fraction["median"], 3),
+        "fraction_of_bound_quartiles": [round(q, 3) for q in fraction["quartiles"]],
+        "fraction_of_bound_best_pass": round(fraction["best_pass_over_best_round"], 3),
+        "rounds": args.rounds, "steps_per_round": args.steps,
         "square_matmul_gflops_2048": round(square_gflops(), 1),
-        "baseline_autograd_steps_per_s": round(1 / best["autograd"], 2),
-        "speedup_over_autograd": round(best["autograd"] / best["fused"], 2),
+        "baseline_autograd_steps_per_s": round(1 / best_autograd, 2),
+        "speedup_over_autograd": round(best_autograd / best_step, 2),
         "profile": profile,
         "gemms": [f"{name}: {m}x{k} @ {k}x{n}" for name, m, k, n in shapes],
     }, indent=1))

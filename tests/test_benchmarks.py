@@ -1,0 +1,51 @@
+"""The throughput benchmark's measuring code: the paired estimate of the fraction of the matmul bound, and a short
+run of benchmarks/train_throughput.py end to end (its JSON, not its speed: no timing is asserted)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+from timing import paired_fraction, paired_rounds  # noqa: E402
+
+
+def test_paired_rounds_alternates_the_two_sides_per_round():
+    calls = []
+    rounds = paired_rounds(lambda: calls.append("bound"), lambda: calls.append("step"), rounds=3, per_round=2)
+    assert calls == ["bound", "bound", "step", "step"] * 3
+    assert len(rounds) == 3 and all(len(b) == 2 and len(s) == 2 for b, s in rounds)
+    assert all(t >= 0 for b, s in rounds for t in (*b, *s))
+
+
+def test_paired_fraction_is_the_median_of_the_rounds_ratios():
+    # four rounds: ratios 0.9, 0.8, 0.5 (a burst of other work slowed the step), 0.85
+    rounds = [([0.9, 0.9], [1.0, 1.0]), ([0.8], [1.0]), ([1.0, 1.0], [2.0, 2.0]), ([0.85], [1.0])]
+    f = paired_fraction(rounds)
+    assert f["median"] == pytest.approx(0.825)                 # the burst moves the median little
+    assert f["quartiles"][0] <= f["median"] <= f["quartiles"][1]
+    assert f["best_step"] == 1.0 and f["best_bound_pass"] == 0.8
+    assert f["best_pass_over_best_round"] == pytest.approx(0.8)  # the old estimate: best pass / best round
+    assert f["median_step"] == 1.0
+
+
+def test_train_throughput_prints_its_json():
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, str(BENCHMARKS / "train_throughput.py"), "--threads", "1", "--steps", "2",
+                          "--rounds", "3", "--profile-steps", "2"],
+                         capture_output=True, text=True, env=env, timeout=600, check=True).stdout
+    result = json.loads(out[out.index("{"):])
+    low, high = result["fraction_of_bound_quartiles"]
+    assert 0 < low <= result["fraction_of_bound"] <= high < 2
+    assert result["rounds"] == 3 and result["steps_per_round"] == 2
+    assert result["flops_per_step"] == 2_763_168_000             # the products of one paper-mnist iteration
+    assert len(result["gemms"]) == 17                          # G: 3 forward, 3 + 2 backward; D: 3, 3 + 3
+    assert result["steps_per_s"] > 0 and result["bound_steps_per_s"] > 0
+    products = result["profile"]["products"]
+    assert products and all(p["ms_hot"] > 0 and p["ms_in_step"] > 0 for p in products)
