@@ -17,12 +17,20 @@ Prints one JSON object:
                                kernels in this run, best of the rounds)
   bound_steps_per_s            no iteration can be faster than this on these kernels
   fraction_of_bound            steps_per_s / bound_steps_per_s
+  fraction_of_bound_paired     the estimate train_throughput.py uses: in each round, --steps passes over all the
+                               operations and then --steps iterations, each side's mean; the median over the rounds
+                               of bound / step (fraction_of_bound_paired_rounds: each round's). A pass runs the
+                               operations back to back, not each alone and hot, so this bound is looser
   bound_channels_last_ms_per_step, fraction_of_channels_last_bound
                                the same bound with each convolution timed in the faster of NCHW and channels-last
                                (the layout D runs in): a tighter bound
   baseline_two_pass_steps_per_s, baseline_fraction_of_bound, speedup_over_two_pass
                                the same trainer with the two-pass autograd step (D's backward pass once for D's loss
                                and once more for G's), timed in the same rounds, interleaved
+  keep_freed_memory, minor_page_faults_per_step
+                               whether glibc keeps freed memory for reuse, as `advnets` commands set it
+                               (advnets/memory.py; --system-malloc: not), and the page faults a step took (median of
+                               the rounds)
 The data are random images of the preset's shape (speed does not depend on pixel values).
 """
 from __future__ import annotations
@@ -30,6 +38,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -41,6 +51,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from advnets.config import make_config  # noqa: E402
+from advnets.memory import keep_freed_memory  # noqa: E402
 from advnets.models import ConvGenerator, MaxoutConvDiscriminator  # noqa: E402
 from advnets.training import Trainer  # noqa: E402
 from timing import time_steps  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
@@ -146,7 +157,8 @@ def time_operations(ops, repeats: int) -> tuple[float, float]:
     return total, fastest
 
 
-def benchmark(preset: str, steps: int, rounds: int) -> dict:
+def benchmark(preset: str, steps: int, rounds: int, system_malloc: bool = False) -> dict:
+    keep_freed = False if system_malloc else keep_freed_memory()        # as the advnets command does
     config = make_config(preset)
     shape = IMAGE_SHAPES.get(config.data.dataset, (3, 32, 32))
     n = max(4 * config.train.batch_size, 512)
@@ -157,11 +169,22 @@ def benchmark(preset: str, steps: int, rounds: int) -> dict:
         ops = operations(trainer)
         shared = trainer.shared
         time_steps(trainer, 1)                                          # warm up
+        thunks = [_thunk(op["shapes"]) for op in ops]                   # one pass over the bound's operations
         best_step, best_ops, best_fastest, best_two_pass = (float("inf"),) * 4
+        paired, minor_faults = [], []
         for _ in range(rounds):                                         # interleave: noise hits all alike
             total, fastest = time_operations(ops, 2)
             best_ops, best_fastest = min(best_ops, total), min(best_fastest, fastest)
-            best_step = min(best_step, time_steps(trainer, steps))
+            start = time.perf_counter()
+            for _ in range(steps):
+                for run in thunks:
+                    run()
+            bound_pass = (time.perf_counter() - start) / steps
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            step = time_steps(trainer, steps)
+            minor_faults.append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps)
+            best_step = min(best_step, step)
+            paired.append(bound_pass / step)
             if shared:                                                  # the two-pass step on the same trainer
                 trainer.algorithm.shared = False
                 best_two_pass = min(best_two_pass, time_steps(trainer, steps))
@@ -182,6 +205,9 @@ def benchmark(preset: str, steps: int, rounds: int) -> dict:
         "bound_ms_per_step": round(best_ops * 1e3, 1),
         "bound_steps_per_s": round(1 / best_ops, 3),
         "fraction_of_bound": round(best_ops / best_step, 3),
+        "fraction_of_bound_paired": round(statistics.median(paired), 3),
+        "fraction_of_bound_paired_rounds": [round(r, 3) for r in paired],
+        "keep_freed_memory": keep_freed, "minor_page_faults_per_step": round(statistics.median(minor_faults)),
         "achieved_gflops": round(flops / best_step / 1e9, 1),
         "bound_channels_last_ms_per_step": round(best_fastest * 1e3, 1),
         "fraction_of_channels_last_bound": round(best_fastest / best_step, 3),
@@ -198,10 +224,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=5, help="iterations per timed round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="leave glibc's malloc as it is (advnets.memory.keep_freed_memory not called)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(json.dumps(benchmark(args.preset, args.steps, args.rounds), indent=1))
+    print(json.dumps(benchmark(args.preset, args.steps, args.rounds, args.system_malloc), indent=1))
 
 
 if __name__ == "__main__":

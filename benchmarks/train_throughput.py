@@ -39,6 +39,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from advnets.config import make_config  # noqa: E402
+from advnets.memory import keep_freed_memory  # noqa: E402
 from advnets.training import Trainer  # noqa: E402
 from timing import (GemmPass, op_profile, paired_fraction, paired_rounds, square_gflops,  # noqa: E402
                     step_once, time_steps)  # (benchmarks/ is on sys.path)
@@ -88,14 +89,17 @@ def main() -> None:
     parser.add_argument("--profile-steps", type=int, default=20, help="iterations profiled per op (0: none)")
     parser.add_argument("--preset", default="paper-mnist",
                         help="paper-mnist (this file) | paper-cifar10-conv | paper-cifar10-fc | paper-tfd")
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="leave glibc's malloc as it is (advnets.memory.keep_freed_memory not called)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.preset != "paper-mnist":                           # the CIFAR-10 / TFD networks: image_throughput.py
         from image_throughput import benchmark
 
-        print(json.dumps(benchmark(args.preset, args.steps or 5, args.rounds or 3), indent=1))
+        print(json.dumps(benchmark(args.preset, args.steps or 5, args.rounds or 3, args.system_malloc), indent=1))
         return
+    keep_freed = False if args.system_malloc else keep_freed_memory()    # as the advnets command does
     args.steps, args.rounds = args.steps or 10, args.rounds or 40
 
     try:
@@ -142,7 +146,7 @@ def main() -> None:
         "fraction_of_bound": round(fraction["median"], 3),
         "fraction_of_bound_quartiles": [round(q, 3) for q in fraction["quartiles"]],
         "fraction_of_bound_best_pass": round(fraction["best_pass_over_best_round"], 3),
-        "rounds": args.rounds, "steps_per_round": args.steps,
+        "rounds": args.rounds, "steps_per_round": args.steps, "keep_freed_memory": keep_freed,
         "square_matmul_gflops_2048": round(square_gflops(), 1),
         "baseline_autograd_steps_per_s": round(1 / best_autograd, 2),
         "speedup_over_autograd": round(best_autograd / best_step, 2),

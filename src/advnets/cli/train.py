@@ -124,11 +124,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.preset and args.config:
         raise AdvnetsError("--preset and --config both give a base configuration", "pass one of them")
     base_name = args.config or args.preset
+    from ..memory import keep_freed_memory
     from ..threads import set_torch_threads
 
     threads = set_torch_threads(args.threads)
     if args.dry_run:
         return _dry_run(args, base_name)
+    keep_freed_memory()                    # large tensors reused from step to step without new page faults
     if args.resume:
         run_dir, config, values = Path(args.resume), None, overrides(args)
         if base_name or values:
