@@ -35,6 +35,9 @@ data: --set data.storage=auto|memory|memmap says where the training split lives 
   quarter of the RAM (or of the GPU's memory).
 precision: --set train.precision=bf16 (CPU or GPU) or fp16 (GPU, with a gradient scaler) runs the autograd and
   convolutional steps under torch.autocast; the fused MLP step is exact fp32 only.
+memory (Linux): freed blocks stay in the process for the next step (glibc's mmap and heap trimming off), so large
+  tensors are not page-faulted in again every step; the resident set stays at its peak. MALLOC_MMAP_MAX_=65536 in
+  the environment keeps glibc's default.
 """
 
 
