@@ -28,7 +28,7 @@ Prints one JSON object:
                                the same trainer with the two-pass autograd step (D's backward pass once for D's loss
                                and once more for G's), timed in the same rounds, interleaved
   keep_freed_memory, minor_page_faults_per_step
-                               whether glibc keeps freed memory for reuse, as `advnets` commands set it
+                               whether glibc keeps freed memory for reuse, as `advnets train` sets it
                                (advnets/memory.py; --system-malloc: not), and the page faults a step took (median of
                                the rounds)
 The data are random images of the preset's shape (speed does not depend on pixel values).

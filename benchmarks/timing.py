@@ -10,12 +10,10 @@ import torch
 
 def time_steps(trainer, steps: int) -> float:
     """Seconds per iteration of `trainer` (its perm set), wrapping around the epoch."""
-    per_epoch = trainer.iterations_per_epoch()
+    step = step_once(trainer)
     start = time.perf_counter()
     for _ in range(steps):
-        if trainer.position >= per_epoch:
-            trainer.position = 0
-        trainer.iteration()
+        step()
     return (time.perf_counter() - start) / steps
 
 
@@ -39,11 +37,6 @@ class GemmPass:
             self()
             seconds.append(time.perf_counter() - start)
         return seconds
-
-
-def time_gemms(shapes, repeats: int) -> float:
-    """Seconds for one pass over all the products, best of `repeats` passes."""
-    return min(GemmPass(shapes).times(repeats))
 
 
 def step_once(trainer):
@@ -137,7 +130,7 @@ def _products(prof, steps: int, repeats: int = 20) -> list[dict]:
     """Each matrix product (addmm / mm, grouped by shape) of a shape-recording profile of `steps` calls: its ms per
     call inside the step against the same (M, K) @ (K, N) product timed alone and hot (the mean of `repeats`
     calls after one unmeasured, contiguous operands, no bias or accumulation: a mean against a mean, as
-    `paired_ratios` argues). A ratio above 1 is time lost in the products themselves (cold caches, transposed
+    `paired_rounds` argues). A ratio above 1 is time lost in the products themselves (cold caches, transposed
     operands, accumulating into the velocity) rather than around them."""
     rows = []
     for e in prof.key_averages(group_by_input_shape=True):
