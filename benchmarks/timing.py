@@ -50,9 +50,10 @@ def step_once(trainer):
     return step
 
 
-def paired_rounds(bound, step, rounds: int, per_round: int) -> list[tuple[list[float], list[float]]]:
+def paired_rounds(bound, step, rounds: int, per_round: int, extra=()) -> list[tuple[list[float], ...]]:
     """`rounds` rounds of `per_round` calls of `bound()` then `per_round` calls of `step()`: each round's seconds per
-    call, (bound's, step's).
+    call, (bound's, step's). Each callable in `extra` is called `per_round` times between the two, and its seconds
+    follow the step's in the round's tuple (bound's, step's, extra[0]'s, ...).
 
     This is how the fraction of a bound is measured on a noisy machine: the two sides of a round see the same
     load, so the median over the rounds of bound-mean / step-mean (`paired_fraction`) does not move with a burst
@@ -61,8 +62,8 @@ def paired_rounds(bound, step, rounds: int, per_round: int) -> list[tuple[list[f
     on a machine with other tenants it moved about twice as much from run to run (README, Speed)."""
     result = []
     for _ in range(rounds):
-        sides = ([], [])
-        for side, run in zip(sides, (bound, step)):
+        sides = tuple([] for _ in range(2 + len(extra)))
+        for side, run in zip((sides[0], *sides[2:], sides[1]), (bound, *extra, step)):
             for _ in range(per_round):
                 start = time.perf_counter()
                 run()
@@ -71,16 +72,19 @@ def paired_rounds(bound, step, rounds: int, per_round: int) -> list[tuple[list[f
     return result
 
 
-def paired_fraction(rounds: list[tuple[list[float], list[float]]]) -> dict:
+def paired_fraction(rounds: list[tuple[list[float], ...]], parts: tuple[int, ...] = (0,)) -> dict:
     """From `paired_rounds`: the median over the rounds of (bound's mean / step's mean) and its quartiles, and the
-    same two sides compared the old way (best single bound call / best round of the step)."""
-    ratios = sorted(sum(b) / sum(s) for b, s in rounds)
+    same two sides compared the old way (best single bound call / best round of the step). `parts`: the sides whose
+    means add up to the bound (default the bound's alone; (0, 2) adds the first `extra`'s)."""
+    def mean(side):
+        return sum(side) / len(side)
+    ratios = sorted(sum(mean(r[i]) for i in parts) / mean(r[1]) for r in rounds)
     quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
-    best_step = min(sum(s) / len(s) for _, s in rounds)
+    best_step = min(mean(r[1]) for r in rounds)
+    best_bound = min(min(r[0]) for r in rounds)
     return {"median": statistics.median(ratios), "quartiles": (quartiles[0], quartiles[2]),
-            "best_pass_over_best_round": min(min(b) for b, _ in rounds) / best_step, "best_step": best_step,
-            "median_step": statistics.median(sum(s) / len(s) for _, s in rounds),
-            "best_bound_pass": min(min(b) for b, _ in rounds)}
+            "best_pass_over_best_round": best_bound / best_step, "best_step": best_step,
+            "median_step": statistics.median(mean(r[1]) for r in rounds), "best_bound_pass": best_bound}
 
 
 def square_gflops(n: int = 2048) -> float:

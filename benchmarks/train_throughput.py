@@ -10,13 +10,23 @@ Prints one JSON object:
                           in each round (timing.paired_rounds), with its quartiles in fraction_of_bound_quartiles
   fraction_of_bound_best_pass  the estimate this benchmark printed before: best single pass over the products
                           against the best round of steps; it counts the machine's noise against the step
+  update_ms_per_step      p <- p + v over all 3.7M weights (copies), the momentum update's memory-bound half: the
+                          other half, v <- mu v - lr g, happens inside the weight-gradient products
+  masks_ms_per_step       D's three dropout masks for the 2m batch, drawn as the trainer draws them
+  floor_ms_per_step       products + update + masks, timed in the same rounds: the least a step can take that is
+                          built from library matrix products (no hand-written GEMM that updates p in its epilogue)
+                          and draws the same masks (bit-identical results)
+  fraction_of_floor       the same paired median as fraction_of_bound, against the floor, with its quartiles
+  bound_share_of_floor    products / floor (median over the rounds): the highest fraction_of_bound such a step
+                          could reach on this machine
   baseline_*              the same iteration through autograd (no fused backward), measured in this run
   profile                 where the fused step's time goes: self CPU ms per step of each ATen op (torch.profiler),
                           the matrix products against everything else (--profile-steps 0 leaves it out), and
                           under "products" each matrix product's ms inside the step against the same product
                           timed alone with hot caches (ratio > 1: time lost inside the products themselves)
-In each round --steps passes over the products and then --steps iterations of the step are timed (the machine is
-noisy: both sides of a round see the same load); the autograd baseline is timed after them, in the same process.
+In each round --steps passes over the products, --steps updates, --steps mask draws and then --steps iterations of
+the step are timed (the machine is noisy: all sides of a round see the same load); the autograd baseline is timed
+after them, in the same process.
 
     python benchmarks/train_throughput.py [--steps 10] [--rounds 40] [--threads N] [--conditional]
 
@@ -30,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -71,12 +82,40 @@ def gemm_shapes(trainer: Trainer) -> list[tuple[str, int, int, int]]:
     return shapes
 
 
+class UpdatePass:
+    """p <- p + v over copies of `params` (the trainer's own are not touched), as the fused step runs it after each
+    weight-gradient product (optim.MomentumSGD.apply_velocity_to): one pass over 3 x 15 MB, bound by memory."""
+
+    def __init__(self, params):
+        self.pairs = [(p.detach().clone(), torch.full_like(p, 1e-6)) for p in params]
+
+    def __call__(self) -> None:
+        for p, v in self.pairs:
+            p.add_(v)
+
+
+def mask_draws(trainer: Trainer):
+    """A function that draws D's dropout masks for one iteration's 2m batch as the trainer does (its own random
+    stream, so the trainer's is not moved)."""
+    d, m, rng = trainer.discriminator, trainer.config.train.batch_size, torch.Generator().manual_seed(0)
+    return lambda: d.draw_masks(2 * m, rng)
+
+
 def make_trainer(tmp: Path, name: str, fused: bool, images: torch.Tensor, labels: torch.Tensor | None) -> Trainer:
     config = make_config("paper-mnist", {"model.conditional": labels is not None})
     trainer = Trainer(config, None, train_images=images, train_labels=labels)
     trainer.algorithm.fused = fused
     trainer.perm = torch.randperm(images.shape[0], generator=trainer.rng)
     return trainer
+
+
+def mean(seconds: list[float]) -> float:
+    return sum(seconds) / len(seconds)
+
+
+def median_ms(rounds, *sides: int) -> float:
+    """The median over the rounds of the summed mean seconds of `sides`, in ms."""
+    return statistics.median(sum(mean(r[i]) for i in sides) for r in rounds) * 1e3
 
 
 def main() -> None:
@@ -120,10 +159,12 @@ def main() -> None:
         time_steps(fused, 10)                                  # warm up
         products = GemmPass(shapes)
         products()
-        fraction = paired_fraction(paired_rounds(products, step_once(fused), args.rounds, args.steps))
+        update = UpdatePass([*fused.generator.parameters(), *fused.discriminator.parameters()])
+        rounds = paired_rounds(products, step_once(fused), args.rounds, args.steps, extra=(update, mask_draws(fused)))
+        fraction, floor = paired_fraction(rounds), paired_fraction(rounds, parts=(0, 2, 3))
         profile = (op_profile(lambda: time_steps(fused, 1), args.profile_steps, products=True)
                    if args.profile_steps else None)
-        del fused, products
+        del fused, products, update
         autograd = make_trainer(Path(tmp), "autograd", False, images, labels)
         time_steps(autograd, 10)
         best_autograd = min(time_steps(autograd, args.steps) for _ in range(args.rounds))
@@ -146,6 +187,13 @@ def main() -> None:
         "fraction_of_bound": round(fraction["median"], 3),
         "fraction_of_bound_quartiles": [round(q, 3) for q in fraction["quartiles"]],
         "fraction_of_bound_best_pass": round(fraction["best_pass_over_best_round"], 3),
+        "update_ms_per_step": round(median_ms(rounds, 2), 3),
+        "masks_ms_per_step": round(median_ms(rounds, 3), 3),
+        "floor_ms_per_step": round(median_ms(rounds, 0, 2, 3), 3),
+        "fraction_of_floor": round(floor["median"], 3),
+        "fraction_of_floor_quartiles": [round(q, 3) for q in floor["quartiles"]],
+        "bound_share_of_floor": round(statistics.median(mean(r[0]) / (mean(r[0]) + mean(r[2]) + mean(r[3]))
+                                                        for r in rounds), 3),
         "rounds": args.rounds, "steps_per_round": args.steps, "keep_freed_memory": keep_freed,
         "square_matmul_gflops_2048": round(square_gflops(), 1),
         "baseline_autograd_steps_per_s": round(1 / best_autograd, 2),

@@ -24,6 +24,21 @@ def test_paired_rounds_alternates_the_two_sides_per_round():
     assert all(t >= 0 for b, s in rounds for t in (*b, *s))
 
 
+def test_paired_rounds_times_the_extra_sides_between_bound_and_step():
+    calls = []
+    rounds = paired_rounds(lambda: calls.append("bound"), lambda: calls.append("step"), rounds=2, per_round=1,
+                           extra=(lambda: calls.append("update"), lambda: calls.append("masks")))
+    assert calls == ["bound", "update", "masks", "step"] * 2
+    assert all(len(r) == 4 and all(len(side) == 1 for side in r) for r in rounds)   # (bound, step, update, masks)
+
+
+def test_paired_fraction_adds_the_parts_of_a_floor():
+    # (bound, step, update): per round (0.8 + 0.1) / 1.0 and (1.6 + 0.2) / 2.0
+    rounds = [([0.8], [1.0], [0.1]), ([1.6, 1.6], [2.0, 2.0], [0.2, 0.2])]
+    assert paired_fraction(rounds)["median"] == pytest.approx(0.8)
+    assert paired_fraction(rounds, parts=(0, 2))["median"] == pytest.approx(0.9)
+
+
 def test_paired_fraction_is_the_median_of_the_rounds_ratios():
     # four rounds: ratios 0.9, 0.8, 0.5 (a burst of other work slowed the step), 0.85
     rounds = [([0.9, 0.9], [1.0, 1.0]), ([0.8], [1.0]), ([1.0, 1.0], [2.0, 2.0]), ([0.85], [1.0])]
@@ -47,5 +62,9 @@ def test_train_throughput_prints_its_json():
     assert result["flops_per_step"] == 2_763_168_000             # the products of one paper-mnist iteration
     assert len(result["gemms"]) == 17                          # G: 3 forward, 3 + 2 backward; D: 3, 3 + 3
     assert result["steps_per_s"] > 0 and result["bound_steps_per_s"] > 0
+    # the floor adds the update and the masks to the same rounds' products: every round's ratio grows
+    assert result["update_ms_per_step"] > 0 and result["masks_ms_per_step"] > 0
+    assert result["fraction_of_floor"] > result["fraction_of_bound"]
+    assert 0 < result["bound_share_of_floor"] < 1
     products = result["profile"]["products"]
     assert products and all(p["ms_hot"] > 0 and p["ms_in_step"] > 0 for p in products)
