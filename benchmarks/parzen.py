@@ -5,8 +5,10 @@
         --test-data /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz   # docs/design.md: 356.8 +- 1.9
 
 Measured in one process: the full protocol (sigma chosen on the validation set from 10 sigmas, then the test set at
-that sigma) and the float32 matmul lower bound (the same addmm calls at the same shapes, timed without the rest), each
-the best of --repeat runs; the straightforward float64 implementation on a subset of points, extrapolated linearly to
+that sigma) and the float32 matmul lower bound (the same addmm calls at the same shapes, timed without the rest, the
+blocks of points spread over the same `workers` threads as the protocol's), each the best of --repeat runs; the same
+products made by one caller with all of torch's threads (matmul_bound_one_caller_seconds: how the bound was timed
+before the protocol ran blocks side by side); the straightforward float64 implementation on a subset of points, extrapolated linearly to
 the full sets; the largest difference between the two on that subset; memory. The machine may be shared (timings then
 say little): the load average is recorded.
 """
@@ -30,9 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # runs wit
 from advnets.eval.parzen import (  # noqa: E402
     BATCH_SIZE,
     SAMPLE_CHUNK,
+    block_workers,
     parzen_evaluate,
     parzen_log_likelihood,
     parzen_log_likelihood_reference,
+    run_blocks,
     sample_chunks,
     sigma_grid,
 )
@@ -77,22 +81,29 @@ class RssSampler:
         self.peak = max(self.peak, self._rss())
 
 
-def matmul_bound(samples: np.ndarray, n_points: list[int], batch_size: int, sample_chunk: int) -> tuple[float, float]:
-    """Seconds of only the float32 addmm calls the fast path makes (same shapes, same count), and their GFLOP."""
+def matmul_bound(samples: np.ndarray, n_points: list[int], batch_size: int, sample_chunk: int,
+                 workers: int) -> tuple[float, float]:
+    """Seconds of only the float32 addmm calls the fast path makes (same shapes, same count, the blocks of points spread
+    over the same `workers` threads as the protocol spreads them: eval.parzen.run_blocks), and their GFLOP."""
     s = torch.from_numpy(samples - samples.mean(0))  # (n, d)
     sq = s.pow(2).sum(1)  # (n,)
     seconds, flops = 0.0, 0.0
+    local = threading.local()  # one output block per thread
     for m in n_points:
         x = torch.rand(min(batch_size, m), s.shape[1])  # (B, d)
         chunks = sample_chunks(len(s), sample_chunk)
-        out = torch.empty(x.shape[0] * (chunks[0][1] - chunks[0][0]))
-        t0 = time.perf_counter()
-        for p0 in range(0, m, batch_size):
+
+        def block(p0: int) -> None:
+            if not hasattr(local, "out"):
+                local.out = torch.empty(x.shape[0] * (chunks[0][1] - chunks[0][0]))
             xb = x[: min(batch_size, m - p0)]
             for s0, s1 in chunks:
                 sc = s[s0:s1]
-                e = out[: len(xb) * len(sc)].view(len(xb), len(sc))  # (B, C)
+                e = local.out[: len(xb) * len(sc)].view(len(xb), len(sc))  # (B, C)
                 torch.addmm(sq[s0:s0 + len(sc)], xb, sc.T, alpha=-2.0, out=e)
+
+        t0 = time.perf_counter()
+        run_blocks(block, range(0, m, batch_size), workers)
         seconds += time.perf_counter() - t0
         flops += 2.0 * len(s) * m * s.shape[1]
     return seconds, flops / 1e9
@@ -141,8 +152,11 @@ def main() -> None:
     maxrss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     runs = [result.seconds] + [parzen_evaluate(samples, valid, test, sigmas, warn=False, **kw).seconds
                                for _ in range(args.repeat - 1)]
-    bounds = [matmul_bound(samples, [len(valid), len(test)], args.batch_size, args.sample_chunk)
+    workers = block_workers(torch.device("cpu"), -(-max(len(valid), len(test)) // args.batch_size))
+    bounds = [matmul_bound(samples, [len(valid), len(test)], args.batch_size, args.sample_chunk, workers)
               for _ in range(args.repeat)]
+    one_caller = [matmul_bound(samples, [len(valid), len(test)], args.batch_size, args.sample_chunk, 1)
+                  for _ in range(args.repeat)]
     seconds, (mm_seconds, gflop) = min(runs), min(bounds)
 
     r = min(args.ref_points, len(valid), len(test))
@@ -169,6 +183,8 @@ def main() -> None:
         "matmul_gflop": round(gflop, 1),
         "matmul_gflops_per_s": round(gflop / mm_seconds, 1),
         "bound_over_seconds": round(mm_seconds / seconds, 3),
+        "workers": workers,
+        "matmul_bound_one_caller_seconds": round(min(b[0] for b in one_caller), 3),
         "reference_float64_seconds": round(ref_seconds, 1),
         "reference_note": f"numpy float64, explicit differences, distances once per point for all sigmas; measured on "
                           f"{r} validation + {r} test points ({t_ref_valid + t_ref_test:.1f} s) and extrapolated "

@@ -26,12 +26,16 @@ How the fast path stays fast and exact (float32; measured within ~1e-4 nats of a
 - the exponential is taken as exp2 of the exponent times log2(e) (on CPU torch's float32 exp2 is ~10x faster than
   exp; they differ by a few float32 ulps, ~1e-7 relative, far inside the ~1e-4 nats the tests hold it to);
   log n and d * log(sigma sqrt(2 pi)) are float64.
-What is left beside the matmul (benchmarks/parzen.py: 1.14-1.18x its time) is one pass each for the
+What is left beside the matmul (benchmarks/parzen.py: 1.14-1.3x its time) is one pass each for the
 group minima and delta, and three (product, exp2, sum) per sigma whose terms are not sparse.
+On a CPU with several torch threads the blocks of points run side by side, one thread each (`run_blocks`): the
+same arithmetic per block, so the same result, and 0.79x the time of giving each operation both threads on a
+2-core machine (README, Speed).
 """
 from __future__ import annotations
 
 import math
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -189,9 +193,42 @@ def _exp_sums(delta: torch.Tensor, g_min: torch.Tensor, c: list[float], underflo
         torch.sum(t, dim=1, out=sums[k])
 
 
+def block_workers(device: torch.device, blocks: int) -> int:
+    """How many threads run blocks of points at once: on CPU one per torch thread (each block then runs on one
+    thread), at most one per block; one on other devices."""
+    return 1 if device.type != "cpu" else max(1, min(torch.get_num_threads(), blocks))
+
+
+def run_blocks(run_block, starts: Sequence[int], workers: int) -> None:
+    """run_block(p0) for every p0 of `starts`: in order on this thread when `workers` is 1, else spread over `workers`
+    threads, each block on one thread with torch's intra-op threads set to 1 for the duration (restored after).
+
+    Blocks of points are independent, so this is exact: each block's arithmetic is the same whichever thread runs
+    it. On CPU it beats handing every operation both cores: the passes beside the matmul (group minima, exp2, sums,
+    the float64 close pairs) are each too short to split well, and single-threaded GEMMs side by side outran one
+    two-threaded GEMM on these shapes (benchmarks/parzen.py; README, Speed). On an error or Ctrl-C the blocks not
+    yet started are cancelled and the running ones finish (each a fraction of a second)."""
+    if workers <= 1:
+        for p0 in starts:
+            run_block(p0)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="parzen")
+    try:
+        for future in [pool.submit(run_block, p0) for p0 in starts]:
+            future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(threads)
+
+
 def _log_likelihood(s: _Samples, points: torch.Tensor, sigmas: np.ndarray, batch_size: int,
                     sample_chunk: int) -> torch.Tensor:
-    """(K, n_points) float64 log-likelihoods of `points` (n_points, d) under the Parzen window of `s`."""
+    """(K, n_points) float64 log-likelihoods of `points` (n_points, d) under the Parzen window of `s`; blocks of
+    `batch_size` points run side by side on the CPU's threads (`run_blocks`)."""
     n, d = s.raw.shape
     if batch_size < 1 or sample_chunk < 1:
         raise ParzenInputError(f"batch_size={batch_size}, sample_chunk={sample_chunk}", "both must be >= 1")
@@ -201,39 +238,54 @@ def _log_likelihood(s: _Samples, points: torch.Tensor, sigmas: np.ndarray, batch
     const = torch.tensor(-math.log(n) - d * np.log(sigmas * math.sqrt(2 * math.pi)), dtype=f64, device=dev)  # (K,)
     out = torch.empty(len(c), points.shape[0], dtype=f64, device=dev)  # (K, n_points)
     chunks = sample_chunks(n, sample_chunk)
-    buf = torch.empty(min(batch_size, points.shape[0]) * (chunks[0][1] - chunks[0][0]) * 2, dtype=s.dtype, device=dev)
+    buf_size = min(batch_size, points.shape[0]) * (chunks[0][1] - chunks[0][0]) * 2
     underflow = -math.log(torch.finfo(s.dtype).tiny)  # e^-x is subnormal beyond this: 87.3 (float32), 708 (float64)
-    for p0 in range(0, points.shape[0], batch_size):
-        x_raw = points[p0:p0 + batch_size]  # (B, d)
-        x = x_raw.to(s.dtype) - s.mean  # (B, d) centred
-        acc = torch.full((len(c), x.shape[0]), -math.inf, dtype=f64, device=dev)  # (K, B) running logsumexp
-        # |error| of a float32 delta is ~ eps * (||x||^2 + ||s||^2): refine only where it would cost > 1e-3 nats
-        err = 4 * torch.finfo(s.dtype).eps * (s.max_sq_norm + float(x.pow(2).sum(1).max()))
-        near = _NEAR_NATS / max(c) if err * max(c) > _REFINE_ABOVE_NATS else 0.0
-        for s0, s1 in chunks:
-            sc = s.centred[s0:s1]  # (C, d)
-            B, C = x.shape[0], sc.shape[0]
-            e = buf[:B * C].view(B, C)
-            torch.addmm(s.sq_norm[s0:s0 + C], x, sc.T, alpha=-2.0, out=e)  # (B, C) ||s||^2 - 2 x.s
-            rows, cols, g_min = _near_terms(e, near, _MAX_NEAR_PER_POINT * B)
-            delta = e  # (B, C) >= 0 (_near_terms subtracted each row's minimum in place)
-            if rows is not None:  # these distances from explicit differences, in float64
-                diff = x_raw.index_select(0, rows).to(f64).sub_(s.raw.index_select(0, s0 + cols))  # (P, d)
-                d_exact = torch.linalg.vecdot(diff, diff)  # (P,)
-                m = torch.full((B,), math.inf, dtype=f64, device=dev).scatter_reduce_(0, rows, d_exact, "amin")  # (B,)
-                delta[rows, cols] = (d_exact - m[rows]).to(s.dtype)
-            else:  # many near-equal terms (e.g. a collapsed generator): this block in float64
-                e64 = torch.addmm(s.sq_norm64[s0:s0 + C], x.to(f64), sc.to(f64).T, alpha=-2.0)  # (B, C)
-                idx = e64.argmin(dim=1)  # (B,)
-                diff = x_raw.to(f64).sub_(s.raw.index_select(0, s0 + idx))  # (B, d)
-                m = torch.linalg.vecdot(diff, diff)  # (B,) exact ||x - s_nearest||^2
-                delta.copy_(e64 - e64.gather(1, idx[:, None]))
-            sums = torch.empty(len(c), B, dtype=s.dtype, device=dev)  # (K, B)
-            _exp_sums(delta, g_min, c, underflow, buf[B * C:2 * B * C].view(B, C), sums)
-            # the chunk's logsumexp_i(-||x - s_i||^2 / (2 sigma^2)) = -m/(2 sigma^2) + log sum_i exp(-delta/(2 sigma^2))
-            acc = torch.logaddexp(acc, sums.to(f64).log_() - c64 * m)  # (K, B)
-        out[:, p0:p0 + batch_size] = acc + const[:, None]
+    local = threading.local()  # one scratch buffer per thread
+
+    def run_block(p0: int) -> None:
+        if not hasattr(local, "buf"):
+            local.buf = torch.empty(buf_size, dtype=s.dtype, device=dev)
+        with torch.no_grad():  # grad mode is per thread
+            out[:, p0:p0 + batch_size] = _block(s, points[p0:p0 + batch_size], chunks, c, c64, underflow,
+                                                local.buf) + const[:, None]
+
+    starts = range(0, points.shape[0], batch_size)
+    run_blocks(run_block, starts, block_workers(dev, len(starts)))
     return out
+
+
+def _block(s: _Samples, x_raw: torch.Tensor, chunks: list[tuple[int, int]], c: list[float], c64: torch.Tensor,
+           underflow: float, buf: torch.Tensor) -> torch.Tensor:
+    """(K, B) logsumexp_i(-||x - s_i||^2 / (2 sigma^2)) over all samples, for one block of points x_raw (B, d)."""
+    dev, f64 = x_raw.device, torch.float64
+    x = x_raw.to(s.dtype) - s.mean  # (B, d) centred
+    acc = torch.full((len(c), x.shape[0]), -math.inf, dtype=f64, device=dev)  # (K, B) running logsumexp
+    # |error| of a float32 delta is ~ eps * (||x||^2 + ||s||^2): refine only where it would cost > 1e-3 nats
+    err = 4 * torch.finfo(s.dtype).eps * (s.max_sq_norm + float(x.pow(2).sum(1).max()))
+    near = _NEAR_NATS / max(c) if err * max(c) > _REFINE_ABOVE_NATS else 0.0
+    for s0, s1 in chunks:
+        sc = s.centred[s0:s1]  # (C, d)
+        B, C = x.shape[0], sc.shape[0]
+        e = buf[:B * C].view(B, C)
+        torch.addmm(s.sq_norm[s0:s0 + C], x, sc.T, alpha=-2.0, out=e)  # (B, C) ||s||^2 - 2 x.s
+        rows, cols, g_min = _near_terms(e, near, _MAX_NEAR_PER_POINT * B)
+        delta = e  # (B, C) >= 0 (_near_terms subtracted each row's minimum in place)
+        if rows is not None:  # these distances from explicit differences, in float64
+            diff = x_raw.index_select(0, rows).to(f64).sub_(s.raw.index_select(0, s0 + cols))  # (P, d)
+            d_exact = torch.linalg.vecdot(diff, diff)  # (P,)
+            m = torch.full((B,), math.inf, dtype=f64, device=dev).scatter_reduce_(0, rows, d_exact, "amin")  # (B,)
+            delta[rows, cols] = (d_exact - m[rows]).to(s.dtype)
+        else:  # many near-equal terms (e.g. a collapsed generator): this block in float64
+            e64 = torch.addmm(s.sq_norm64[s0:s0 + C], x.to(f64), sc.to(f64).T, alpha=-2.0)  # (B, C)
+            idx = e64.argmin(dim=1)  # (B,)
+            diff = x_raw.to(f64).sub_(s.raw.index_select(0, s0 + idx))  # (B, d)
+            m = torch.linalg.vecdot(diff, diff)  # (B,) exact ||x - s_nearest||^2
+            delta.copy_(e64 - e64.gather(1, idx[:, None]))
+        sums = torch.empty(len(c), B, dtype=s.dtype, device=dev)  # (K, B)
+        _exp_sums(delta, g_min, c, underflow, buf[B * C:2 * B * C].view(B, C), sums)
+        # the chunk's logsumexp_i(-||x - s_i||^2 / (2 sigma^2)) = -m/(2 sigma^2) + log sum_i exp(-delta/(2 sigma^2))
+        acc = torch.logaddexp(acc, sums.to(f64).log_() - c64 * m)  # (K, B)
+    return acc
 
 
 def parzen_log_likelihood(samples: ArrayLike, points: ArrayLike, sigmas: float | Sequence[float] | np.ndarray, *,
