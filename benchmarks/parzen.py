@@ -3,6 +3,7 @@
     PYTHONPATH=src python benchmarks/parzen.py                       # uniform [0, 1] data, 10k/10k/10k x 784
     PYTHONPATH=src python benchmarks/parzen.py --data /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz \
         --test-data /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz   # docs/design.md: 356.8 +- 1.9
+    python benchmarks/parzen.py --threads 2 --pairs 5    # also: blocks side by side against one caller, taking turns
 
 Measured in one process: the full protocol (sigma chosen on the validation set from 10 sigmas, then the test set at
 that sigma) and the float32 matmul lower bound (the same addmm calls at the same shapes, timed without the rest, the
@@ -109,6 +110,30 @@ def matmul_bound(samples: np.ndarray, n_points: list[int], batch_size: int, samp
     return seconds, flops / 1e9
 
 
+def compare_one_caller(samples, valid, test, sigmas, kw: dict, pairs: int) -> dict:
+    """The protocol `pairs` times each way, taking turns in this process: its blocks side by side (as shipped) and all
+    blocks made by one caller with all of torch's threads (eval.parzen.block_workers forced to 1), the median over
+    the pairs of the ratio of the two times, and whether the two gave the same numbers."""
+    import statistics
+
+    from advnets.eval import parzen
+
+    shipped, times, results = parzen.block_workers, {"side_by_side": [], "one_caller": []}, {}
+    try:
+        for _ in range(pairs):
+            for way in times:
+                parzen.block_workers = shipped if way == "side_by_side" else (lambda device, blocks: 1)
+                result = parzen_evaluate(samples, valid, test, sigmas, warn=False, **kw)
+                times[way].append(result.seconds)
+                results[way] = (result.sigma, result.valid_ll, result.test_mean, result.test_stderr)
+    finally:
+        parzen.block_workers = shipped
+    ratios = [a / b for a, b in zip(times["side_by_side"], times["one_caller"])]
+    return {"side_by_side_over_one_caller": round(statistics.median(ratios), 3),
+            **{f"{way}_seconds": [round(t, 3) for t in ts] for way, ts in times.items()},
+            "same_results": results["side_by_side"] == results["one_caller"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-samples", type=int, default=10_000)
@@ -123,6 +148,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=3, help="runs of the protocol and of the bound; the best is kept")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's, one per physical core)")
+    ap.add_argument("--pairs", type=int, default=0,
+                    help="also run the protocol N times each way, taking turns: blocks side by side (as shipped) and "
+                         "one caller with all threads; prints the median ratio of the times (side_by_side_over_one_caller)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -158,6 +186,8 @@ def main() -> None:
     one_caller = [matmul_bound(samples, [len(valid), len(test)], args.batch_size, args.sample_chunk, 1)
                   for _ in range(args.repeat)]
     seconds, (mm_seconds, gflop) = min(runs), min(bounds)
+
+    pairs = compare_one_caller(samples, valid, test, sigmas, kw, args.pairs) if args.pairs else None
 
     r = min(args.ref_points, len(valid), len(test))
     t0 = time.perf_counter()
@@ -203,6 +233,7 @@ def main() -> None:
         "torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),
         "loadavg_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+        **({"pairs": pairs} if pairs else {}),
     }, ensure_ascii=False))
 
 

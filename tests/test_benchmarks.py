@@ -68,3 +68,17 @@ def test_train_throughput_prints_its_json():
     assert 0 < result["bound_share_of_floor"] < 1
     products = result["profile"]["products"]
     assert products and all(p["ms_hot"] > 0 and p["ms_in_step"] > 0 for p in products)
+
+
+def test_parzen_benchmark_compares_side_by_side_with_one_caller():
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, str(BENCHMARKS / "parzen.py"), "--threads", "2", "--n-samples", "600",
+                          "--n-valid", "300", "--n-test", "300", "--ref-points", "20", "--repeat", "1", "--pairs", "1"],
+                         capture_output=True, text=True, env=env, timeout=600, check=True).stdout
+    result = json.loads(out)
+    assert result["workers"] == 2 and result["threads"] == 2                 # two blocks of 256 points or more
+    pairs = result["pairs"]
+    assert pairs["same_results"] is True                                     # side by side changes no number
+    assert len(pairs["side_by_side_seconds"]) == len(pairs["one_caller_seconds"]) == 1
+    assert result["matmul_bound_seconds"] > 0 and result["matmul_bound_one_caller_seconds"] > 0
+    assert result["max_abs_diff_vs_reference_nats"] < 1e-3

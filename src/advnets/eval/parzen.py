@@ -29,8 +29,8 @@ How the fast path stays fast and exact (float32; measured within ~1e-4 nats of a
 What is left beside the matmul (benchmarks/parzen.py: 1.14-1.3x its time) is one pass each for the
 group minima and delta, and three (product, exp2, sum) per sigma whose terms are not sparse.
 On a CPU with several torch threads the blocks of points run side by side, one thread each (`run_blocks`): the
-same arithmetic per block, so the same result, and 0.79x the time of giving each operation both threads on a
-2-core machine (README, Speed).
+same arithmetic per block, so the same result, in 0.77-0.85x the time of giving each operation both threads on a
+2-core machine (`benchmarks/parzen.py --threads 2 --pairs 5`; README, Speed).
 """
 from __future__ import annotations
 
