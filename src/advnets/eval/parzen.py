@@ -207,7 +207,8 @@ def run_blocks(run_block, starts: Sequence[int], workers: int) -> None:
     it. On CPU it beats handing every operation both cores: the passes beside the matmul (group minima, exp2, sums,
     the float64 close pairs) are each too short to split well, and single-threaded GEMMs side by side outran one
     two-threaded GEMM on these shapes (benchmarks/parzen.py; README, Speed). On an error or Ctrl-C the blocks not
-    yet started are cancelled and the running ones finish (each a fraction of a second)."""
+    yet started are cancelled and the running ones finish (each a fraction of a second). The thread count is
+    torch's, for the whole process: other torch work on another thread meanwhile would run on one thread."""
     if workers <= 1:
         for p0 in starts:
             run_block(p0)
