@@ -9,9 +9,9 @@ Measured in one process: the full protocol (sigma chosen on the validation set f
 that sigma) and the float32 matmul lower bound (the same addmm calls at the same shapes, timed without the rest, the
 blocks of points spread over the same `workers` threads as the protocol's), each the best of --repeat runs; the same
 products made by one caller with all of torch's threads (matmul_bound_one_caller_seconds: how the bound was timed
-before the protocol ran blocks side by side); the straightforward float64 implementation on a subset of points, extrapolated linearly to
-the full sets; the largest difference between the two on that subset; memory. The machine may be shared (timings then
-say little): the load average is recorded.
+before the protocol ran blocks side by side); the straightforward float64 implementation on a subset of points,
+extrapolated linearly to the full sets; the largest difference between the two on that subset; memory. The machine
+may be shared (timings then say little): the load average is recorded.
 """
 from __future__ import annotations
 
@@ -149,8 +149,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs of the protocol and of the bound; the best is kept")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's, one per physical core)")
     ap.add_argument("--pairs", type=int, default=0,
-                    help="also run the protocol N times each way, taking turns: blocks side by side (as shipped) and "
-                         "one caller with all threads; prints the median ratio of the times (side_by_side_over_one_caller)")
+                    help="also run the protocol N times each way, taking turns: blocks side by side (as shipped) "
+                         "and one caller with all threads; prints the median ratio of the times "
+                         "(side_by_side_over_one_caller)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -10,12 +10,14 @@ Prints one JSON object:
                           in each round (timing.paired_rounds), with its quartiles in fraction_of_bound_quartiles
   fraction_of_bound_best_pass  the estimate this benchmark printed before: best single pass over the products
                           against the best round of steps; it counts the machine's noise against the step
-  update_ms_per_step      p <- p + v over all 3.7M weights (copies), the momentum update's memory-bound half: the
-                          other half, v <- mu v - lr g, happens inside the weight-gradient products
+  products_median_ms_per_step  a pass over the products, median over the rounds of each round's mean
+  products_into_velocity_ms_per_step  the same products with each weight gradient added into a velocity-sized
+                          buffer (v <- mu v - lr g inside the product, as the step does: v is read as well as written)
+  update_ms_per_step      p <- p + v over all 3.7M weights (copies), the momentum update's other, memory-bound half
   masks_ms_per_step       D's three dropout masks for the 2m batch, drawn as the trainer draws them
-  floor_ms_per_step       products + update + masks, timed in the same rounds: the least a step can take that is
-                          built from library matrix products (no hand-written GEMM that updates p in its epilogue)
-                          and draws the same masks (bit-identical results)
+  floor_ms_per_step       products into the velocities + update + masks, timed in the same rounds: the least a step
+                          can take that is built from library matrix products (no hand-written GEMM that updates p in
+                          its epilogue) and draws the same masks (bit-identical results)
   fraction_of_floor       the same paired median as fraction_of_bound, against the floor, with its quartiles
   bound_share_of_floor    products / floor (median over the rounds): the highest fraction_of_bound such a step
                           could reach on this machine
@@ -24,9 +26,9 @@ Prints one JSON object:
                           the matrix products against everything else (--profile-steps 0 leaves it out), and
                           under "products" each matrix product's ms inside the step against the same product
                           timed alone with hot caches (ratio > 1: time lost inside the products themselves)
-In each round --steps passes over the products, --steps updates, --steps mask draws and then --steps iterations of
-the step are timed (the machine is noisy: all sides of a round see the same load); the autograd baseline is timed
-after them, in the same process.
+In each round --steps passes over the products, as many with the weight gradients added into velocities, --steps
+updates, --steps mask draws and then --steps iterations of the step are timed (the machine is noisy: all sides of a
+round see the same load); the autograd baseline is timed after them, in the same process.
 
     python benchmarks/train_throughput.py [--steps 10] [--rounds 40] [--threads N] [--conditional]
 
@@ -109,6 +111,11 @@ def make_trainer(tmp: Path, name: str, fused: bool, images: torch.Tensor, labels
     return trainer
 
 
+# The sides of a round (timing.paired_rounds) that make up the floor: the products with the weight gradients added
+# into the velocities, p += v, the masks
+FLOOR = (2, 3, 4)
+
+
 def mean(seconds: list[float]) -> float:
     return sum(seconds) / len(seconds)
 
@@ -159,12 +166,15 @@ def main() -> None:
         time_steps(fused, 10)                                  # warm up
         products = GemmPass(shapes)
         products()
+        into_velocity = GemmPass(shapes, accumulate="weight grad")
         update = UpdatePass([*fused.generator.parameters(), *fused.discriminator.parameters()])
-        rounds = paired_rounds(products, step_once(fused), args.rounds, args.steps, extra=(update, mask_draws(fused)))
-        fraction, floor = paired_fraction(rounds), paired_fraction(rounds, parts=(0, 2, 3))
+        # each round: products, products into the velocities, p += v, masks, then the steps (rounds[i][1])
+        rounds = paired_rounds(products, step_once(fused), args.rounds, args.steps,
+                               extra=(into_velocity, update, mask_draws(fused)))
+        fraction, floor = paired_fraction(rounds), paired_fraction(rounds, parts=FLOOR)
         profile = (op_profile(lambda: time_steps(fused, 1), args.profile_steps, products=True)
                    if args.profile_steps else None)
-        del fused, products, update
+        del fused, products, into_velocity, update
         autograd = make_trainer(Path(tmp), "autograd", False, images, labels)
         time_steps(autograd, 10)
         best_autograd = min(time_steps(autograd, args.steps) for _ in range(args.rounds))
@@ -187,12 +197,14 @@ def main() -> None:
         "fraction_of_bound": round(fraction["median"], 3),
         "fraction_of_bound_quartiles": [round(q, 3) for q in fraction["quartiles"]],
         "fraction_of_bound_best_pass": round(fraction["best_pass_over_best_round"], 3),
-        "update_ms_per_step": round(median_ms(rounds, 2), 3),
-        "masks_ms_per_step": round(median_ms(rounds, 3), 3),
-        "floor_ms_per_step": round(median_ms(rounds, 0, 2, 3), 3),
+        "products_median_ms_per_step": round(median_ms(rounds, 0), 3),
+        "products_into_velocity_ms_per_step": round(median_ms(rounds, 2), 3),
+        "update_ms_per_step": round(median_ms(rounds, 3), 3),
+        "masks_ms_per_step": round(median_ms(rounds, 4), 3),
+        "floor_ms_per_step": round(median_ms(rounds, *FLOOR), 3),
         "fraction_of_floor": round(floor["median"], 3),
         "fraction_of_floor_quartiles": [round(q, 3) for q in floor["quartiles"]],
-        "bound_share_of_floor": round(statistics.median(mean(r[0]) / (mean(r[0]) + mean(r[2]) + mean(r[3]))
+        "bound_share_of_floor": round(statistics.median(mean(r[0]) / sum(mean(r[i]) for i in FLOOR)
                                                         for r in rounds), 3),
         "rounds": args.rounds, "steps_per_round": args.steps, "keep_freed_memory": keep_freed,
         "square_matmul_gflops_2048": round(square_gflops(), 1),

@@ -62,10 +62,14 @@ def test_train_throughput_prints_its_json():
     assert result["flops_per_step"] == 2_763_168_000             # the products of one paper-mnist iteration
     assert len(result["gemms"]) == 17                          # G: 3 forward, 3 + 2 backward; D: 3, 3 + 3
     assert result["steps_per_s"] > 0 and result["bound_steps_per_s"] > 0
-    # the floor adds the update and the masks to the same rounds' products: every round's ratio grows
-    assert result["update_ms_per_step"] > 0 and result["masks_ms_per_step"] > 0
-    assert result["fraction_of_floor"] > result["fraction_of_bound"]
-    assert 0 < result["bound_share_of_floor"] < 1
+    # the floor: the products into the velocities, the update and the masks, summed round by round (so its median
+    # exceeds that of any one part); no timing is compared across sides, which a noisy machine could reorder
+    parts = [result[f"{k}_ms_per_step"] for k in ("products_into_velocity", "update", "masks")]
+    assert all(p > 0 for p in parts)
+    assert result["floor_ms_per_step"] > max(parts)
+    low, high = result["fraction_of_floor_quartiles"]
+    assert 0 < low <= result["fraction_of_floor"] <= high < 2
+    assert 0 < result["bound_share_of_floor"] < 2
     products = result["profile"]["products"]
     assert products and all(p["ms_hot"] > 0 and p["ms_in_step"] > 0 for p in products)
 
