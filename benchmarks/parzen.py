@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import sys
 import threading
 import time
@@ -114,8 +115,6 @@ def compare_one_caller(samples, valid, test, sigmas, kw: dict, pairs: int) -> di
     """The protocol `pairs` times each way, taking turns in this process: its blocks side by side (as shipped) and all
     blocks made by one caller with all of torch's threads (eval.parzen.block_workers forced to 1), the median over
     the pairs of the ratio of the two times, and whether the two gave the same numbers."""
-    import statistics
-
     from advnets.eval import parzen
 
     shipped, times, results = parzen.block_workers, {"side_by_side": [], "one_caller": []}, {}

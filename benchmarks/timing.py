@@ -78,12 +78,14 @@ def paired_rounds(bound, step, rounds: int, per_round: int, extra=()) -> list[tu
     return result
 
 
+def mean(seconds: list[float]) -> float:
+    return sum(seconds) / len(seconds)
+
+
 def paired_fraction(rounds: list[tuple[list[float], ...]], parts: tuple[int, ...] = (0,)) -> dict:
     """From `paired_rounds`: the median over the rounds of (bound's mean / step's mean) and its quartiles, and the
     same two sides compared the old way (best single bound call / best round of the step). `parts`: the sides whose
     means add up to the bound (default the bound's alone; (0, 2) adds the first `extra`'s)."""
-    def mean(side):
-        return sum(side) / len(side)
     ratios = sorted(sum(mean(r[i]) for i in parts) / mean(r[1]) for r in rounds)
     quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
     best_step = min(mean(r[1]) for r in rounds)

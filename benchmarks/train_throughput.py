@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from advnets.config import make_config  # noqa: E402
 from advnets.memory import keep_freed_memory  # noqa: E402
 from advnets.training import Trainer  # noqa: E402
-from timing import (GemmPass, op_profile, paired_fraction, paired_rounds, square_gflops,  # noqa: E402
+from timing import (GemmPass, mean, op_profile, paired_fraction, paired_rounds, square_gflops,  # noqa: E402
                     step_once, time_steps)  # (benchmarks/ is on sys.path)
 
 
@@ -114,10 +114,6 @@ def make_trainer(tmp: Path, name: str, fused: bool, images: torch.Tensor, labels
 # The sides of a round (timing.paired_rounds) that make up the floor: the products with the weight gradients added
 # into the velocities, p += v, the masks
 FLOOR = (2, 3, 4)
-
-
-def mean(seconds: list[float]) -> float:
-    return sum(seconds) / len(seconds)
 
 
 def median_ms(rounds, *sides: int) -> float:

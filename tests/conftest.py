@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
+from advnets.threads import torch_threads
+
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
 @pytest.fixture(autouse=True)
 def _one_thread():
     # Tests use tiny tensors: one thread avoids OpenMP barrier costs and keeps results identical run to run.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import torch
 
 from advnets.errors import ConfigError
 from advnets.threads import (_cpu_times, busy_shares, choose_threads, free_cpu_count, prefer_passive_wait,
-                             set_torch_threads, usable_cpus)
+                             set_torch_threads, torch_threads, usable_cpus)
 
 STAT = """cpu  {a} 0 {b} {c} 0 0 0 0 0 0
 cpu0 {a0} 0 0 {i0} 0 0 0 0 0 0
@@ -55,6 +55,17 @@ def test_set_torch_threads_honours_a_request_and_refuses_zero():
             set_torch_threads(0)
     finally:
         torch.set_num_threads(before)
+
+
+def test_torch_threads_sets_the_count_inside_and_restores_it_after_an_error():
+    before = torch.get_num_threads()
+    with torch_threads(2):
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="inside"):
+        with torch_threads(2):
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
 
 
 def test_passive_wait_only_when_unset_and_before_torch():

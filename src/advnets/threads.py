@@ -8,6 +8,7 @@ it trusts the affinity mask) and never uses more threads than that.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -96,3 +97,17 @@ def set_torch_threads(requested: int | None = None, environ=os.environ) -> int:
     elif not environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(choose_threads())
     return torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch's intra-op thread count set to `n` inside the block, the previous count restored after it (also on an
+    error). The count is the process's: torch work on other threads meanwhile uses it too."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -10,6 +10,7 @@ import torch
 
 from advnets.eval import parzen
 from advnets.eval.parzen import parzen_log_likelihood, parzen_log_likelihood_reference, sample_chunks, sigma_grid
+from advnets.threads import torch_threads
 
 
 @pytest.mark.parametrize("columns", [5, 64, 130, 640])     # narrower than a group, whole groups, a narrow tail
@@ -90,30 +91,15 @@ def test_spread_out_data_uses_the_sparse_path_and_matches_the_reference(monkeypa
     assert np.abs(fast - ref).max() < 1e-3
 
 
-def _threads(n: int):
-    """A context that sets torch's intra-op threads to n and restores them."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def ctx():
-        before = torch.get_num_threads()
-        torch.set_num_threads(n)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
-    return ctx()
-
-
 def test_blocks_side_by_side_give_the_sequential_result():
     # with two torch threads the blocks of points run on two threads, one thread each; with one, in order. Every
     # block does the same single-threaded arithmetic either way (atol: room for a BLAS that rounds by alignment)
     rng = np.random.default_rng(11)
     samples, points = rng.random((700, 784), dtype=np.float32), rng.random((300, 784), dtype=np.float32)
-    with _threads(1):
+    with torch_threads(1):
         assert parzen.block_workers(torch.device("cpu"), 10) == 1
         alone = parzen_log_likelihood(samples, points, sigma_grid(), batch_size=32)
-    with _threads(2):
+    with torch_threads(2):
         assert parzen.block_workers(torch.device("cpu"), 10) == 2
         assert parzen.block_workers(torch.device("cpu"), 1) == 1           # never more workers than blocks
         side_by_side = parzen_log_likelihood(samples, points, sigma_grid(), batch_size=32)
@@ -132,7 +118,7 @@ def test_run_blocks_uses_one_torch_thread_per_block_and_covers_every_start():
         with lock:
             seen.append((p0, torch.get_num_threads(), threading.current_thread().name))
 
-    with _threads(2):
+    with torch_threads(2):
         parzen.run_blocks(block, range(0, 100, 10), workers=2)
         assert torch.get_num_threads() == 2
     assert sorted(p0 for p0, _, _ in seen) == list(range(0, 100, 10))
@@ -152,7 +138,7 @@ def test_run_blocks_stops_at_an_error_and_restores_the_threads():
             raise ValueError("bad block")
         time.sleep(0.01)
 
-    with _threads(2):
+    with torch_threads(2):
         with pytest.raises(ValueError, match="bad block"):
             parzen.run_blocks(block, range(200), workers=2)
         assert torch.get_num_threads() == 2

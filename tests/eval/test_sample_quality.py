@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from advnets.data import load_split
 from advnets.eval.classifier import train_classifier
 from advnets.eval.sample_quality import class_frequencies, sample_report
+from advnets.threads import torch_threads
 from tests.eval.test_classifier import FAST
 
 
@@ -20,12 +20,8 @@ def splits():
 @pytest.fixture(scope="module")
 def clf(splits):
     train, valid, _ = splits
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return train_classifier(train.images, train.labels, valid.images, valid.labels, seed=0, recipe=FAST)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_class_frequencies():

@@ -22,6 +22,7 @@ from advnets.theory import densities as theory
 from advnets.config import make_config
 from advnets.data import GaussianMixture1D, load_data_split, load_split
 from advnets.errors import ConfigError
+from advnets.threads import torch_threads
 
 LOG2 = math.log(2.0)
 
@@ -188,12 +189,8 @@ def test_toy1d_mixture_errors_and_config():
 def quick_result():
     from advnets.theory.experiment import run_experiment
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return run_experiment(seed=2, quick=True)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_proposition_1_trained_d_reaches_d_star(quick_result):

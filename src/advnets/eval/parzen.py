@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from advnets.errors import AdvnetsError
+from advnets.threads import torch_threads
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -215,15 +216,13 @@ def run_blocks(run_block, starts: Sequence[int], workers: int) -> None:
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="parzen")
-    try:
-        for future in [pool.submit(run_block, p0) for p0 in starts]:
-            future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        torch.set_num_threads(threads)
+    with torch_threads(1):
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="parzen")
+        try:
+            for future in [pool.submit(run_block, p0) for p0 in starts]:
+                future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _log_likelihood(s: _Samples, points: torch.Tensor, sigmas: np.ndarray, batch_size: int,
