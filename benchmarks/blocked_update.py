@@ -26,7 +26,7 @@ def timed(shape: tuple[int, int, int], chunk: int, repeats: int) -> dict[str, fl
     def bare():
         torch.mm(a, b, out=out)
 
-    def current():                                   # what training/fused.py + MomentumSGD do
+    def current():                                   # what training/step_fused.py + MomentumSGD do
         torch.addmm(v, a, b, beta=0.5, alpha=-0.1, out=v)
         p.add_(v)
 

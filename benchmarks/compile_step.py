@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from advnets.training.fused import simultaneous_grads_fused  # noqa: E402
+from advnets.training.step_fused import simultaneous_grads_fused  # noqa: E402
 from timing import paired_rounds  # noqa: E402  (benchmarks/ is on sys.path)
 from train_throughput import make_trainer  # noqa: E402
 
@@ -45,8 +45,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trainer = make_trainer(Path(tmp), "fused", True, torch.rand(4000, 1, 28, 28), None)
     algorithm, g, d = trainer.algorithm, trainer.generator, trainer.discriminator
-    (x, _), z = algorithm._batch(trainer.perm, 0), algorithm._noise()
-    masks = algorithm._masks(2 * trainer.config.train.batch_size)
+    perm = trainer.state.progress.order(trainer.state.rng, len(trainer.data))
+    (x, _), z = algorithm.batch(perm, 0), algorithm.batch_noise()
+    masks = algorithm.masks(2 * trainer.config.train.batch_size)
     params = [*g.parameters(), *d.parameters()]
 
     def eager():

@@ -1,6 +1,5 @@
 """Training throughput of the CIFAR-10 / TFD presets (convolutional or sigmoid-hidden networks: the autograd step with
-one backward pass through D, training/shared.py), against the machine's matmul / convolution bound, and against the
-two-pass autograd step (steps.simultaneous_grads_autograd) in the same run. Run through `train_throughput.py --preset
+one backward pass through D, training/step_autograd.py), against the machine's matmul / convolution bound. Run through `train_throughput.py --preset
 NAME`, or alone:
 
     python benchmarks/image_throughput.py [--preset paper-cifar10-conv] [--steps 5] [--rounds 3] [--threads N]
@@ -24,9 +23,6 @@ Prints one JSON object:
   bound_channels_last_ms_per_step, fraction_of_channels_last_bound
                                the same bound with each convolution timed in the faster of NCHW and channels-last
                                (the layout D runs in): a tighter bound
-  baseline_two_pass_steps_per_s, baseline_fraction_of_bound, speedup_over_two_pass
-                               the same trainer with the two-pass autograd step (D's backward pass once for D's loss
-                               and once more for G's), timed in the same rounds, interleaved
   keep_freed_memory, minor_page_faults_per_step
                                whether glibc keeps freed memory for reuse, as `advnets train` sets it
                                (advnets/memory.py; --system-malloc: not), and the page faults a step took (median of
@@ -165,12 +161,10 @@ def benchmark(preset: str, steps: int, rounds: int, system_malloc: bool = False)
     images = torch.rand(n, *shape, generator=torch.Generator().manual_seed(0))
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(config, Path(tmp) / "run", train_images=images)
-        trainer.perm = torch.randperm(n, generator=trainer.rng)
         ops = operations(trainer)
-        shared = trainer.shared
         time_steps(trainer, 1)                                          # warm up
         thunks = [_thunk(op["shapes"]) for op in ops]                   # one pass over the bound's operations
-        best_step, best_ops, best_fastest, best_two_pass = (float("inf"),) * 4
+        best_step, best_ops, best_fastest = (float("inf"),) * 3
         paired, minor_faults = [], []
         for _ in range(rounds):                                         # interleave: noise hits all alike
             total, fastest = time_operations(ops, 2)
@@ -185,17 +179,13 @@ def benchmark(preset: str, steps: int, rounds: int, system_malloc: bool = False)
             minor_faults.append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps)
             best_step = min(best_step, step)
             paired.append(bound_pass / step)
-            if shared:                                                  # the two-pass step on the same trainer
-                trainer.algorithm.shared = False
-                best_two_pass = min(best_two_pass, time_steps(trainer, steps))
-                trainer.algorithm.shared = True
     flops = sum(op["flops"] for op in ops)
     m = config.train.batch_size
     return {
         "benchmark": "train_throughput", "preset": preset,
         "networks": f"G {type(trainer.generator).__name__}, D {type(trainer.discriminator).__name__}",
         "image_shape": list(shape), "data": "uniform random images", "batch_size": m,
-        "schedule": "simultaneous", "fused": trainer.fused, "shared_backward": shared,
+        "schedule": "simultaneous", "step": trainer.algorithm.step.name,
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
         "steps_per_s": round(1 / best_step, 3), "samples_per_s": round(m / best_step, 1),
@@ -211,9 +201,6 @@ def benchmark(preset: str, steps: int, rounds: int, system_malloc: bool = False)
         "achieved_gflops": round(flops / best_step / 1e9, 1),
         "bound_channels_last_ms_per_step": round(best_fastest * 1e3, 1),
         "fraction_of_channels_last_bound": round(best_fastest / best_step, 3),
-        **({"baseline_two_pass_steps_per_s": round(1 / best_two_pass, 3),
-            "baseline_fraction_of_bound": round(best_ops / best_two_pass, 3),
-            "speedup_over_two_pass": round(best_two_pass / best_step, 3)} if shared else {}),
         "ops": [f"{op['name']} ({op['flops'] / 1e9:.2f} GFLOP)" for op in ops],
     }
 

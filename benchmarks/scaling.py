@@ -60,14 +60,7 @@ def worker(preset: str, steps: int, out: Path) -> None:
     if cfg.data.contrast_normalize:
         images = images * 2 - 1
     trainer = Trainer(cfg, None, train_images=images, dist=dist)
-    trainer.perm = torch.randperm(len(trainer.data), generator=trainer.rng)
-    per_epoch = trainer.iterations_per_epoch()
-
-    def run(n):
-        for _ in range(n):
-            if trainer.position >= per_epoch:
-                trainer.position = 0
-            trainer.iteration()
+    run = trainer.state.train_steps
 
     run(3)
     timers.update(allreduce=0.0, random=0.0)
@@ -77,7 +70,7 @@ def worker(preset: str, steps: int, out: Path) -> None:
     if dist.writes:
         step = seconds / steps
         out.write_text(json.dumps({
-            "world_size": dist.world_size, "fused": trainer.fused, "batch_size": cfg.train.batch_size,
+            "world_size": dist.world_size, "step": trainer.algorithm.step.name, "batch_size": cfg.train.batch_size,
             "samples_per_s": round(cfg.train.batch_size / step, 1), "step_ms": round(1e3 * step, 3),
             "allreduce_ms": round(1e3 * timers["allreduce"] / steps, 3),
             "allreduce_share": round(timers["allreduce"] / seconds, 3),

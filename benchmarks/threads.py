@@ -43,12 +43,9 @@ def worker(seconds: float, choice: str) -> dict:
     threads = {"one": 1, "all": cpus, "all-passive": cpus, "all-spin": cpus}.get(choice) or choose_threads()
     torch.set_num_threads(threads)
     trainer = make_trainer(Path("."), choice, True, torch.rand(2000, 1, 28, 28), None)
-    per_epoch = trainer.iterations_per_epoch()
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds or steps < 3:
-        if trainer.position >= per_epoch:
-            trainer.position = 0
-        trainer.iteration()
+        trainer.state.train_steps(1)
         steps += 1
     return {"threads": threads, "steps_per_s": round(steps / (time.perf_counter() - start), 2)}
 

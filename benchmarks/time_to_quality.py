@@ -79,20 +79,14 @@ class Variant:
 
     def __init__(self, name: str, config, fused: bool, splits: dict):
         self.name, self.spent, self.points = name, 0.0, []
-        self.trainer = Trainer(config, None, train_images=splits["train"], train_labels=splits["train_labels"])
-        self.trainer.algorithm.fused = fused and self.trainer.algorithm.fused
+        self.trainer = Trainer(config, None, train_images=splits["train"], train_labels=splits["train_labels"],
+                               step=None if fused else "autograd")
 
     def train_until(self, target: float) -> None:
         """Train until `target` training seconds in all (checking the clock every 10 iterations)."""
-        trainer, per_epoch = self.trainer, self.trainer.iterations_per_epoch()
         start = time.perf_counter()
         while self.spent + (time.perf_counter() - start) < target:
-            for _ in range(10):
-                if trainer.perm is None or trainer.position >= per_epoch:
-                    trainer.epoch += trainer.perm is not None
-                    trainer.perm = torch.randperm(len(trainer.data), generator=trainer.rng, device=trainer.device)
-                    trainer.position = 0
-                trainer.iteration()
+            self.trainer.state.train_steps(10)
         self.spent += time.perf_counter() - start
 
 

@@ -46,14 +46,8 @@ class GemmPass:
 
 
 def step_once(trainer):
-    """A function that runs one iteration of `trainer` (its perm set), wrapping around the epoch."""
-    per_epoch = trainer.iterations_per_epoch()
-
-    def step() -> None:
-        if trainer.position >= per_epoch:
-            trainer.position = 0
-        trainer.iteration()
-    return step
+    """A function that runs one iteration of `trainer`, wrapping around the epoch."""
+    return lambda: trainer.state.train_steps(1)
 
 
 def paired_rounds(bound, step, rounds: int, per_round: int, extra=()) -> list[tuple[list[float], ...]]:

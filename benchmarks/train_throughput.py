@@ -86,7 +86,7 @@ def gemm_shapes(trainer: Trainer) -> list[tuple[str, int, int, int]]:
 
 class UpdatePass:
     """p <- p + v over copies of `params` (the trainer's own are not touched), as the fused step runs it after each
-    weight-gradient product (optim.MomentumSGD.apply_velocity_to): one pass over 3 x 15 MB, bound by memory."""
+    weight-gradient product (optim.MomentumSGD.apply_velocity): one pass over 3 x 15 MB, bound by memory."""
 
     def __init__(self, params):
         self.pairs = [(p.detach().clone(), torch.full_like(p, 1e-6)) for p in params]
@@ -105,10 +105,7 @@ def mask_draws(trainer: Trainer):
 
 def make_trainer(tmp: Path, name: str, fused: bool, images: torch.Tensor, labels: torch.Tensor | None) -> Trainer:
     config = make_config("paper-mnist", {"model.conditional": labels is not None})
-    trainer = Trainer(config, None, train_images=images, train_labels=labels)
-    trainer.algorithm.fused = fused
-    trainer.perm = torch.randperm(images.shape[0], generator=trainer.rng)
-    return trainer
+    return Trainer(config, None, train_images=images, train_labels=labels, step="fused" if fused else "autograd")
 
 
 # The sides of a round (timing.paired_rounds) that make up the floor: the products with the weight gradients added

@@ -1,9 +1,9 @@
-"""pylearn2's momentum SGD (v <- mu v - lr g; p <- p + v) and the velocity targets of the fused step."""
+"""pylearn2's momentum SGD (v <- mu v - lr g; p <- p + v), and the fused step's two destinations for a gradient."""
 import pytest
 import torch
 
 from advnets.config import make_config
-from advnets.optim import MomentumSGD, make_optimizer, set_hyperparameters
+from advnets.optim import GradientWriter, MomentumSGD, make_optimizer, set_hyperparameters
 
 
 def test_momentum_sgd_is_pylearn2s_rule():
@@ -33,17 +33,27 @@ def test_differs_from_torch_sgd_when_the_learning_rate_changes():
     assert theirs.item() == pytest.approx(-1.0 - 0.15)     # buf2 = 0.5 * 1 + 1; p -= 0.1 * buf2
 
 
-def test_velocity_target_then_apply_equals_step():
-    p1, p2 = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3))
+@pytest.mark.parametrize("shape", [(3,), (2, 3)])
+def test_add_product_then_apply_equals_step(shape):
+    # the fused step hands over g as a product a @ b (a vector b: a matrix-vector product into p flattened)
+    p1, p2 = torch.nn.Parameter(torch.ones(shape)), torch.nn.Parameter(torch.ones(shape))
     a, b = MomentumSGD([p1], lr=0.1, momentum=0.5), MomentumSGD([p2], lr=0.1, momentum=0.5)
-    g = torch.tensor([1.0, -2.0, 3.0])
+    left, right = torch.randn(shape[0], 4), torch.randn(4, *shape[1:])
     for _ in range(3):
-        p1.grad = g.clone()
+        p1.grad = left @ right
         a.step()
-        v, beta, alpha = b.velocity_target(p2)   # the fused step writes v <- beta v + alpha g itself
-        v.mul_(beta).add_(g, alpha=alpha)
+        b.add_product(p2, left, right)
         b.apply_velocity()
+    assert not torch.equal(p1.data, torch.ones(shape))
     assert torch.allclose(p1.data, p2.data)
+
+
+def test_gradient_writer_writes_the_product_into_grad():
+    p = torch.nn.Parameter(torch.zeros(2, 3))
+    left, right = torch.randn(2, 4), torch.randn(4, 3)
+    for _ in range(2):                                  # written, not accumulated
+        GradientWriter.add_product(p, left, right)
+    assert torch.allclose(p.grad, left @ right)
 
 
 def test_make_optimizer_follows_the_config():

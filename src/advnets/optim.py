@@ -28,28 +28,46 @@ class MomentumSGD(torch.optim.Optimizer):
                 v.mul_(mu).add_(p.grad, alpha=-lr)
                 p.add_(v)
 
-    # The fused training step can compute v <- momentum * v - lr * g inside the matrix product that yields g
-    # (steps.simultaneous_grads_fused with target=velocity_target); apply_velocity then finishes the step.
-    def velocity_target(self, p: torch.Tensor) -> tuple[torch.Tensor, float, float]:
-        """(velocity of p, momentum, -lr): where a fused gradient product should accumulate."""
+    # The fused training step (training/step_fused.py) hands the optimiser each weight gradient as the matrix
+    # product that yields it: v <- momentum * v - lr * (a @ b) is then one addmm into the velocity, and the
+    # gradient itself is never stored.
+    @torch.no_grad()
+    def add_product(self, p: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+        """v <- momentum * v - lr * (a @ b) for parameter p, whose gradient is a @ b (b a vector: a matrix-vector
+        product into p flattened)."""
         state = self.state[p]
         if "velocity" not in state:
             state["velocity"] = torch.zeros_like(p)
         group = self.param_groups[0]
-        return state["velocity"], group["momentum"], -group["lr"]
+        _add_product(state["velocity"], a, b, group["momentum"], -group["lr"])
 
     @torch.no_grad()
-    def apply_velocity_to(self, p: torch.Tensor) -> None:
-        """p <- p + v for one parameter, once velocity_target received its gradient (the fused step calls it
-        layer by layer, while v is still in the CPU's cache)."""
-        p.add_(self.state[p]["velocity"])
+    def apply_velocity(self, p: torch.Tensor | None = None) -> None:
+        """p <- p + v once `add_product` received p's gradient (p None: every parameter). The fused step calls it
+        layer by layer, while v is still in the CPU's cache; a distributed run after averaging the velocities."""
+        params = [p] if p is not None else [q for group in self.param_groups for q in group["params"]]
+        for q in params:
+            q.add_(self.state[q]["velocity"])
 
+
+class GradientWriter:
+    """The fused step's other destination: p.grad <- a @ b, for an optimiser that then takes `step()`."""
+
+    @staticmethod
     @torch.no_grad()
-    def apply_velocity(self) -> None:
-        """p <- p + v for every parameter, after velocity_target received this update's gradients."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                p.add_(self.state[p]["velocity"])
+    def add_product(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        _add_product(p.grad, a, b, 0.0, 1.0)
+
+
+def _add_product(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, beta: float, alpha: float) -> None:
+    """out <- beta * out + alpha * (a @ b), in place."""
+    if b.dim() == 1:
+        flat = out.view(-1)
+        torch.addmv(flat, a, b, beta=beta, alpha=alpha, out=flat)
+    else:
+        torch.addmm(out, a, b, beta=beta, alpha=alpha, out=out)
 
 
 def make_optimizer(train_config, params) -> torch.optim.Optimizer:

@@ -84,7 +84,7 @@ def test_wrong_layouts(tmp_path):
 
 def test_train_a_few_steps_with_the_tfd_preset(tmp_path):
     from advnets.runs import load_run
-    from advnets.training.fused import supports_fused
+    from advnets.training.step_fused import supports_fused
     from advnets.training import Trainer
 
     make_tfd(tmp_path / tfd.FILENAME)
@@ -93,7 +93,7 @@ def test_train_a_few_steps_with_the_tfd_preset(tmp_path):
                                        "train.batch_size": 10, "train.epochs": 1, "train.grid_size": 2})
     assert config.model.generator_activations == ("relu", "sigmoid") and config.model.noise_prior == "gaussian"
     trainer = Trainer(config, tmp_path / "run")
-    assert trainer.data.image_shape == (1, 48, 48) and not trainer.fused
+    assert trainer.data.image_shape == (1, 48, 48) and not (trainer.algorithm.step.name == "fused")
     assert not supports_fused(trainer.generator, trainer.discriminator)   # sigmoid hidden layer: autograd
     result = trainer.run()
     assert result.step == 3 and (tmp_path / "run" / "samples" / "epoch_0001.png").is_file()

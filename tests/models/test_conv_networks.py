@@ -8,8 +8,8 @@ from advnets.config import make_config
 from advnets.errors import ConfigError
 from advnets.models import (ConvGenerator, DiscriminatorConfig, MLPGenerator, MaxoutConvDiscriminator, MaxoutDiscriminator,
                             build_models)
-from advnets.training.fused import supports_fused
-from advnets.training.steps import simultaneous_grads_autograd
+from advnets.training.step_fused import supports_fused
+from tests.training.oracle import simultaneous_grads_two_pass
 
 SMALL = {"model.architecture": "conv", "model.noise_dim": 6, "model.generator_hidden": [16, 64],
          "model.generator_activations": ["relu", "sigmoid"], "model.generator_conv_channels": 4,
@@ -115,7 +115,7 @@ def test_autograd_step_matches_a_finite_difference():
     g.double(), d.double()
     x, z = torch.rand(4, 3 * 144, dtype=torch.float64), torch.randn(4, 6, dtype=torch.float64)
     masks = [m.double() for m in d.draw_masks(8, torch.Generator().manual_seed(2))]
-    simultaneous_grads_autograd(g, d, x, z, masks, "non-saturating")
+    simultaneous_grads_two_pass(g, d, x, z, masks, "non-saturating")
     from advnets.losses import discriminator_loss, generator_loss
 
     def losses():

@@ -8,8 +8,9 @@ from advnets.errors import ConfigError
 from advnets.losses import discriminator_loss, generator_loss
 from advnets.models import build_models
 from advnets.models.packing import PackedDiscriminator
-from advnets.training.fused import supports_fused
-from advnets.training.steps import discriminator_grads, simultaneous_grads_autograd
+from advnets.training.step_fused import supports_fused
+from advnets.training.step_alternating import discriminator_grads
+from tests.training.oracle import simultaneous_grads_two_pass
 
 PACKED = {"model.pack": 3, "model.generator_hidden": [16], "model.discriminator_units": [12, 8],
           "model.discriminator_pieces": 3, "model.noise_dim": 4, "train.batch_size": 6}
@@ -51,7 +52,7 @@ def test_packed_steps_score_the_packed_halves():
     with torch.no_grad():
         logits = d(torch.cat([x, g(z).reshape(6, -1)]), masks)                   # (4,): 2 real rows, 2 fake
     real, fake = logits[:2], logits[2:]
-    stats = simultaneous_grads_autograd(g, d, x, z, masks, "non-saturating")
+    stats = simultaneous_grads_two_pass(g, d, x, z, masks, "non-saturating")
     assert torch.allclose(stats.d_loss, discriminator_loss(real, fake))
     assert torch.allclose(stats.g_loss, generator_loss("non-saturating", fake))
     assert torch.allclose(discriminator_grads(g, d, x, z, masks).d_loss, discriminator_loss(real, fake))
@@ -80,6 +81,6 @@ def test_a_pack_two_run_trains(tiny_overrides, digits_images):
     trainer = Trainer(cfg, None, train_images=digits_images[:200])
     before = [p.detach().clone() for p in trainer.discriminator.parameters()]
     result = trainer.run()
-    assert result.step == 10 and not trainer.fused
+    assert result.step == 10 and not (trainer.algorithm.step.name == "fused")
     assert all(np.isfinite(result.last_metrics[k]) for k in ("d_loss", "g_loss", "d_real", "d_fake"))
     assert all(not torch.equal(a, b) for a, b in zip(before, trainer.discriminator.parameters()))

@@ -1,4 +1,4 @@
-"""Mode coverage in the epoch lines (training/coverage.py): wired to the run's G, cheap, and not disturbing it."""
+"""Mode coverage in the epoch lines (training/coverage_monitor.py): wired to the run's G, cheap, and not disturbing it."""
 import math
 
 import numpy as np
@@ -33,7 +33,7 @@ def test_grid_run_logs_the_three_numbers_in_every_epoch_line(tmp_path):
         assert r["reverse_kl"] is None or 0.0 <= r["reverse_kl"] <= math.log(25) + 1e-4   # rounded to 4 places
     # the last line is the coverage of the trained G (the preset samples the moving average of its weights) on the
     # tracker's fixed noise, by the metrics function
-    assert trainer.sampler is trainer.average.module
+    assert trainer.sampler is trainer.state.average.module
     with torch.no_grad():
         samples = trainer.sampler.eval()(trainer.coverage.noise).reshape(-1, 2)
     expected = mixture_coverage(samples, mixture_means("grid"), mixture_sigma("grid"))

@@ -9,7 +9,7 @@ from advnets.errors import ConfigError
 from advnets.losses import discriminator_loss
 from advnets.models import build_models
 from advnets.training import Trainer
-from advnets.training.steps import discriminator_grads
+from advnets.training.step_alternating import discriminator_grads
 
 
 def _nets(pack: int):

@@ -6,8 +6,8 @@ import torch
 from advnets.config import make_config
 from advnets.errors import ConfigError
 from advnets.training import Trainer, train
-from advnets.training.fused import simultaneous_grads_fused
-from advnets.training.steps import simultaneous_grads_autograd
+from advnets.training.step_fused import simultaneous_grads_fused
+from tests.training.oracle import simultaneous_grads_two_pass
 from tests.training.test_trainer import _assert_same_state, _state
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -29,7 +29,7 @@ def test_bf16_autocast_trains_close_to_fp32(tmp_path, digits_images, tiny_overri
     overrides = {**tiny_overrides, **net}
     full, f32 = _step_losses(tmp_path, digits_images, overrides, "fp32")
     half, b16 = _step_losses(tmp_path, digits_images, {**overrides, "train.precision": "bf16"}, "bf16")
-    assert not half.fused and torch.isfinite(b16).all()
+    assert not (half.algorithm.step.name == "fused") and torch.isfinite(b16).all()
     assert not torch.equal(f32, b16)                 # autocast did change the arithmetic ...
     assert (f32 - b16).abs().max() < 0.02            # ... by bf16's ~3 significant digits, over 30 steps
     for p, q in zip(full.generator.parameters(), half.generator.parameters()):
@@ -38,9 +38,9 @@ def test_bf16_autocast_trains_close_to_fp32(tmp_path, digits_images, tiny_overri
 
 def test_bf16_uses_autograd_instead_of_the_fused_step(digits_images, tiny_overrides):
     cfg = make_config(overrides={**tiny_overrides, "train.device": "cpu", "train.precision": "bf16"})
-    assert not Trainer(cfg, None, train_images=digits_images).fused
+    assert not Trainer(cfg, None, train_images=digits_images).algorithm.step.name == "fused"
     cfg = make_config(overrides={**tiny_overrides, "train.device": "cpu"})
-    assert Trainer(cfg, None, train_images=digits_images).fused
+    assert Trainer(cfg, None, train_images=digits_images).algorithm.step.name == "fused"
 
 
 def test_fp16_needs_a_gpu(digits_images, tiny_overrides):
@@ -59,7 +59,7 @@ def test_fused_equals_autograd_on_cuda(kind, small_nets):
     masks = [m.double().cuda() for m in d.draw_masks(20, torch.Generator(device="cuda").manual_seed(0))]
     simultaneous_grads_fused(g, d, x, z, masks, kind)
     fused = [p.grad.clone() for n in (g, d) for p in n.parameters()]
-    simultaneous_grads_autograd(g, d, x, z, masks, kind)
+    simultaneous_grads_two_pass(g, d, x, z, masks, kind)
     for a, p in zip(fused, [p for n in (g, d) for p in n.parameters()]):
         assert p.grad.abs().max() > 0 and torch.allclose(a, p.grad, rtol=1e-10, atol=1e-14)
 

@@ -12,7 +12,8 @@ from advnets.models import build_models
 from advnets.schedules import top_k_fraction
 from advnets.training import Trainer, train
 from advnets.training.checkpoint import load_checkpoint
-from advnets.training.steps import generator_grads
+from advnets.training import step_alternating
+from advnets.training.step_alternating import generator_grads
 
 
 def _nets(pack: int):
@@ -90,15 +91,13 @@ def _overrides(tiny_overrides):
 
 def test_training_passes_each_epochs_fraction_to_g(monkeypatch, digits_images, tiny_overrides):
     """The trainer's G step gets keep = max(top_k, top_k_decay ** epoch), and drops that share of the samples."""
-    import advnets.training.algorithm1 as algorithm1
-
-    seen, real = [], algorithm1.generator_grads
+    seen, real = [], step_alternating.generator_grads
 
     def spy(*args, keep=1.0, **kwargs):
         seen.append(keep)
         return real(*args, keep=keep, **kwargs)
 
-    monkeypatch.setattr(algorithm1, "generator_grads", spy)
+    monkeypatch.setattr(step_alternating, "generator_grads", spy)
     t = Trainer(make_config(overrides={**_overrides(tiny_overrides), "train.epochs": 4}), None,
                 train_images=digits_images)
     t.run()

@@ -7,7 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..training.reporting import Reporter
+from ..training.hooks import Reporter
 from .common import log
 
 EPILOG = """examples:
@@ -65,20 +65,20 @@ class ConsoleReporter(Reporter):
     def step(self, trainer, stats) -> None:
         if not self.progress:
             return
-        per_epoch = trainer.iterations_per_epoch()
+        per_epoch, position = trainer.iterations_per_epoch(), trainer.state.progress.position
         if self.bar is None:
             from tqdm import tqdm
 
             t = trainer.config.train
-            self.bar = tqdm(total=per_epoch, initial=trainer.position - 1, desc=f"epoch {trainer.epoch + 1}/{t.epochs}",
+            self.bar = tqdm(total=per_epoch, initial=position - 1, desc=f"epoch {trainer.epoch + 1}/{t.epochs}",
                             leave=False, dynamic_ncols=True, file=sys.stderr)
-            self.started, self.first = time.perf_counter(), trainer.position - 1
-        if trainer.position % 10 == 0 or trainer.position == per_epoch:
-            rate = (trainer.position - self.first) / max(time.perf_counter() - self.started, 1e-9)
+            self.started, self.first = time.perf_counter(), position - 1
+        if position % 10 == 0 or position == per_epoch:
+            rate = (position - self.first) / max(time.perf_counter() - self.started, 1e-9)
             self.bar.set_postfix_str(f"step {trainer.g_updates} D {stats.d_loss.item():.3f} G {stats.g_loss.item():.3f} "
                                      f"D(x) {stats.d_real.item():.2f} D(G(z)) {stats.d_fake.item():.2f} "
                                      f"{rate:.1f} steps/s", refresh=False)
-            self.bar.update(trainer.position - self.bar.n)
+            self.bar.update(position - self.bar.n)
 
     def log(self, record) -> None:
         if record["kind"] != "epoch":
@@ -171,7 +171,7 @@ def _train(args: argparse.Namespace, config, run_dir: Path, dist, threads: int) 
             if dist.active else ""
         log.info(f"run {run_dir}: {trainer.config.data.dataset}, {len(trainer.data)} training examples "
                  f"({trainer.data.describe()}), seed {t.seed}, "
-                 f"{t.schedule} schedule ({'fused step' if trainer.fused else 'autograd'}, {t.precision}), device "
+                 f"{t.schedule} schedule ({trainer.algorithm.step.name} step, {t.precision}), device "
                  f"{trainer.device} ({threads} CPU threads){ranks}" + where)
         try:
             result = trainer.run()

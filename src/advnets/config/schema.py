@@ -107,7 +107,7 @@ class TrainConfig:
     log_every_steps: int = 0              # also log a metrics line every N steps (0: once per epoch)
     grid_size: int = 10                   # sample grids are grid_size x grid_size
     tensorboard: bool = True              # write TensorBoard event files into the run directory
-    # Mode coverage in the epoch lines of metrics.jsonl (training/coverage.py): every N epochs (0: off). grid | ring:
+    # Mode coverage in the epoch lines of metrics.jsonl (training/coverage_monitor.py): every N epochs (0: off). grid | ring:
     # modes captured, high-quality fraction, reverse KL; labelled images: classes captured by the package's
     # classifier (trained first if not cached: opt-in). coverage_samples 0: 2,500 (grid, ring) or 500 (images).
     coverage_every_epochs: int = 0

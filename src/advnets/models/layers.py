@@ -1,7 +1,7 @@
 """The building blocks the networks share: maxout, dropout masks, weight init, activations, one-hot labels.
 
 Maxout (Goodfellow et al. 2013) is written once, here, for the dense and convolutional discriminators; the fused
-training step (training/fused.py) computes the same maximum and winner mask inline.
+training step (training/step_fused.py) computes the same maximum and winner mask inline.
 """
 from __future__ import annotations
 

@@ -178,10 +178,10 @@ def generator_grad_norms(generator: torch.nn.Module, discriminator: torch.nn.Mod
                          z: torch.Tensor) -> dict[str, float]:
     """L2 norm of G's parameter gradient under the minimax and the non-saturating loss, on one batch z.
 
-    Uses `steps.generator_grads`, Algorithm 1's G step, with D's dropout off (masks None, D in eval mode).
+    Uses `step_alternating.generator_grads`, Algorithm 1's G step, with D's dropout off (masks None, D in eval mode).
     The gradients written into G's `.grad` buffers are restored afterwards; no parameter changes.
     """
-    from ..training.steps import generator_grads
+    from ..training.step_alternating import generator_grads
 
     params = list(generator.parameters())
     saved = [None if p.grad is None else p.grad.clone() for p in params]

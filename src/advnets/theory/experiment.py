@@ -15,7 +15,7 @@ trained against its samples. Along training and in the figure, p_g is the same K
 * every `eval_every` iterations: JSD(p_data || p_g), D's mean on data (integral of p_data D) and on samples;
 * stage (a): the first measurement with JSD below `stage_a_jsd` (G, D and both optimisers are copied);
 * Proposition 1, stage (b): from (a), D alone is trained against G_s and fresh draws of p_data
-  (`steps.discriminator_grads` with the trainer's D optimiser: Algorithm 1's D step) for `d_steps` steps,
+  (`step_alternating.discriminator_grads` with the trainer's D optimiser: Algorithm 1's D step) for `d_steps` steps,
   the learning rate falling geometrically from `d_lr[0]` to `d_lr[1]` times train.lr; the largest |D - D*|
   over the region where (p_data + p_g) / 2 holds 99% of the mass is reported;
 * Theorem 1: V(G_s, D) for that D, p_data's term integrated exactly and the samples' term averaged over
@@ -42,8 +42,8 @@ from ..errors import ConfigError
 from ..models import sample_noise
 from ..optim import make_optimizer, set_hyperparameters
 from ..schedules import learning_rate, momentum
-from ..training.reporting import Reporter
-from ..training.steps import discriminator_grads, generator_grads
+from ..training.hooks import Reporter
+from ..training.step_alternating import discriminator_grads, generator_grads
 from . import densities as theory
 
 

@@ -1,132 +1,105 @@
-"""Algorithm 1 of the paper: one training iteration of the two players, and the state it changes.
+"""Algorithm 1 of the paper: the two players, the state their updates change, and the step that updates them.
 
-    for k steps:  sample m noise vectors and m examples; update D by ascending its stochastic gradient of
-                  (1/m) sum [log D(x) + log(1 - D(G(z)))]
-    then:         sample m noise vectors; update G by descending (1/m) sum log(1 - D(G(z)))  (or, the
-                  non-saturating loss: ascending log D(G(z)), paper section 3)
+`Algorithm1` holds G, D, their optimisers and update counters, draws each iteration's minibatch, noise, dropout
+masks and classes from the run's one random stream (in a fixed order, so a seed fixes the run), and runs one
+iteration with the `Step` chosen for the run when it is built (step.py):
 
-`train.schedule` alternating runs exactly that (k = train.k_discriminator_steps); simultaneous (the original
-code's) updates D and G from one minibatch with the same dropout masks, both gradients taken at the same
-parameters -- by hand in one pass (fused.py) for the paper's MLP nets, else through autograd with one backward pass
-through D for both players (shared.py; steps.py's two-pass step for a D that is not per-example).
-Everything random comes from one torch.Generator, in a fixed order, so a seed fixes the run.
+    train.schedule alternating                    AlternatingStep  k D steps, then one G step (the paper's listing)
+    simultaneous, paper MLP nets, fp32            FusedStep        the original code's schedule, by hand
+    simultaneous, anything else                   AutogradStep     the same update through autograd
+
+The learning rate reaches the update in three places: `train.lr` in the config, `set_rates` here (the paper's
+decay per update of each player, momentum from the epoch: schedules.py), and the optimiser's param_groups, which
+each step reads.
+
 Data parallel (distributed.py): each rank computes the update on its block of the global minibatch and the players'
-gradients (or velocity updates) are averaged over the ranks before the step. train.precision bf16 | fp16 runs the
-autograd steps (shared.py's included) under torch.autocast (fp16 with a gradient scaler, CUDA only); the fused step
-is exact fp32 only.
+gradients (or velocity updates) are averaged over the ranks before the step (`average`). train.precision
+bf16 | fp16 runs the autograd steps under torch.autocast (fp16 with a gradient scaler, CUDA only).
 """
 from __future__ import annotations
 
 from contextlib import nullcontext
+from typing import Any
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from ..models.noise import sample_noise
 from ..optim import make_optimizer, set_hyperparameters
+from .checkpoint import load_state
 from ..schedules import learning_rate
 from .batches import TrainingData
 from .distributed import Dist
-from .fused import simultaneous_grads_fused, supports_fused
-from .shared import simultaneous_grads_shared, supports_shared
-from .steps import StepStats, discriminator_grads, generator_grads, simultaneous_grads_autograd
+from .step import Step, StepStats
+from .step_alternating import AlternatingStep
+from .step_autograd import AutogradStep, supports_autograd_step
+from .step_fused import FusedStep, supports_fused
+
+STEPS = {"fused": FusedStep, "autograd": AutogradStep, "alternating": AlternatingStep}
+
+
+def choose_step(config, generator: torch.nn.Module, discriminator: torch.nn.Module, name: str | None = None) -> Step:
+    """The step for this config and these networks (see the module docstring); `name` asks for one (benchmarks
+    compare them), which must be able to compute this config's update."""
+    t = config.train
+    if t.schedule == "alternating":
+        best = "alternating"
+    elif supports_fused(generator, discriminator) and t.precision == "fp32":
+        best = "fused"
+    elif supports_autograd_step(discriminator):
+        best = "autograd"
+    else:           # build_models makes no such D
+        raise ValueError(f"the simultaneous schedule needs a per-example D, not {type(discriminator).__name__}")
+    allowed = {best} | ({"autograd"} if best == "fused" else set())
+    if name is not None and name not in allowed:
+        raise ValueError(f"step {name!r} does not compute this config's update (use {' or '.join(sorted(allowed))})")
+    return STEPS[name or best]()
 
 
 class Algorithm1:
     """The two players (G, D and their optimisers), the update counters, and one `iteration()`."""
 
     def __init__(self, config, generator: torch.nn.Module, discriminator: torch.nn.Module, data: TrainingData,
-                 rng: torch.Generator, dist: Dist | None = None):
+                 rng: torch.Generator, dist: Dist | None = None, step: str | None = None):
         self.config, self.data, self.rng, self.dist = config, data, rng, dist or Dist()
         self.generator, self.discriminator = generator, discriminator
         self.opt_g = make_optimizer(config.train, generator.parameters())
         self.opt_d = make_optimizer(config.train, discriminator.parameters())
-        self.fused = config.train.schedule == "simultaneous" and supports_fused(generator, discriminator) and \
-            config.train.precision == "fp32"
-        self.shared = config.train.schedule == "simultaneous" and not self.fused and supports_shared(discriminator)
-        device = data.device
-        if config.train.precision == "fp16" and device.type != "cuda":
+        self.step = choose_step(config, generator, discriminator, step)
+        device, precision = data.device, config.train.precision
+        if precision == "fp16" and device.type != "cuda":
             raise ConfigError("train.precision=fp16 needs a CUDA GPU", "use --set train.precision=bf16 on a CPU")
-        self.autocast = nullcontext() if config.train.precision == "fp32" else torch.autocast(
-            device.type, dtype=torch.bfloat16 if config.train.precision == "bf16" else torch.float16)
-        self.scaler = torch.amp.GradScaler(device.type) if config.train.precision == "fp16" else None
+        self.autocast = nullcontext() if precision == "fp32" else torch.autocast(
+            device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+        self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
         self.peer_stop = False                     # an all-reduce said that some rank asked to stop
-        self._owner = {p: opt for opt, net in ((self.opt_g, generator), (self.opt_d, discriminator))
-                       for p in net.parameters()}
         self.g_updates = 0
         self.d_updates = 0
+
+    def iteration(self, perm: torch.Tensor, position: int, mu: float, stop: bool = False,
+                  keep: float = 1.0) -> StepStats:
+        """One iteration of Algorithm 1 (Step.__call__ says what the arguments mean); one more G update."""
+        self.set_rates(mu)
+        stats = self.step(self, perm, position, mu, stop, keep)
+        self.g_updates += 1
+        return stats
 
     def noise(self, n: int) -> torch.Tensor:
         """n draws of z ~ p_z, (n, noise_dim), from the run's random stream."""
         m = self.config.model
         return sample_noise(n, m.noise_dim, m.noise_prior, self.rng, self.data.device)
 
-    def iteration(self, perm: torch.Tensor, position: int, mu: float, stop: bool = False,
-                  keep: float = 1.0) -> StepStats:
-        """The `position`-th iteration of an epoch whose example order is `perm`, with momentum `mu`. `stop`: this
-        rank asks to stop; `peer_stop` then says whether any rank asked (always `stop` when single-process).
-        `keep` < 1: G's update uses only that fraction of its samples, those D rates highest (train.top_k)."""
-        t = self.config.train
-        m, k = t.batch_size, t.k_discriminator_steps
-        g, d = self.generator, self.discriminator
-        self._set_rates(mu)
-        if t.schedule == "simultaneous":
-            (x, c), z, masks = self._batch(perm, position), self._noise(), self._masks(2 * m)
-            c_fake = self._classes()                                       # None, as c, when unconditional
-            if self.fused and hasattr(self.opt_d, "velocity_target") and hasattr(self.opt_g, "velocity_target"):
-                # momentum SGD inside the gradient products: v <- mu v - lr g, then p <- p + v layer by layer
-                stats = simultaneous_grads_fused(g, d, x, z, masks, t.generator_loss, self._velocity,
-                                                 real_labels=c, fake_labels=c_fake,
-                                                 done=None if self.dist.active else self._apply_velocity)
-                self._average(self.opt_d, stats, ("d_loss", "d_real", "d_fake"), velocity=True)
-                self._average(self.opt_g, stats, ("g_loss",), stop, velocity=True)
-                if self.dist.active:     # the ranks' velocities averaged first, then p <- p + v
-                    self.opt_d.apply_velocity()
-                    self.opt_g.apply_velocity()
-            else:
-                grads = simultaneous_grads_fused if self.fused else \
-                    simultaneous_grads_shared if self.shared else simultaneous_grads_autograd
-                with self.autocast:
-                    stats = grads(g, d, x, z, masks, t.generator_loss, real_labels=c, fake_labels=c_fake,
-                                  **self._scale())
-                self._average(self.opt_d, stats, ("d_loss", "d_real", "d_fake"))
-                self._average(self.opt_g, stats, ("g_loss",), stop)
-                self._step(self.opt_d, self.opt_g)
-            self.d_updates += 1
-        else:
-            for j in range(k):                                              # k steps of D
-                (x, c), z = self._batch(perm, position * k + j), self._noise()
-                masks = self._masks(2 * m)
-                # update D: maximise log D(x) + log(1 - D(G(z)))
-                with self.autocast:
-                    stats = discriminator_grads(g, d, x, z, masks, c, self._classes(), **self._scale(),
-                                                penalty=t.gradient_penalty)
-                self._average(self.opt_d, stats, ("d_loss", "d_real", "d_fake"))
-                self._set_rates(mu)
-                self._step(self.opt_d)
-                self.d_updates += 1
-            z, masks = self._noise(), self._masks(m)                        # one step of G, fresh noise
-            # update G: minimise log(1 - D(G(z))) or maximise log D(G(z))
-            with self.autocast:
-                g_stats = generator_grads(g, d, z, masks, t.generator_loss, self._classes(), **self._scale(),
-                                          keep=keep)
-            self._average(self.opt_g, g_stats, ("g_loss",), stop)
-            self._step(self.opt_g)
-            stats.g_loss = g_stats.g_loss
-        self.g_updates += 1
-        return stats
+    # ----- what a step draws: this rank's part of the global minibatch (all of it when single-process)
 
-    # ----- this rank's part of the global minibatch (all of it when single-process; distributed.py)
-
-    def _batch(self, perm: torch.Tensor, index: int):
+    def batch(self, perm: torch.Tensor, index: int):
         m = self.config.train.batch_size
         return self.data.batch(perm, index, m, self.dist.rows(m) if self.dist.active else slice(None))
 
-    def _noise(self) -> torch.Tensor:
+    def batch_noise(self) -> torch.Tensor:
         z = self.noise(self.config.train.batch_size)                    # (m, noise_dim): the global batch's
         return z[self.dist.rows(z.shape[0])] if self.dist.active else z
 
-    def _masks(self, n: int) -> list[torch.Tensor | None]:
+    def masks(self, n: int) -> list[torch.Tensor | None]:
         """D's masks for n = m (samples) or 2m ([data; samples]) rows: this rank's rows of each half."""
         masks = self.discriminator.draw_masks(n, self.rng)
         if not self.dist.active:
@@ -134,12 +107,24 @@ class Algorithm1:
         m = self.config.train.batch_size
         return [None if u is None else torch.cat([h[self.dist.rows(m)] for h in u.split(m)]) for u in masks]
 
-    def _classes(self) -> torch.Tensor | None:
+    def classes(self) -> torch.Tensor | None:
         c = self.data.sample_classes(self.config.train.batch_size, self.rng)
         return c[self.dist.rows(c.shape[0])] if self.dist.active and c is not None else c
 
-    def _average(self, opt, stats: StepStats, names: tuple[str, ...], stop: bool = False,
-                 velocity: bool = False) -> None:
+    # ----- how a step updates the players
+
+    def set_rates(self, mu: float) -> None:
+        """The paper's schedules: lr decayed per update of each player, momentum from the epoch."""
+        t = self.config.train
+        set_hyperparameters(self.opt_d, learning_rate(self.d_updates, t.lr, t.lr_decay, t.lr_min, t.lr_decay_after), mu)
+        set_hyperparameters(self.opt_g, learning_rate(self.g_updates, t.lr, t.lr_decay, t.lr_min, t.lr_decay_after), mu)
+
+    def loss_scale(self) -> dict:
+        """The fp16 gradient scaler's `loss_scale` keyword for the gradient functions (none otherwise)."""
+        return {} if self.scaler is None else {"loss_scale": self.scaler.scale}
+
+    def average(self, opt, stats: StepStats, names: tuple[str, ...], stop: bool = False,
+                velocity: bool = False) -> None:
         """One all-reduce for one player: its gradients (or velocities), the named statistics and the stop flag."""
         if not self.dist.active:
             self.peer_stop = stop
@@ -152,26 +137,37 @@ class Algorithm1:
             setattr(stats, name, out[i])
         self.peer_stop = bool(out[-1] > 0)
 
-    def _scale(self) -> dict:
-        return {} if self.scaler is None else {"loss_scale": self.scaler.scale}
-
-    def _step(self, *opts) -> None:
-        if self.scaler is None:
+    def apply(self, *opts, velocity: bool = False) -> None:
+        """Finish the update of the players whose optimisers are given, and count D's updates: `opt.step()`
+        (fp16: through the scaler, which skips a step whose scaled gradient overflowed), or with `velocity`
+        (the fused step) p <- p + v where the step left it undone (a distributed run, after the average)."""
+        if velocity:
+            for opt in opts if self.dist.active else ():
+                opt.apply_velocity()
+        elif self.scaler is None:
             for opt in opts:
                 opt.step()
-            return
-        for opt in opts:                 # fp16: skip the step when a scaled gradient overflowed, adapt the scale
-            self.scaler.step(opt)
-        self.scaler.update()
+        else:
+            for opt in opts:
+                self.scaler.step(opt)
+            self.scaler.update()
+        self.d_updates += any(opt is self.opt_d for opt in opts)
 
-    def _set_rates(self, mu: float) -> None:
-        """The paper's schedules: lr decayed per update of each player, momentum from the epoch."""
-        t = self.config.train
-        set_hyperparameters(self.opt_d, learning_rate(self.d_updates, t.lr, t.lr_decay, t.lr_min, t.lr_decay_after), mu)
-        set_hyperparameters(self.opt_g, learning_rate(self.g_updates, t.lr, t.lr_decay, t.lr_min, t.lr_decay_after), mu)
+    # ----- checkpoints
 
-    def _velocity(self, p: torch.Tensor) -> tuple[torch.Tensor, float, float]:
-        return self._owner[p].velocity_target(p)
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "g_updates": self.g_updates, "d_updates": self.d_updates}
 
-    def _apply_velocity(self, p: torch.Tensor) -> None:
-        self._owner[p].apply_velocity_to(p)
+    def load_state_dict(self, state: dict[str, Any], path) -> None:
+        """The networks first (a mismatch names the first differing entry), then optimisers and counters."""
+        load_state(self.generator, state["generator"], "generator", path)
+        load_state(self.discriminator, state["discriminator"], "discriminator", path)
+        try:
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_d.load_state_dict(state["opt_d"])
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
+            raise CheckpointError(f"checkpoint {path} does not fit this run: its optimizer or random state "
+                                  f"({str(exc).strip()[:80]}) is wrong", "use the run's own checkpoint, or retrain")
+        self.g_updates, self.d_updates = state["g_updates"], state["d_updates"]

@@ -25,6 +25,13 @@ import re
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as td
+# torch.distributed.nn.functional binds `group=group.WORLD` as the default argument of 10 functions when it is first
+# imported. torch.optim imports it (through torch._dynamo) on the first optimizer: imported after a process group
+# exists, those defaults would hold the default group, so destroy_process_group would not free it and its Gloo threads
+# would run on into interpreter exit (the suspected cause of a rare C++ abort at exit, see Dist.close). Imported here,
+# before any group exists, the defaults are None.
+import torch.distributed.nn.functional  # noqa: F401
 
 from ..errors import AdvnetsError, ConfigError
 
@@ -61,19 +68,11 @@ class Dist:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
             return cls()
-        import torch.distributed as td
-
         rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
         backend = "nccl" if device.type == "cuda" else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(local)
         timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, "300")))
-        # torch.distributed.nn.functional binds `group=group.WORLD` as the default argument of 10 functions when
-        # it is first imported. torch.optim imports it (through torch._dynamo) on the first optimizer, after this
-        # init: those defaults then hold the default group, so destroy_process_group did not free it and its Gloo
-        # threads ran on into interpreter exit (the suspected cause of a rare C++ abort at exit, see close()).
-        # Imported before the group exists, the defaults are None.
-        import torch.distributed.nn.functional  # noqa: F401
         if not td.is_initialized():
             td.init_process_group(backend, timeout=timeout,
                                   device_id=torch.device("cuda", local) if backend == "nccl" else None)
@@ -121,8 +120,6 @@ class Dist:
 
     def _call(self, name: str, *args, **kwargs):
         """A collective; a dead or silent rank becomes one DistributedError line instead of a traceback."""
-        import torch.distributed as td
-
         try:
             return getattr(td, name)(*args, **kwargs)
         except (RuntimeError, td.DistBackendError) as exc:
@@ -132,8 +129,8 @@ class Dist:
                                    "a process died or hung; resume with `advnets train --resume RUN`") from None
 
     def close(self, barrier: bool = True) -> None:
-        """Leave the process group: destroy_process_group frees it and joins its Gloo threads (see from_env for
-        what kept it alive before). After a normal end every rank waits for the others first (`barrier`), so no
+        """Leave the process group: destroy_process_group frees it and joins its Gloo threads (see the import of
+        torch.distributed.nn.functional at the top). After a normal end every rank waits for the others first (`barrier`), so no
         rank tears its group down while a peer still talks to it. After an error there is no barrier: a peer may
         be gone.
 
@@ -142,8 +139,6 @@ class Dist:
         destructor: std::terminate, "terminate called without an active exception" (pytorch/pytorch#179291
         describes the same abort for a group never destroyed)."""
         if self.active:
-            import torch.distributed as td
-
             if td.is_initialized():
                 if barrier:
                     try:

@@ -15,7 +15,7 @@ from typing import Any
 from ..config import Config, from_dict
 from ..errors import AdvnetsError, ConfigError, OutputError, RunError
 from ..fileio import TEMPORARY_SUFFIX, atomic_write_text
-from .checkpoint import checkpoint_config, load_checkpoint, restore_training_state
+from .checkpoint import checkpoint_config, load_checkpoint
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -162,20 +162,3 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
 
 def _flatten(nested: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {f"{s}.{k}": v for s, values in nested.items() for k, v in values.items()}
-
-
-def prepare_run_dir(trainer, write: bool = True) -> bool:
-    """Under the run's lock: remove temporaries a killed process left, restore the checkpoint if there is one,
-    drop the metric lines after it, write config.json. True when the run starts from step 0 (a new run, or one
-    that stopped before its first checkpoint: see resolve_config). `write` False (the other ranks of a distributed
-    run): only restore."""
-    run_dir = trainer.run_dir
-    if write:
-        remove_stale_temporaries(run_dir)
-    from_scratch = not (run_dir / CHECKPOINT).exists()
-    if not from_scratch:
-        restore_training_state(trainer, run_dir / CHECKPOINT)
-    if write:
-        truncate_metrics(run_dir, trainer.g_updates)
-        write_config(run_dir, trainer.config)
-    return from_scratch

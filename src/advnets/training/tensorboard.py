@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import AdvnetsError
-from .reporting import Reporter
+from .hooks import Reporter
 
 _STATS = {"d_loss": "loss/d", "g_loss": "loss/g", "d_real": "D/real", "d_fake": "D/fake"}
 _OTHERS = {"lr": "opt/lr", "momentum": "opt/momentum", "steps_per_s": "speed/steps_per_s",

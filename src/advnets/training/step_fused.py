@@ -5,12 +5,15 @@ The original code's schedule updates D and G from one minibatch, with the same d
 example, so the backward pass through D of *any* loss of the logits is the same per-example Jacobian scaled by
 dLoss/dlogit. One pass of "unit" deltas through D therefore serves both D's loss (its weight gradients) and G's
 loss (the gradient reaching G's samples): D's weight gradients are never computed for the G update, and nothing
-of D's forward or backward pass is done twice. tests/training/test_fused.py checks it against autograd
-(`steps.simultaneous_grads_autograd`) to 1e-10 in float64.
+of D's forward or backward pass is done twice. tests/training/test_step_fused.py checks it against the two-pass
+autograd oracle (tests/training/oracle.py) to 1e-10 in float64.
+
+Each weight gradient is handed to its player's destination as the matrix product that yields it
+(`add_product(p, a, b)`): `optim.GradientWriter` writes it into p.grad, `optim.MomentumSGD` accumulates it into
+the velocity (v <- mu v - lr (a @ b)) without storing it, and with `apply_now` moves p by v as soon as p is no longer
+read, while v is still in the CPU's cache.
 """
 from __future__ import annotations
-
-from typing import Callable
 
 import torch
 
@@ -19,29 +22,8 @@ from ..losses import (discriminator_loss, discriminator_loss_logit_grads, genera
 from ..models.discriminator import MaxoutDiscriminator
 from ..models.generator import MLPGenerator
 from ..models.layers import one_hot
-from .steps import StepStats, both_labels, grad_buffer
-
-
-# Where the fused step puts the gradient g of a parameter p: target(p) = (out, beta, alpha) means
-# out <- beta * out + alpha * g. The default writes g into p.grad; MomentumSGD.velocity_target writes
-# v <- momentum * v - lr * g straight from the matrix product, so that g is never stored.
-GradTarget = Callable[[torch.Tensor], tuple[torch.Tensor, float, float]]
-
-
-def grad_target(p: torch.Tensor) -> tuple[torch.Tensor, float, float]:
-    return grad_buffer(p), 0.0, 1.0
-
-
-def _put_mm(target: GradTarget, p: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
-    out, beta, alpha = target(p)                 # out <- beta * out + alpha * (a @ b)
-    torch.addmm(out, a, b, beta=beta, alpha=alpha, out=out)
-
-
-def _put_mv(target: GradTarget, p: torch.Tensor, a: torch.Tensor, x: torch.Tensor) -> None:
-    out, beta, alpha = target(p)                 # out <- beta * out + alpha * (a @ x)
-    flat = out.view(-1)
-    torch.addmv(flat, a, x, beta=beta, alpha=alpha, out=flat)
-
+from ..optim import GradientWriter, MomentumSGD
+from .step import D_STATS, G_STATS, StepStats, both_labels
 
 
 def _masked(h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -68,19 +50,16 @@ def _d_input(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None,
 
 @torch.no_grad()
 def simultaneous_grads_fused(g: MLPGenerator, d: MaxoutDiscriminator, x_real: torch.Tensor,
-                             z: torch.Tensor, masks: list[torch.Tensor | None],
-                             loss_kind: str, target: GradTarget = grad_target,
-                             real_labels: torch.Tensor | None = None,
-                             fake_labels: torch.Tensor | None = None,
-                             done: Callable[[torch.Tensor], None] | None = None) -> StepStats:
+                             z: torch.Tensor, masks: list[torch.Tensor | None], loss_kind: str,
+                             real_labels: torch.Tensor | None = None, fake_labels: torch.Tensor | None = None,
+                             d_out=GradientWriter, g_out=GradientWriter, apply_now: bool = False) -> StepStats:
     """One simultaneous update's gradients for G and D, by hand (see the module docstring).
 
     x_real: (m, d) data, z: (m, noise_dim) noise, masks: D's dropout masks for the (2m, .) batch
-    [data; samples]. Both gradients are taken at the current parameters and written where `target`
-    says (default: each parameter's .grad). Conditional nets also take the labels, (m,) each.
-    `done(p)`, when given, is called as soon as the step has written p's gradient and will not read p again
-    (each layer's input gradient is taken before its weight gradient): the optimiser can then update p while
-    p's gradient is still in the CPU's cache.
+    [data; samples]. Both gradients are taken at the current parameters and handed to `d_out` / `g_out`
+    (`add_product`; default: each parameter's .grad). Conditional nets also take the labels, (m,) each.
+    `apply_now` (momentum SGD destinations): p <- p + v as soon as the step has handed over p's gradient and will
+    not read p again (each layer's input gradient is taken before its weight gradient).
     """
     m = x_real.shape[0]
     # --- G forward: x = G(z) or G([z; c])
@@ -116,7 +95,10 @@ def simultaneous_grads_fused(g: MLPGenerator, d: MaxoutDiscriminator, x_real: to
     g_g = generator_loss_logit_grad(loss_kind, fake)                  # (m,)
 
     # --- one backward pass of unit deltas J = dlogit/d(.) through D
-    finish = done or (lambda p: None)
+    def finish(out, p):
+        if apply_now:
+            out.apply_velocity(p)
+
     ones = torch.ones(2 * m, dtype=g_d.dtype, device=g_d.device)
     j_a = d.output.weight.expand(2 * m, -1)                           # (2m, U) dlogit/du
     for i in range(len(d.hidden) - 1, -1, -1):
@@ -124,10 +106,10 @@ def simultaneous_grads_fused(g: MLPGenerator, d: MaxoutDiscriminator, x_real: to
         if masks[i + 1] is not None:
             j_a = j_a * masks[i + 1]                                  # dlogit/da
         if i == len(d.hidden) - 1:                                    # D's output layer is no longer read
-            _put_mv(target, d.output.weight, d_inputs[-1].t(), g_d)
-            _put_mv(target, d.output.bias, g_d.unsqueeze(0), ones)
-            finish(d.output.weight)
-            finish(d.output.bias)
+            d_out.add_product(d.output.weight, d_inputs[-1].t(), g_d)
+            d_out.add_product(d.output.bias, g_d.unsqueeze(0), ones)
+            finish(d_out, d.output.weight)
+            finish(d_out, d.output.bias)
         # the winning piece of each maxout unit passes the delta on (== written as float: 4x faster)
         winner = torch.eq(pre[i], post[i].unsqueeze(1), out=torch.empty_like(pre[i]))  # (2m, P, U)
         j_z = winner.mul_(j_a.unsqueeze(1)).view(2 * m, -1)                                # (2m, P*U)
@@ -139,10 +121,10 @@ def simultaneous_grads_fused(g: MLPGenerator, d: MaxoutDiscriminator, x_real: to
             if masks[0] is not None:
                 j_x = j_x * masks[0][m:]
         # D's weight gradient: sum_n g_d[n] * J_z[n] (x) input[n]
-        _put_mm(target, layer.weight, j_z.t(), d_inputs[i] * g_d.unsqueeze(1))
-        _put_mv(target, layer.bias, j_z.t(), g_d)
-        finish(layer.weight)
-        finish(layer.bias)
+        d_out.add_product(layer.weight, j_z.t(), d_inputs[i] * g_d.unsqueeze(1))
+        d_out.add_product(layer.bias, j_z.t(), g_d)
+        finish(d_out, layer.weight)
+        finish(d_out, layer.bias)
     # G's loss: dL_G/dy = g_g * dlogit/dy  (D's weight gradients never enter)
     delta = torch.ops.aten.sigmoid_backward(j_x.mul_(g_g.unsqueeze(1)), y)  # (m, d) through the sigmoid
 
@@ -153,10 +135,10 @@ def simultaneous_grads_fused(g: MLPGenerator, d: MaxoutDiscriminator, x_real: to
         next_delta = None
         if j > 0:
             next_delta = torch.ops.aten.threshold_backward(delta @ layer.weight, inputs[j], 0)  # through the ReLU
-        _put_mm(target, layer.weight, delta.t(), inputs[j])
-        _put_mv(target, layer.bias, delta.t(), ones[:m])
-        finish(layer.weight)
-        finish(layer.bias)
+        g_out.add_product(layer.weight, delta.t(), inputs[j])
+        g_out.add_product(layer.bias, delta.t(), ones[:m])
+        finish(g_out, layer.weight)
+        finish(g_out, layer.bias)
         delta = next_delta
 
     return StepStats(
@@ -169,3 +151,25 @@ def supports_fused(g: torch.nn.Module, d: torch.nn.Module) -> bool:
     sigmoid output, and a dense maxout D (not a packed one: models/packing.py, which goes through autograd)."""
     return (isinstance(g, MLPGenerator) and set(g.activations) <= {"relu"} and g.output == "sigmoid"
             and isinstance(d, MaxoutDiscriminator))
+
+
+class FusedStep:
+    """The simultaneous schedule by hand (`simultaneous_grads_fused`): with momentum SGD the gradients go straight
+    into the velocities and each layer moves as soon as it is done (in a distributed run after the velocities are
+    averaged); with another optimiser they go into .grad and both optimisers step."""
+
+    name = "fused"
+
+    def __call__(self, players, perm: torch.Tensor, position: int, mu: float, stop: bool = False,
+                 keep: float = 1.0) -> StepStats:
+        p, t = players, players.config.train
+        (x, c), z, masks = p.batch(perm, position), p.batch_noise(), p.masks(2 * t.batch_size)
+        c_fake = p.classes()                                               # None, as c, when unconditional
+        velocity = isinstance(p.opt_d, MomentumSGD) and isinstance(p.opt_g, MomentumSGD)
+        outs = dict(d_out=p.opt_d, g_out=p.opt_g, apply_now=not p.dist.active) if velocity else {}
+        stats = simultaneous_grads_fused(p.generator, p.discriminator, x, z, masks, t.generator_loss,
+                                         real_labels=c, fake_labels=c_fake, **outs)
+        p.average(p.opt_d, stats, D_STATS, velocity=velocity)
+        p.average(p.opt_g, stats, G_STATS, stop, velocity=velocity)
+        p.apply(p.opt_d, p.opt_g, velocity=velocity)
+        return stats

@@ -1,7 +1,7 @@
 """Algorithm 1's simultaneous update for any G and a per-example D, through autograd, with one backward pass
 through D for both players.
 
-`steps.simultaneous_grads_autograd` asks autograd twice: D's loss back to D's weights, then G's loss back through
+The plain way (tests/training/oracle.py, the reference this step is checked against) asks autograd twice: D's loss back to D's weights, then G's loss back through
 all of D again into G. But D gives one logit per example (per packed row for a packed D), and each logit depends
 on its own example only (dropout, maxout and pooling act per example), so the backward pass of any loss of the
 logits through D is the same per-example Jacobian J_n = dlogit_n/d(input, weights) scaled by dLoss/dlogit_n
@@ -22,10 +22,9 @@ f below about -66; fp16: 0.06, a few units of the scaled loss) or any r is not f
 rounding, scaled by r, costs at most eps^2 relative to dL_G/df. The check reads one number back from the device.
 
 D is also run on the data and on the samples as two calls (same masks, split by rows), so that the input gradient
-of D's first layer is taken on the m samples only (measured on paper-cifar10-conv, one thread: faster than one call
-on the 2m batch, whose backward pass then also gives that gradient on the data). tests/training/test_shared.py
-checks the step against `simultaneous_grads_autograd` in float64: convolutional and dense nets, conditional and
-packed ones, both generator losses, and the fallback.
+of D's first layer is taken on the m samples only, not also on the data (docs/performance.md has the measurement).
+tests/training/test_step_autograd.py checks the step against the two-pass oracle in float64: convolutional and
+dense nets, conditional and packed ones, both generator losses, and the fallback.
 """
 from __future__ import annotations
 
@@ -35,22 +34,15 @@ from ..losses import discriminator_loss, generator_loss
 from ..models.discriminator import MaxoutConvDiscriminator, MaxoutDiscriminator
 from ..models.layers import label_kwargs
 from ..models.packing import PackedDiscriminator
-from .steps import StepStats, _full, _unscaled
+from .step import D_STATS, G_STATS, StepStats, full, set_grads, unscaled
 
 # Discriminators whose logit n depends on example n (packed: on packed row n) only
 PER_EXAMPLE = (MaxoutDiscriminator, MaxoutConvDiscriminator)
 
 
-def supports_shared(d: torch.nn.Module) -> bool:
-    """Whether `simultaneous_grads_shared` computes this D's update: one logit per example (or per packed row)."""
+def supports_autograd_step(d: torch.nn.Module) -> bool:
+    """Whether `simultaneous_grads_autograd` computes this D's update: one logit per example (or per packed row)."""
     return isinstance(d.inner if isinstance(d, PackedDiscriminator) else d, PER_EXAMPLE)
-
-
-def _take_grads(params, grads) -> None:
-    """p.grad = g: autograd's fresh tensors become the gradients (steps.set_grads copies them: for G's 8000 x 8000
-    layer that is 256 MB read and written again per step)."""
-    for p, g in zip(params, grads):
-        p.grad = g
 
 
 def _rows(masks):
@@ -63,17 +55,17 @@ def _rows(masks):
 
 def _logit_grads(real: torch.Tensor, fake: torch.Tensor, loss_kind: str, loss_scale):
     """The losses (float32 under autocast) and their (scaled) derivatives with respect to the logits."""
-    real_l, fake_l = (_full(h.detach()).requires_grad_() for h in (real, fake))
+    real_l, fake_l = (full(h.detach()).requires_grad_() for h in (real, fake))
     d_loss, g_loss = discriminator_loss(real_l, fake_l), generator_loss(loss_kind, fake_l)
     gd_real, gd_fake = torch.autograd.grad(loss_scale(d_loss), [real_l, fake_l])
     (gg_fake,) = torch.autograd.grad(loss_scale(g_loss), [fake_l])
     return d_loss.detach(), g_loss.detach(), gd_real.to(real.dtype), gd_fake.to(fake.dtype), gg_fake
 
 
-def simultaneous_grads_shared(g: torch.nn.Module, d: torch.nn.Module, x_real: torch.Tensor, z: torch.Tensor,
+def simultaneous_grads_autograd(g: torch.nn.Module, d: torch.nn.Module, x_real: torch.Tensor, z: torch.Tensor,
                               masks, loss_kind: str, real_labels: torch.Tensor | None = None,
-                              fake_labels: torch.Tensor | None = None, loss_scale=_unscaled) -> StepStats:
-    """The same update as `steps.simultaneous_grads_autograd` (see the module docstring), written into .grad."""
+                              fake_labels: torch.Tensor | None = None, loss_scale=unscaled) -> StepStats:
+    """Both players' gradients of one simultaneous update, written into .grad (see the module docstring)."""
     fake_images = g(z, **label_kwargs(fake_labels))                       # (m, ...) G's graph ends here
     y = fake_images.detach().requires_grad_()                             # D's graph starts at the samples
     real_masks, fake_masks = _rows(masks)
@@ -89,11 +81,31 @@ def simultaneous_grads_shared(g: torch.nn.Module, d: torch.nn.Module, x_real: to
     # one backward pass through D: its weight gradients, and dL_D/df_n * J_n on each sample
     grads = torch.autograd.grad([real, fake], d_params + [y], grad_outputs=[gd_real, gd_fake],
                                 retain_graph=not shared)
-    _take_grads(d_params, grads[:-1])
+    set_grads(d_params, grads[:-1])
     if shared:
         dy = (grads[-1].reshape(fake.shape[0], -1) * ratio.unsqueeze(1)).to(y.dtype).view_as(y)
-    else:        # fallback: a second pass through D with G's loss, as simultaneous_grads_autograd does
+    else:        # fallback: a second pass through D with G's loss, as the two-pass oracle does
         (dy,) = torch.autograd.grad(fake, [y], grad_outputs=gg_fake.to(fake.dtype))
-    _take_grads(g_params, torch.autograd.grad(fake_images, g_params, grad_outputs=dy))
-    real, fake = _full(real.detach()), _full(fake.detach())
+    set_grads(g_params, torch.autograd.grad(fake_images, g_params, grad_outputs=dy))
+    real, fake = full(real.detach()), full(fake.detach())
     return StepStats(d_loss, g_loss, torch.sigmoid(real).mean(), torch.sigmoid(fake).mean())
+
+
+class AutogradStep:
+    """The simultaneous schedule through autograd: one minibatch, one set of masks, both players' gradients at the
+    same parameters, then both optimisers step (through the fp16 gradient scaler when there is one)."""
+
+    name = "autograd"
+
+    def __call__(self, players, perm: torch.Tensor, position: int, mu: float, stop: bool = False,
+                 keep: float = 1.0) -> StepStats:
+        p, t = players, players.config.train
+        (x, c), z, masks = p.batch(perm, position), p.batch_noise(), p.masks(2 * t.batch_size)
+        c_fake = p.classes()                                               # None, as c, when unconditional
+        with p.autocast:
+            stats = simultaneous_grads_autograd(p.generator, p.discriminator, x, z, masks, t.generator_loss,
+                                                real_labels=c, fake_labels=c_fake, **p.loss_scale())
+        p.average(p.opt_d, stats, D_STATS)
+        p.average(p.opt_g, stats, G_STATS, stop)
+        p.apply(p.opt_d, p.opt_g)
+        return stats

@@ -21,8 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.mixtures import mixture_means, mixture_sigma
 from ..data.registry import MIXTURE_DATASETS
 from ..errors import ConfigError
+from ..eval.classifier import load_or_train_classifier
+from ..eval.coverage import class_coverage, mixture_coverage
 from ..models import label_kwargs, sample_noise
 
 MIXTURE_SAMPLES = 2500      # VEEGAN and PacGAN measure 2,500 samples
@@ -34,6 +37,7 @@ class Coverage:
 
     def __init__(self, config, num_classes: int, device: torch.device, n: int):
         m = config.model
+        self.every = config.train.coverage_every_epochs
         rng = torch.Generator(device=device).manual_seed(config.train.seed)
         self.noise = sample_noise(n, m.noise_dim, m.noise_prior, rng, device)             # (n, noise_dim)
         # a conditional G is asked for every class in turn
@@ -48,7 +52,14 @@ class Coverage:
         generator.train(was_training)
         return out
 
-    def __call__(self, trainer) -> dict[str, Any]:
+    def figures(self, generator: torch.nn.Module, epoch: float, final: bool) -> dict[str, Any]:
+        """The figures for the metrics line of `epoch` (completed epochs, or a fraction for a partial one) when
+        due: every train.coverage_every_epochs-th epoch and the last line of a run; else {}."""
+        if not (final or (float(epoch).is_integer() and int(epoch) % self.every == 0)):
+            return {}
+        return self(generator)
+
+    def __call__(self, generator: torch.nn.Module) -> dict[str, Any]:
         raise NotImplementedError
 
 
@@ -56,15 +67,11 @@ class MixtureCoverage(Coverage):
     """modes_captured, high_quality, reverse_kl on a 2-D mixture (grid, ring)."""
 
     def __init__(self, config, num_classes: int, device: torch.device, n: int):
-        from ..data.mixtures import mixture_means, mixture_sigma
-
         super().__init__(config, num_classes, device, n)
         self.means, self.sigma = mixture_means(config.data.dataset), mixture_sigma(config.data.dataset)
 
-    def __call__(self, trainer) -> dict[str, Any]:
-        from ..eval.coverage import mixture_coverage
-
-        c = mixture_coverage(self.samples(trainer.sampler).reshape(-1, 2).cpu(), self.means, self.sigma)
+    def __call__(self, generator: torch.nn.Module) -> dict[str, Any]:
+        c = mixture_coverage(self.samples(generator).reshape(-1, 2).cpu(), self.means, self.sigma)
         return {"modes_captured": c["modes_captured"], "high_quality": round(c["high_quality"], 4),
                 "reverse_kl": _finite(c["reverse_kl"])}
 
@@ -73,8 +80,6 @@ class ClassCoverage(Coverage):
     """classes_captured and class_kl of samples, by a classifier trained on the real training split."""
 
     def __init__(self, config, num_classes: int, device: torch.device, n: int, train_labels):
-        from ..eval.classifier import load_or_train_classifier
-
         super().__init__(config, num_classes, device, n)
         labels = None if train_labels is None else np.asarray(train_labels).reshape(-1)
         if config.data.dataset == "toy1d" or labels is None or labels.size == 0 or labels.min() < 0:
@@ -84,10 +89,8 @@ class ClassCoverage(Coverage):
         self.frequencies = np.bincount(labels.astype(np.int64))
         self.classifier = load_or_train_classifier(config.data, device=device)
 
-    def __call__(self, trainer) -> dict[str, Any]:
-        from ..eval.coverage import class_coverage
-
-        predicted = self.classifier.predict(self.samples(trainer.sampler))
+    def __call__(self, generator: torch.nn.Module) -> dict[str, Any]:
+        predicted = self.classifier.predict(self.samples(generator))
         frequencies = np.pad(self.frequencies, (0, max(self.classifier.num_classes - len(self.frequencies), 0)))
         c = class_coverage(predicted, frequencies)
         return {"classes_captured": c["classes_captured"], "class_kl": _finite(c["kl"])}
@@ -101,16 +104,6 @@ def coverage_tracker(config, train_labels, num_classes: int, device: torch.devic
     if config.data.dataset in MIXTURE_DATASETS:
         return MixtureCoverage(config, num_classes, device, t.coverage_samples or MIXTURE_SAMPLES)
     return ClassCoverage(config, num_classes, device, t.coverage_samples or CLASS_SAMPLES, train_labels)
-
-
-def coverage_figures(trainer, epoch: float, final: bool) -> dict[str, Any]:
-    """The trainer's coverage figures for the line of `epoch` (completed epochs, or a fraction for a partial one),
-    when due: every train.coverage_every_epochs-th epoch and the last line of a run."""
-    every = trainer.config.train.coverage_every_epochs
-    tracker = getattr(trainer, "coverage", None)
-    if tracker is None or not (final or (float(epoch).is_integer() and int(epoch) % every == 0)):
-        return {}
-    return tracker(trainer)
 
 
 def _finite(value: float) -> float | None:

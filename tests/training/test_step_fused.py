@@ -5,8 +5,9 @@ import torch
 
 from advnets.losses import nonsaturating_generator_loss
 
-from advnets.training.fused import simultaneous_grads_fused, supports_fused
-from advnets.training.steps import discriminator_grads, generator_grads, simultaneous_grads_autograd
+from advnets.training.step_fused import simultaneous_grads_fused, supports_fused
+from advnets.training.step_alternating import discriminator_grads, generator_grads
+from tests.training.oracle import simultaneous_grads_two_pass
 
 
 def _grads(*nets):
@@ -21,7 +22,7 @@ def test_fused_equals_autograd(kind, small_nets):
     masks = [m.double() for m in d.draw_masks(20, gen)]
     fused = simultaneous_grads_fused(g, d, x, z, masks, kind)
     a = _grads(g, d)
-    auto = simultaneous_grads_autograd(g, d, x, z, masks, kind)
+    auto = simultaneous_grads_two_pass(g, d, x, z, masks, kind)
     b = _grads(g, d)
     assert supports_fused(g, d)
     for ga, gb in zip(a, b):
@@ -40,7 +41,7 @@ def test_fused_without_dropout_equals_autograd(small_nets):
     assert all(m is None for m in masks)
     simultaneous_grads_fused(g, d, x, z, masks, "non-saturating")
     a = _grads(g, d)
-    simultaneous_grads_autograd(g, d, x, z, masks, "non-saturating")
+    simultaneous_grads_two_pass(g, d, x, z, masks, "non-saturating")
     assert all(torch.allclose(u, v, rtol=1e-10, atol=1e-14) for u, v in zip(a, _grads(g, d)))
 
 
@@ -89,7 +90,7 @@ def test_momentum_inside_the_gradient_products_equals_optimizer_step(small_nets)
         opt = MomentumSGD(params, lr=0.1, momentum=0.5)
         for _ in range(3):                                   # velocity carries over between updates
             if fused_momentum:
-                simultaneous_grads_fused(g, d, x, z, masks, "non-saturating", opt.velocity_target)
+                simultaneous_grads_fused(g, d, x, z, masks, "non-saturating", d_out=opt, g_out=opt)
                 opt.apply_velocity()
             else:
                 simultaneous_grads_fused(g, d, x, z, masks, "non-saturating")
@@ -102,7 +103,7 @@ def test_momentum_inside_the_gradient_products_equals_optimizer_step(small_nets)
 
 @pytest.mark.parametrize("num_classes", [0, 3])
 def test_layer_by_layer_update_is_bitwise_the_update_after_the_step(num_classes, small_nets):
-    # `done` lets the optimiser add each velocity as soon as its gradient is written; the weights must be exactly
+    # `apply_now` lets the optimiser add each velocity as soon as its gradient is written; the weights must be exactly
     # those of adding all velocities after the step (each layer's input gradient is taken before its update).
     from advnets.optim import MomentumSGD
 
@@ -122,8 +123,8 @@ def test_layer_by_layer_update_is_bitwise_the_update_after_the_step(num_classes,
                 p.copy_(s)
         opt = MomentumSGD(params, lr=0.1, momentum=0.5)
         for _ in range(3):
-            done = opt.apply_velocity_to if layer_by_layer else None
-            simultaneous_grads_fused(g, d, x, z, masks, "non-saturating", opt.velocity_target, done=done, **kw)
+            simultaneous_grads_fused(g, d, x, z, masks, "non-saturating", d_out=opt, g_out=opt,
+                                     apply_now=layer_by_layer, **kw)
             if not layer_by_layer:
                 opt.apply_velocity()
         results.append([p.detach().clone() for p in params])

@@ -78,3 +78,4 @@ class RunFiles(Reporter):
 
     def samples(self, epoch: int | None, step: int, images: torch.Tensor, nrow: int) -> None:
         save_grid(images, layout.sample_path(self.run_dir, epoch, step), nrow=nrow)
+

@@ -7,9 +7,9 @@ import torch
 from advnets.config import make_config
 from advnets.models import build_models
 from advnets.models.packing import PackedDiscriminator
-from advnets.training import shared as shared_module
-from advnets.training.shared import simultaneous_grads_shared, supports_shared
-from advnets.training.steps import simultaneous_grads_autograd
+from advnets.training import step_autograd as shared_module
+from advnets.training.step_autograd import simultaneous_grads_autograd, supports_autograd_step
+from tests.training.oracle import simultaneous_grads_two_pass
 from tests.models.test_conv_networks import SMALL
 
 KINDS = ["non-saturating", "minimax"]
@@ -23,9 +23,9 @@ def _compare(g, d, x, z, masks, kind, **labels):
     """Both steps on the same inputs: every gradient close (and non-zero), the statistics equal."""
     for p in [*g.parameters(), *d.parameters()]:
         p.grad = None
-    shared = simultaneous_grads_shared(g, d, x, z, masks, kind, **labels)
+    shared = simultaneous_grads_autograd(g, d, x, z, masks, kind, **labels)
     a = _grads(g, d)
-    auto = simultaneous_grads_autograd(g, d, x, z, masks, kind, **labels)
+    auto = simultaneous_grads_two_pass(g, d, x, z, masks, kind, **labels)
     b = _grads(g, d)
     assert len(a) == len(b) == len(list(g.parameters())) + len(list(d.parameters()))
     for ga, gb in zip(a, b):
@@ -60,7 +60,7 @@ def test_shared_equals_autograd_for_the_conv_nets(kind):
     x, z = torch.rand(6, 3 * 144, generator=gen, dtype=torch.float64), torch.randn(6, 6, generator=gen,
                                                                                   dtype=torch.float64)
     masks = [m.double() for m in d.draw_masks(12, gen)]
-    assert supports_shared(d)
+    assert supports_autograd_step(d)
     _compare(g, d, x, z, masks, kind)
 
 
@@ -102,7 +102,7 @@ def test_shared_equals_autograd_for_a_packed_d(kind):
     with torch.no_grad():
         for p in [*g.parameters(), *d.parameters()]:
             p.uniform_(-0.8, 0.8, generator=torch.Generator().manual_seed(1))
-    assert isinstance(d, PackedDiscriminator) and supports_shared(d)
+    assert isinstance(d, PackedDiscriminator) and supports_autograd_step(d)
     gen = torch.Generator().manual_seed(3)
     x, z = torch.randn(6, 4, dtype=torch.float64, generator=gen), torch.randn(6, 4, dtype=torch.float64, generator=gen)
     _compare(g, d, x, z, d.draw_masks(12, gen), kind)
@@ -130,12 +130,12 @@ def test_fallback_when_d_rejects_a_sample_beyond_the_ratio_s_range(kind, monkeyp
     masks = [m.double() for m in d.draw_masks(12, gen)]
     calls = _count_passes(monkeypatch)
     if kind == "minimax":            # G's gradient vanishes with D's: all zero, nothing to compare but zeros
-        simultaneous_grads_shared(g, d, x, z, masks, kind)
+        simultaneous_grads_autograd(g, d, x, z, masks, kind)
         assert all(p.grad.abs().max() == 0 for p in g.parameters())
     else:                            # non-saturating: G's gradient is alive and must be autograd's
-        a = simultaneous_grads_shared(g, d, x, z, masks, kind)
+        a = simultaneous_grads_autograd(g, d, x, z, masks, kind)
         g_shared = _grads(g)
-        b = simultaneous_grads_autograd(g, d, x, z, masks, kind)
+        b = simultaneous_grads_two_pass(g, d, x, z, masks, kind)
         assert a.g_loss.item() == pytest.approx(b.g_loss.item(), rel=1e-12)
         for u, v in zip(g_shared, _grads(g)):
             assert v.abs().max() > 0 and torch.allclose(u, v, rtol=1e-10, atol=1e-14 * v.abs().max().item())
@@ -149,7 +149,7 @@ def test_no_fallback_in_the_normal_case(monkeypatch):
     x, z = torch.rand(6, 3 * 144, generator=gen, dtype=torch.float64), torch.randn(6, 6, generator=gen,
                                                                                   dtype=torch.float64)
     calls = _count_passes(monkeypatch)
-    simultaneous_grads_shared(g, d, x, z, [m.double() for m in d.draw_masks(12, gen)], "non-saturating")
+    simultaneous_grads_autograd(g, d, x, z, [m.double() for m in d.draw_masks(12, gen)], "non-saturating")
     assert calls == [2, 1, len(list(d.parameters())) + 1, len(list(g.parameters()))]   # one pass through D
 
 
@@ -165,5 +165,5 @@ def test_fallback_threshold_is_tiny_over_eps_of_the_logits_dtype(monkeypatch):
     for dtype, passes in ((torch.float32, 5), (torch.float64, 4)):
         g, d = g.to(dtype), d.to(dtype)
         calls.clear()
-        simultaneous_grads_shared(g, d, x.to(dtype), z.to(dtype), [m.to(dtype) for m in masks], "non-saturating")
+        simultaneous_grads_autograd(g, d, x.to(dtype), z.to(dtype), [m.to(dtype) for m in masks], "non-saturating")
         assert len(calls) == passes
