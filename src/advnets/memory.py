@@ -4,14 +4,14 @@ without new page faults.
 glibc serves every allocation above 32 MB (and smaller ones, up to a threshold it adjusts) with its own `mmap`, and
 returns it to the kernel on `free`. A training step that frees and allocates the same large tensors every iteration
 then page-faults them in again each time: the kernel maps and zeroes every page. On `paper-cifar10-conv` (G's
-8000 x 8000 weight gradient alone is 256 MB) that was 120,000-175,000 page faults and 0.3-0.6 s of kernel time in a
-2.2-2.9 s step on one thread (`benchmarks/image_throughput.py` reports the faults; --system-malloc leaves glibc's
-default). Transparent huge pages (torch's THP_MEM_ALLOC_ENABLE) cut the faults to ~9,000 but not the kernel time:
-the pages are still zeroed. With glibc's `mmap` off and no trimming, freed blocks stay in the heap and the next
-step reuses them: after two or three steps, no faults and no kernel time. The arithmetic is the same, so results
-are bit-identical.
+8000 x 8000 weight gradient alone is 256 MB) that is a large share of a step's time
+(`benchmarks/image_throughput.py` reports the faults; --system-malloc leaves glibc's default; measured figures in
+docs/performance.md). Transparent huge pages (torch's THP_MEM_ALLOC_ENABLE) cut the number of faults but not the
+kernel time: the pages are still zeroed. With glibc's `mmap` off and no trimming, freed blocks stay in the heap and
+the next step reuses them: after two or three steps, no faults and no kernel time. The arithmetic is the same, so
+results are bit-identical.
 
-The costs: the process keeps its peak heap until it exits (paper-cifar10-conv: 2.1 GB against 1.7 GB), and a
+The costs: the process keeps its peak heap until it exits (a larger resident set), and a
 freed large block that a live small allocation sits above cannot take the next large request. A loop that keeps
 a small tensor from every iteration while freeing a large one grows the heap by the large size each iteration;
 a training step keeps nothing between iterations, and its heap stops growing after three steps. That is why only

@@ -1,10 +1,10 @@
 """How many threads torch should use: the CPUs this process may run on that other work leaves free.
 
 OpenMP's parallel regions end in a barrier, so a step with two threads goes at the pace of the slower one; when
-another process holds one of two CPUs, every barrier waits for a time slice and the step runs 10-20x slower than
-with one thread (measured by benchmarks/threads.py). torch's default, one thread per CPU, assumes the CPUs are
-idle. `choose_threads` instead counts the CPUs that were idle over a short sample of /proc/stat (Linux; elsewhere
-it trusts the affinity mask) and never uses more threads than that.
+another process holds one of two CPUs, every barrier waits for a time slice and the step runs many times slower
+than with one thread (benchmarks/threads.py; docs/performance.md). torch's default, one thread per CPU, assumes the
+CPUs are idle. `choose_threads` instead counts the CPUs that were idle over a short sample of /proc/stat (Linux;
+elsewhere it trusts the affinity mask) and never uses more threads than that.
 """
 from __future__ import annotations
 
@@ -72,8 +72,8 @@ def prefer_passive_wait(environ=os.environ) -> bool:
 
     OpenMP reads the policy once, when torch loads it, so this only works before `import torch`; returns whether
     it took effect. Waiting threads then sleep instead of spinning: with two threads on two CPUs and a competing
-    load, the default (spinning) policy ran the MNIST step 5-10x slower than one thread, PASSIVE ran it faster
-    than one thread (benchmarks/threads.py).
+    load, the default (spinning) policy runs the MNIST step several times slower than one thread, and PASSIVE runs
+    it faster than one thread (benchmarks/threads.py; docs/performance.md).
     """
     import sys
 

@@ -8,7 +8,7 @@ For a test point x and n samples s_i from G, each of dimension d::
 sigma is chosen on a validation set from a grid (the original code: 10 values log-spaced from 0.1 to 1); the test
 mean and its standard error std / sqrt(n) are reported.
 
-How the fast path stays fast and exact (float32; measured within ~1e-4 nats of a float64 brute force):
+How the fast path stays fast and exact (float32; the tests hold it within ~1e-4 nats of a float64 brute force):
 - both sets are centred on the samples' mean (distances are translation-invariant; smaller norms, less cancellation);
 - per block of points x chunk of samples, E = ||s||^2 - 2 x.s is one float32 matmul, reused for every sigma, and
   delta = E - min(E) = ||x - s||^2 - ||x - s_nearest||^2 (each row's largest term is e^0 = 1, no overflow);
@@ -20,17 +20,17 @@ How the fast path stays fast and exact (float32; measured within ~1e-4 nats of a
 - chunks are merged with a float64 logaddexp (an online logsumexp), so memory is bounded by the block size;
 - terms more than 30 nats below a row's largest are negligible (n e^-30 relative: 1e-9 nats for 10^4 samples), which
   is used twice: for the small sigmas only the groups of 64 columns whose minimum is closer than that are summed
-  (for uniform data in 784 dimensions, 2-22% of them at the five smallest sigmas of the default grid); for the
-  others delta is clamped so that no exponential underflows to a subnormal number (float32 exp is ~10x slower when
-  it does), one clamp serving the next sigmas while that holds (~every third sigma of the grid);
-- the exponential is taken as exp2 of the exponent times log2(e) (on CPU torch's float32 exp2 is ~10x faster than
+  (a small share of them at the smallest sigmas of the default grid); for the others delta is clamped so that no
+  exponential underflows to a subnormal number (float32 exp is much slower when it does), one clamp serving the
+  next sigmas while that holds (~every third sigma of the grid);
+- the exponential is taken as exp2 of the exponent times log2(e) (on CPU torch's float32 exp2 is much faster than
   exp; they differ by a few float32 ulps, ~1e-7 relative, far inside the ~1e-4 nats the tests hold it to);
   log n and d * log(sigma sqrt(2 pi)) are float64.
-What is left beside the matmul (benchmarks/parzen.py: 1.14-1.3x its time) is one pass each for the
-group minima and delta, and three (product, exp2, sum) per sigma whose terms are not sparse.
+What is left beside the matmul (benchmarks/parzen.py times the protocol against the matmul alone) is one pass
+each for the group minima and delta, and three (product, exp2, sum) per sigma whose terms are not sparse.
 On a CPU with several torch threads the blocks of points run side by side, one thread each (`run_blocks`): the
-same arithmetic per block, so the same result, in 0.77-0.85x the time of giving each operation both threads on a
-2-core machine (`benchmarks/parzen.py --threads 2 --pairs 5`; README, Speed).
+same arithmetic per block, so the same result, in less time than giving each operation all the threads
+(`benchmarks/parzen.py --pairs N` compares the two). Measured figures: docs/performance.md.
 """
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ def _near_terms(e: torch.Tensor, near: float, most: int):
 
     Searched by groups of _GROUP columns: one pass takes the groups' minima (which also give the rows' minima), and
     only the groups whose minimum is within `near` are read again; a comparison and nonzero over the whole block
-    cost ~30x the pass (as much as 9% of the protocol)."""
+    would cost many times the pass (docs/performance.md)."""
     B, C = e.shape
     full = C - C % _GROUP
     parts = [e[:, :full].view(B, -1, _GROUP).amin(2)] if full else []  # (B, C // G)
@@ -168,9 +168,9 @@ def _exp_sums(delta: torch.Tensor, g_min: torch.Tensor, c: list[float], underflo
 
     Terms further than _FAR_NATS below the largest (e^0 = 1) are negligible (n e^-30 relative: 1e-9 nats for 10^4
     samples); that is used twice. Small sigmas: only groups of _GROUP columns whose minimum is within _FAR_NATS are
-    summed, when those are few. Otherwise one pass each of e^x (as 2^(x log2 e): torch 2.13's float32 exp2 is ~10x
-    faster than its exp), its product and its sum over the block; delta is clamped at _FAR_NATS / c[k] first when
-    e^(-c[k] delta) could become subnormal (~10x slower on a CPU): the sigmas go by increasing c, so one clamp
+    summed, when those are few. Otherwise one pass each of e^x (as 2^(x log2 e): torch's float32 exp2 is much
+    faster than its exp on CPU), its product and its sum over the block; delta is clamped at _FAR_NATS / c[k] first
+    when e^(-c[k] delta) could become subnormal (much slower on a CPU): the sigmas go by increasing c, so one clamp
     serves the next ones while c * cap stays below `underflow` (every ~3 sigmas of the default grid)."""
     B, C = delta.shape
     full = C - C % _GROUP
@@ -207,7 +207,7 @@ def run_blocks(run_block, starts: Sequence[int], workers: int) -> None:
     Blocks of points are independent, so this is exact: each block's arithmetic is the same whichever thread runs
     it. On CPU it beats handing every operation both cores: the passes beside the matmul (group minima, exp2, sums,
     the float64 close pairs) are each too short to split well, and single-threaded GEMMs side by side outran one
-    two-threaded GEMM on these shapes (benchmarks/parzen.py; README, Speed). On an error or Ctrl-C the blocks not
+    two-threaded GEMM on these shapes (benchmarks/parzen.py; docs/performance.md). On an error or Ctrl-C the blocks not
     yet started are cancelled and the running ones finish (each a fraction of a second). The thread count is
     torch's, for the whole process: other torch work on another thread meanwhile would run on one thread."""
     if workers <= 1:

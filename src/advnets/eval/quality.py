@@ -23,10 +23,9 @@ is installed, torchmetrics' `poly_mmd` (equal to 1e-13).
 Cost at N = 10k real and 10k fake features of dimension D: the k-NN radii need the real-real and fake-fake
 distance matrices and P/R/D/C the real-fake one, three N x N x D matrix products in all, each streamed a block of
 rows at a time (BLOCK_ELEMENTS entries, 8 MB in float64); nothing N x N is ever held. KID costs 3 * subsets
-products of subset_size^2 * D, about as much again at the defaults. benchmarks/quality_metrics.py measured, at
-10k x 10k x 128 on one thread of a shared 2-core machine: 6.8 s in all at load 2.3 (7.7 s at load 4.8), 5.4 to
-5.9 times one 10k x 10k float64 product in the same run, and 39 to 56 MB of resident memory on top of the
-features (KID's 8 MB buffer, one 8 MB block, the float64 copies of the inputs), whatever N.
+products of subset_size^2 * D, about as much again at the defaults. So the time is a small multiple of one N x N
+float64 product, and the memory on top of the features is KID's 8 MB buffer, one 8 MB block and the float64 copies
+of the inputs, whatever N (benchmarks/quality_metrics.py measures both; figures in docs/performance.md).
 """
 from __future__ import annotations
 
