@@ -64,7 +64,7 @@ def test_a_collapsed_generator_shows_one_mode():
     with torch.no_grad():
         out.weight.zero_()
         out.bias.copy_(torch.tensor([2.0, -4.0]))
-    figures = trainer.coverage(trainer)
+    figures = trainer.coverage(trainer.sampler)
     assert figures["modes_captured"] == 1 and figures["high_quality"] == 1.0
     assert figures["reverse_kl"] == round(math.log(25), 4)
 
@@ -86,10 +86,10 @@ class _MeanPixelClassifier:
 
 
 def test_labelled_images_log_classes_captured(monkeypatch, tiny_overrides, digits_images):
-    import advnets.eval.classifier as classifier
+    import advnets.training.coverage_monitor as monitor
 
     asked = []
-    monkeypatch.setattr(classifier, "load_or_train_classifier",
+    monkeypatch.setattr(monitor, "load_or_train_classifier",
                         lambda data_config, device=None: asked.append(device) or _MeanPixelClassifier())
     cfg = make_config(None, {**tiny_overrides, "train.epochs": 1, "train.coverage_every_epochs": 1,
                              "train.coverage_samples": 300, "train.tensorboard": False})
@@ -134,5 +134,5 @@ def test_labelled_images_with_the_real_classifier(monkeypatch, tmp_path, tiny_ov
             p.zero_()
         three = train.images[np.flatnonzero(train.labels == 3)[0]].reshape(-1).astype(np.float64)
         trainer.generator.layers[-1].bias.copy_(torch.logit(torch.as_tensor(three).clamp(1e-3, 1 - 1e-3)))
-    collapsed = trainer.coverage(trainer)
+    collapsed = trainer.coverage(trainer.sampler)
     assert collapsed["classes_captured"] == 1 and collapsed["class_kl"] > 1.5     # log(10) = 2.3 at most

@@ -169,5 +169,5 @@ class Algorithm1:
             self.opt_d.load_state_dict(state["opt_d"])
         except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
             raise CheckpointError(f"checkpoint {path} does not fit this run: its optimizer or random state "
-                                  f"({str(exc).strip()[:80]}) is wrong", "use the run's own checkpoint, or retrain")
+                                  f"({str(exc).strip()[:80]}) is wrong", "use the run's own checkpoint, or retrain") from None
         self.g_updates, self.d_updates = state["g_updates"], state["d_updates"]

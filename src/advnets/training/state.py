@@ -122,7 +122,12 @@ class TrainingState:
         self.progress.load_state_dict(state, len(self.data), self.iterations_per_epoch(), path)
         self.algorithm.load_state_dict(state, path)
         if state.get("rng_device", "cpu") == self.device.type:
-            self.rng.set_state(state["rng"].cpu())
+            try:
+                self.rng.set_state(state["rng"].cpu())
+            except RuntimeError as exc:
+                raise CheckpointError(f"checkpoint {path} does not fit this run: its optimizer or random state "
+                                      f"({str(exc).strip()[:80]}) is wrong",
+                                      "use the run's own checkpoint, or retrain") from None
         else:   # a CPU generator's state means nothing to a CUDA one: a new stream, derived from the seed and the step
             warnings.warn(f"checkpoint {path} was written on {state['rng_device']}, this run computes on "
                           f"{self.device.type}: the random stream restarts from seed and step (the weights continue)")
