@@ -7,7 +7,7 @@ coerced from the schema's annotations, presets as data, overrides.
 from .coerce import from_dict
 from .overrides import make_config, parse_override, read_config_file, with_overrides
 from .presets import PRESETS, preset_names
-from .schema import Config, DataConfig, ModelConfig, TrainConfig
+from .schema import DATASETS, Config, DataConfig, ModelConfig, TrainConfig
 
-__all__ = ["PRESETS", "Config", "DataConfig", "ModelConfig", "TrainConfig", "from_dict", "make_config",
+__all__ = ["DATASETS", "PRESETS", "Config", "DataConfig", "ModelConfig", "TrainConfig", "from_dict", "make_config",
            "parse_override", "preset_names", "read_config_file", "with_overrides"]
