@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..errors import ConfigError
 from .coerce import from_dict, parse_value
 from .presets import PRESETS, preset_names
@@ -49,10 +51,6 @@ def read_config_file(path: str | Path) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path} ({exc})") from None
     if path.suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ConfigError(f"{path} is YAML, and reading YAML needs PyYAML", "pip install pyyaml, or use JSON")
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:

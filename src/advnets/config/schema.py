@@ -46,8 +46,8 @@ class DataConfig:
     storage: Literal["auto", "memory", "memmap"] = "auto"
     workers: int = 2                 # memmap: DataLoader worker processes that read ahead (0: read in the loop)
 
-
     def validate(self) -> DataConfig:
+        """The data keys: the dataset, its conversion, where the training split lives. Returns the section."""
         _check_fields("data", self)
         _require(self.storage != "memmap" or self.dataset == "folder",
                  f"data.storage=memmap reads a decoded image folder; data.dataset is {self.dataset}",
@@ -61,11 +61,12 @@ class DataConfig:
         _non_negative("data", self, "toy_size")
         return self
 
+
 @dataclass(frozen=True)
 class ModelConfig:
     noise_dim: int = 100
     noise_prior: Literal["uniform", "gaussian"] = "uniform"  # uniform on [-sqrt(3), sqrt(3)]: unit variance
-    generator_hidden: tuple[int, ...] = (1200, 1200)  # ReLU layers; output is sigmoid
+    generator_hidden: tuple[int, ...] = (1200, 1200)  # G's hidden layer widths
     generator_init_range: float = 0.05              # weights uniform in +-range, biases 0
     generator_output_bias: Literal["marginals", "zero"] = "marginals"  # marginals: logit of the data's mean pixel
     generator_output: Literal["sigmoid", "linear"] = "sigmoid"  # sigmoid: pixels in (0, 1); linear: any real value
@@ -96,13 +97,13 @@ class ModelConfig:
     discriminator_pool_shapes: tuple[int, ...] = (4, 4, 2)  # max pooling after each convolution ...
     discriminator_pool_strides: tuple[int, ...] = (2, 2, 2)  # ... keeping partial border windows
 
-
     def hidden_activations(self) -> tuple[str, ...]:
         """G's activation for each hidden layer: `generator_activations` holds one for all of them, or one each."""
         activations = self.generator_activations
         return activations * len(self.generator_hidden) if len(activations) == 1 else activations
 
     def validate(self) -> ModelConfig:
+        """The model keys: layers, activations, dropout, init ranges, conv shapes. Returns the section."""
         _check_fields("model", self)
         _require(bool(self.discriminator_units and self.generator_hidden),
                  "model.generator_hidden and model.discriminator_units need at least one layer",
@@ -122,6 +123,7 @@ class ModelConfig:
         if self.architecture == "conv":
             _check_conv(self)
         return self
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -172,8 +174,8 @@ class TrainConfig:
     top_k: float = 1.0
     top_k_decay: float = 0.99
 
-
     def validate(self) -> TrainConfig:
+        """The train keys: optimiser, learning rate, update schedule, intervals, device. Returns the section."""
         _check_fields("train", self)
         device = self.device
         _require(device in ("cpu", "cuda", "mps", "auto") or (device.startswith("cuda:") and device[5:].isdigit()),
@@ -187,6 +189,7 @@ class TrainConfig:
         _non_negative("train", self, "seed", "log_every_steps", "sample_every_steps", "checkpoint_every_steps",
                       "coverage_every_epochs", "coverage_samples")
         return self
+
 
 @dataclass(frozen=True)
 class Config:

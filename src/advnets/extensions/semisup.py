@@ -75,7 +75,8 @@ class ScratchClassifier(nn.Module):
 
     def __init__(self, d: MaxoutDiscriminator, n_classes: int, init_range: float):
         super().__init__()
-        self.body = MaxoutDiscriminator(dataclasses.replace(d.config, discriminator_init_range=init_range), d.image_shape)
+        body = dataclasses.replace(d.config, discriminator_init_range=init_range)   # D's layers, init in +-init_range
+        self.body = MaxoutDiscriminator(body, d.image_shape)
         self.head = nn.Linear(sum(d.units), n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
