@@ -119,16 +119,17 @@ def test_nan_at_the_last_step_writes_no_checkpoint(tmp_path, digits_images, tiny
     assert load_checkpoint(run / CHECKPOINT)["g_updates"] == 3
 
 
-def test_sigterm_checkpoints_like_ctrl_c(tmp_path, digits_images, tiny_overrides):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_checkpoint_like_ctrl_c(tmp_path, digits_images, tiny_overrides, sig):
     class Term(Reporter):
         def step(self, trainer, stats):
             if trainer.g_updates == 7:
-                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), sig)
 
     run = tmp_path / "run"
     result = Trainer(make_config(overrides=tiny_overrides), run, train_images=digits_images, reporter=Term()).run()
     assert result.interrupted and result.step == 7 and load_checkpoint(run / CHECKPOINT)["g_updates"] == 7
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(sig) is signal.SIG_DFL
 
 
 def test_lost_config_json_resumes_from_the_checkpoint(tmp_path, digits_images, tiny_overrides):

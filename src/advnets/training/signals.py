@@ -1,15 +1,16 @@
-"""Stopping a training run cleanly: the first Ctrl-C (SIGINT) or SIGTERM (what schedulers and `docker stop` send)
-asks the loop to stop after the current iteration and checkpoint; a second signal stops at once."""
+"""Stopping a training run cleanly: the first Ctrl-C (SIGINT), SIGTERM (what schedulers and `docker stop` send) or
+SIGHUP (a closed terminal or SSH session) asks the loop to stop after the current iteration and checkpoint; a second
+signal stops at once."""
 from __future__ import annotations
 
 import signal
 import threading
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM) + ((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ())
 
 
 class stop_on_signals:
-    """Context manager: while inside, SIGINT / SIGTERM call `request_stop()` (main thread only)."""
+    """Context manager: while inside, SIGINT / SIGTERM / SIGHUP call `request_stop()` (main thread only)."""
 
     def __init__(self, request_stop):
         self.request_stop, self.previous = request_stop, {}
