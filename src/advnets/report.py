@@ -18,7 +18,7 @@ from pathlib import Path
 from .errors import RunError
 from .fileio import atomic_open, atomic_write_text
 from .report_curves import COLOURS, curve_png
-from .training.run_dir import SAMPLES, read_config_data, read_metrics
+from .run.layout import SAMPLES, read_config_data, read_metrics
 
 EVAL_DIR = "eval"
 FINAL_KEYS = ("epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "steps_per_s")

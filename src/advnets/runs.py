@@ -11,8 +11,8 @@ from .config import Config
 from .device import resolve_device
 from .errors import CheckpointError, RunError
 from .models import build_models, label_kwargs, sample_noise
-from .training.checkpoint import checkpoint_config, load_checkpoint, load_state
-from .training.run_dir import CHECKPOINT, CONFIG, read_config
+from .run.checkpoint import checkpoint_config, load_checkpoint, load_state
+from .run.layout import CHECKPOINT, CONFIG, read_config
 
 
 @dataclass

@@ -14,7 +14,7 @@ from advnets.config import make_config
 from advnets.errors import OutputError, RunError
 from advnets.training import Trainer
 from advnets.training.lock import RunLock
-from advnets.training.run_dir import read_metrics
+from advnets.run.layout import read_metrics
 from tests.cli.test_cli import TINY_SETS, assert_user_error
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")

@@ -15,7 +15,7 @@ from ..extensions.inpaint import MASKS, inpaint, inpaint_figure, inpaint_report,
 from ..extensions.semisup import LABEL_COUNTS, semisup_report
 from ..fileio import write_json
 from ..figures.image_grid import save_png
-from ..training.checkpoint import save_checkpoint
+from ..run.checkpoint import save_checkpoint
 from .common import ProgressBar, add_run_arguments, log, positive
 
 

@@ -22,7 +22,7 @@ from ..data.transforms import for_display
 from ..device import resolve_device
 from ..models import build_models, class_rows, label_kwargs
 from ..schedules import learning_rate, momentum, top_k_fraction
-from . import run_dir as layout
+from ..run import layout
 from .algorithm1 import Algorithm1
 from .averaging import GeneratorAverage
 from .batches import TrainingData
@@ -31,6 +31,7 @@ from .coverage import coverage_figures, coverage_tracker
 from .distributed import Dist
 from .lock import RunLock
 from .reporting import Reporter, Reporters, RunFiles
+from .run_dir import prepare_run_dir
 from .signals import stop_on_signals
 from .storage import load_training_data
 
@@ -91,7 +92,7 @@ class Trainer:
         self.stop_reason: str | None = None
         self.pending_stop: str | None = None      # asked on this rank; stops once the ranks agree (iteration)
         # files are written only now that the data loaded and the networks were built; other ranks only read
-        self.from_scratch = layout.prepare_run_dir(self, write=self.writes) if reads else True
+        self.from_scratch = prepare_run_dir(self, write=self.writes) if reads else True
         self.reporter = Reporters(*_file_reporters(self), reporter)
 
     def close(self, abandon: bool = False) -> None:
