@@ -1,6 +1,4 @@
 """Checkpoints (run/checkpoint.py): atomic writes, safe loading (weights only), one-line errors."""
-import pickle
-
 import pytest
 import torch
 

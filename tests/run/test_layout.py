@@ -1,4 +1,4 @@
-"""Run directories (run/layout.py): config.json, metrics.jsonl (robust to a line cut short by a crash), resume checks."""
+"""Run directories (run/layout.py): config.json, metrics.jsonl (robust to a line cut short by a crash), resuming."""
 import json
 
 import pytest

@@ -21,15 +21,15 @@ from ..config import Config
 from ..data.transforms import for_display
 from ..device import resolve_device
 from ..models import build_models, class_rows, label_kwargs
-from ..schedules import learning_rate, momentum, top_k_fraction
 from ..run import layout
+from ..run.lock import RunLock
+from ..schedules import learning_rate, momentum, top_k_fraction
 from .algorithm1 import Algorithm1
 from .averaging import GeneratorAverage
 from .batches import TrainingData
 from .checkpoint import check_finite_state, save_training_state
 from .coverage import coverage_figures, coverage_tracker
 from .distributed import Dist
-from .lock import RunLock
 from .reporting import Reporter, Reporters, RunFiles
 from .run_dir import prepare_run_dir
 from .signals import stop_on_signals
