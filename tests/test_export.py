@@ -17,7 +17,7 @@ from advnets import make_config, train
 from advnets.export import ExportError, export_generator, load_safetensors_generator
 from advnets.figures.image_grid import save_pngs
 from advnets.models import sample_noise
-from advnets.runs import load_run
+from advnets.run.loaded import load_run
 
 from tests.conftest import TINY
 
@@ -208,7 +208,7 @@ def test_save_pngs(tmp_path):
 def test_other_generator_architectures(preset, hidden, tmp_path):
     """The dense (CIFAR-10 / TFD) and deconvolutional generators export too (untrained: only fidelity counts)."""
     from advnets.models import build_models
-    from advnets.runs import LoadedRun
+    from advnets.run.loaded import LoadedRun
 
     cfg = make_config(preset, {"model.generator_hidden": hidden, "model.noise_dim": 6,
                                "model.generator_conv_channels": 4, "model.generator_init_range": 0.5})

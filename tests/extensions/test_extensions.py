@@ -12,7 +12,7 @@ from advnets.errors import AdvnetsError
 from advnets.extensions.inference import fit_inferer, inference_report
 from advnets.extensions.inpaint import inpaint, known_error, make_mask
 from advnets.extensions.semisup import d_features, semisup_report, stratified_labels
-from advnets.runs import load_run
+from advnets.run.loaded import load_run
 from advnets.training import train
 
 

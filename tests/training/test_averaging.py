@@ -9,7 +9,7 @@ import torch
 
 from advnets.config import make_config
 from advnets.errors import ConfigError
-from advnets.runs import load_run
+from advnets.run.loaded import load_run
 from advnets.training import Reporter, Trainer, train
 from advnets.run.checkpoint import load_checkpoint
 

@@ -11,7 +11,7 @@ from advnets.cli import main
 from advnets.config import make_config
 from advnets.data import load_split
 from advnets.errors import DataError
-from advnets.runs import load_run
+from advnets.run.loaded import load_run
 from advnets.run.layout import CHECKPOINT
 from advnets.training.fused import simultaneous_grads_fused, supports_fused
 from advnets.training.steps import discriminator_grads, generator_grads, simultaneous_grads_autograd

@@ -13,7 +13,7 @@ import torch
 
 from advnets.config import make_config
 from advnets.errors import CheckpointError, DivergedError, RunError
-from advnets.runs import load_run
+from advnets.run.loaded import load_run
 from advnets.training import Trainer, train
 from advnets.run.checkpoint import load_checkpoint, save_checkpoint
 from advnets.training.reporting import Reporter

@@ -10,7 +10,7 @@ import torch
 from advnets.run.checkpoint import load_checkpoint, load_state, save_checkpoint
 from advnets.config import make_config
 from advnets.errors import CheckpointError, ConfigError, RunError
-from advnets.runs import load_run
+from advnets.run.loaded import load_run
 from advnets.run.layout import CHECKPOINT
 from advnets.training import Reporter, Trainer, train
 
