@@ -25,7 +25,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..export import export_generator
+    from ..run.export import export_generator
     from ..run.loaded import load_run
 
     run = load_run(args.run, args.checkpoint, "cpu", average=not args.raw_generator)
