@@ -9,7 +9,7 @@ from .common import add_raw_generator, log
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..report import write_report
+    from ..run.report import write_report
 
     runs = [Path(r) for r in args.runs]
     if args.out:

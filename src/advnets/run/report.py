@@ -15,16 +15,16 @@ import math
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import RunError
-from .fileio import atomic_open, atomic_write_text
-from .report_curves import COLOURS, curve_png
-from .run.layout import SAMPLES, read_config_data, read_metrics
+from ..errors import RunError
+from ..fileio import atomic_open, atomic_write_text
+from .curves import COLOURS, curve_png
+from .layout import SAMPLES, read_config_data, read_metrics
 
 EVAL_DIR = "eval"
 FINAL_KEYS = ("epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "steps_per_s")
 EARLIER_GRIDS = 3
 
-__all__ = ["read_metrics", "write_report", "flatten", "run_names", "pick_grids", "final_metrics"]
+__all__ = ["final_metrics", "flatten", "pick_grids", "run_names", "write_report"]
 
 
 def write_report(run_dirs: list[str | Path], out_path: str | Path) -> Path:

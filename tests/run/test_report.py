@@ -1,4 +1,4 @@
-"""report.py and report_curves.py: metrics reading, the HTML report's content, and how a browser renders it."""
+"""run/report.py and run/curves.py: metrics reading, the HTML report's content, and how a browser renders it."""
 from __future__ import annotations
 
 import base64
@@ -14,9 +14,9 @@ import pytest
 
 from advnets import make_config, train
 from advnets.errors import RunError
-from advnets.report import final_metrics, flatten, pick_grids, read_metrics, run_names, write_report
-from advnets.report_curves import curve_png, series
-
+from advnets.run.curves import curve_png, series
+from advnets.run.layout import read_metrics
+from advnets.run.report import final_metrics, flatten, pick_grids, run_names, write_report
 from tests.conftest import TINY
 
 
@@ -107,7 +107,7 @@ def test_comparison_report(two_runs, tmp_path):
 def test_single_report_lists_the_whole_config(two_runs, tmp_path):
     page = write_report(two_runs[:1], tmp_path / "one.html").read_text()
     config = json.loads((two_runs[0] / "config.json").read_text())
-    for key, value in flatten(config).items():
+    for key in flatten(config):
         assert f"<th>{key}</th>" in page
     assert "Comparison" not in page
     assert len(_data_uris(page)) == 2 + 2
