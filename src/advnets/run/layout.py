@@ -24,6 +24,7 @@ CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoints/last.pt"
 SAMPLES = "samples"
+EVAL = "eval"
 
 # Settings that may change when a run is resumed: they do not change what the run computes.
 RESUMABLE_CHANGES = {"train.epochs", "train.max_steps", "train.device", "train.sample_every_epochs",
