@@ -175,7 +175,7 @@ def test_description(runs, tmp_path):
     assert [i["name"] for i in meta["inputs"]] == ["z", "labels"]
     # the recipe in the JSON draws the same z as advnets
     namespace = {"seed": 7, "n": 6, "noise_dim": 8}
-    exec(meta["noise_prior"]["draw"], namespace)       # noqa: S102 (the recipe the JSON gives users)
+    exec(meta["noise_prior"]["draw"], namespace)
     assert torch.equal(namespace["z"], _noise(run, 6, seed=7))
     assert namespace["z"].abs().max() <= math.sqrt(3)
 
@@ -185,7 +185,7 @@ def test_description(runs, tmp_path):
     meta = describe_generator(dataclasses.replace(run, config=gaussian), "onnx", "g.onnx")
     assert meta["output"]["range"]["low"] is None and "contrast" in meta["output"]["range"]["meaning"]
     namespace = {"seed": 7, "n": 6, "noise_dim": 8}
-    exec(meta["noise_prior"]["draw"], namespace)       # noqa: S102 (the recipe the JSON gives users)
+    exec(meta["noise_prior"]["draw"], namespace)
     assert torch.equal(namespace["z"], sample_noise(6, 8, "gaussian", torch.Generator().manual_seed(7)))
 
 
@@ -197,7 +197,7 @@ def test_save_pngs(tmp_path):
         images = rng.uniform(-0.2, 1.2, size=(3, channels, 5, 7)).astype(np.float32)
         paths = save_pngs(torch.from_numpy(images), tmp_path / f"c{channels}")
         assert [p.name for p in paths] == ["sample_00000.png", "sample_00001.png", "sample_00002.png"]
-        for p, image in zip(paths, images):
+        for p, image in zip(paths, images, strict=True):
             back = np.asarray(Image.open(p), dtype=np.float32) / 255
             back = back.reshape(5, 7, channels).transpose(2, 0, 1)
             assert np.abs(back - np.clip(image, 0, 1)).max() <= 0.5 / 255 + 1e-6

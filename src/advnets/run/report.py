@@ -44,7 +44,7 @@ def write_report(run_dirs: list[str | Path], out_path: str | Path) -> Path:
     files = out_path.parent / f"{out_path.stem}_files"
     curves = {}
     for panel in ("losses", "d_outputs"):
-        png = curve_png(list(zip(names, records)), panel)
+        png = curve_png(list(zip(names, records, strict=True)), panel)
         with atomic_open(files / f"{panel}.png") as f:
             f.write(png)
         curves[panel] = png
@@ -52,7 +52,7 @@ def write_report(run_dirs: list[str | Path], out_path: str | Path) -> Path:
     body = [_header(names, dirs), _curves_section(curves, names)]
     if len(dirs) > 1:
         body.append(_comparison(names, configs, records, evals))
-    for i, (name, d, config, recs, ev) in enumerate(zip(names, dirs, configs, records, evals)):
+    for i, (name, d, config, recs, ev) in enumerate(zip(names, dirs, configs, records, evals, strict=True)):
         body.append(_run_section(i, name, d, config, recs, ev, os.path.relpath(d / CONFIG, out_path.parent)))
     atomic_write_text(out_path, _page(" vs ".join(names) if len(names) <= 4 else f"{len(names)} runs", body))
     return out_path
@@ -193,7 +193,8 @@ def _table(rows: list[tuple], head: tuple | None = None, cls: str = "kv") -> str
 def _header(names: list[str], dirs: list[Path]) -> str:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     runs = "".join(f'<li><span class="swatch" style="background:{COLOURS[i % len(COLOURS)]}"></span>'
-                   f"<b>{_e(n)}</b> <code>{_e(str(d))}</code></li>" for i, (n, d) in enumerate(zip(names, dirs)))
+                   f"<b>{_e(n)}</b> <code>{_e(str(d))}</code></li>"
+                   for i, (n, d) in enumerate(zip(names, dirs, strict=True)))
     title = "Run report" if len(names) == 1 else f"Comparison of {len(names)} runs"
     return f"<h1>{_e(title)}</h1><p class=\"meta\">advnets, written {_e(when)}</p><ul class=\"runs\">{runs}</ul>"
 
