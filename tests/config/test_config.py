@@ -1,9 +1,12 @@
 """The config schema, overrides and config files: values coerced to their types, every mistake a ConfigError."""
 import json
+import re
 
 import pytest
 
 from advnets.config import Config, from_dict, make_config, parse_override, read_config_file, with_overrides
+from advnets.config.coerce import coerce
+from advnets.config.schema import DATASETS, SECTIONS, DataConfig, ModelConfig, TrainConfig, field_types
 from advnets.errors import ConfigError
 
 
@@ -73,3 +76,58 @@ def test_bad_config_files_are_one_line_errors(tmp_path, text, message):
 def test_a_missing_config_file_says_so(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         make_config(str(tmp_path / "nope.json"))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.max_steps=5.5", "train.max_steps must be a whole number, got 5.5"),
+    ("data.mixture_seed=true", "must be a whole number"),
+    ("model.generator_hidden=1.7", "must be a list of whole numbers"),
+    ("model.generator_hidden=true", "must be a list of whole numbers"),
+    ("train.lr=null", "train.lr must be a number, got None"),
+    ("train.epochs=null", "must be a whole number, got None"),
+    ("train.tensorboard=null", "must be true or false"),
+    ("train.lr=1" + "0" * 400, "must be a finite number"),
+    ("data.toy_means=1,x", "must be a list of numbers"),
+    ("model.generator_activations=relu,tanh", "choose one of relu, sigmoid"),
+    ("model.generator_activations=relu,relu,relu", "one per entry of model.generator_hidden"),
+    ("train.adam_betas=0.5", "train.adam_betas needs two values"),
+])
+def test_values_are_read_as_their_annotations_say(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        make_config("paper-mnist", [override])
+
+
+def test_whole_floats_nulls_and_comma_lists_are_read():
+    c = make_config("paper-mnist", ["train.max_steps=5.0", "data.mixture_seed=null", "train.batch_size=1e2",
+                                    "model.generator_activations=relu,sigmoid", "data.toy_means=-1,2"])
+    assert c.train.max_steps == 5 and isinstance(c.train.max_steps, int) and c.data.mixture_seed is None
+    assert c.train.batch_size == 100 and c.model.generator_activations == ("relu", "sigmoid")
+    assert c.data.toy_means == (-1.0, 2.0)
+    assert make_config(overrides={"model.generator_hidden": 64}).model.generator_hidden == (64,)
+
+
+@pytest.mark.parametrize("section", sorted(SECTIONS))
+def test_every_default_survives_the_trip_through_json(section):
+    """Every annotation is one coerce() reads: each default, written as JSON and read back, is itself."""
+    cls = SECTIONS[section]
+    for name, kind in field_types(cls).items():
+        default = getattr(cls(), name)
+        assert coerce(f"{section}.{name}", kind, json.loads(json.dumps(default))) == default, name
+
+
+def test_each_section_checks_its_own_keys_and_the_config_the_keys_across():
+    with pytest.raises(ConfigError, match="data.fold must be 0..4"):
+        DataConfig(fold=7).validate()
+    with pytest.raises(ConfigError, match="model.noise_prior is 'cauchy'"):
+        ModelConfig(noise_prior="cauchy").validate()
+    with pytest.raises(ConfigError, match="did you mean 'adam'"):
+        TrainConfig(optimizer="adamw").validate()
+    assert TrainConfig(batch_size=99).validate().batch_size == 99 and ModelConfig(pack=2).validate().pack == 2
+    with pytest.raises(ConfigError, match="divisible"):
+        Config(model=ModelConfig(pack=2), train=TrainConfig(batch_size=99)).validate()
+
+
+def test_every_dataset_the_config_allows_has_a_reader():
+    from advnets.data.registry import READERS
+
+    assert tuple(READERS) == DATASETS

@@ -4,10 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from advnets.config import make_config
+from advnets.config import ModelConfig, make_config
 from advnets.errors import ConfigError
-from advnets.models import (ConvGenerator, DiscriminatorConfig, MLPGenerator, MaxoutConvDiscriminator, MaxoutDiscriminator,
-                            build_models)
+from advnets.models import ConvGenerator, MaxoutConvDiscriminator, MaxoutDiscriminator, MLPGenerator, build_models
 from advnets.training.step_fused import supports_fused
 from tests.training.oracle import simultaneous_grads_two_pass
 
@@ -60,10 +59,12 @@ def test_fully_connected_cifar_and_tfd_generators():
 
 
 def test_maxout_convolution_takes_the_max_over_pieces_then_pools():
-    d = MaxoutConvDiscriminator(DiscriminatorConfig((1, 2, 2), conv_units=(1,), conv_pieces=2, conv_kernels=(1,),
-                                                    conv_pads=(0,), pool_shapes=(2,), pool_strides=(2,), units=(),
-                                                    pieces=1, input_include_prob=1.0, input_scale=1.0,
-                                                    hidden_include_prob=1.0, hidden_scale=1.0))
+    one_layer = ModelConfig(architecture="conv", discriminator_conv_units=(1,), discriminator_conv_pieces=2,
+                            discriminator_conv_kernels=(1,), discriminator_conv_pads=(0,), discriminator_pool_shapes=(2,),
+                            discriminator_pool_strides=(2,), discriminator_units=(), discriminator_pieces=1,
+                            discriminator_input_include_prob=1.0, discriminator_input_scale=1.0,
+                            discriminator_hidden_include_prob=1.0, discriminator_hidden_scale=1.0)
+    d = MaxoutConvDiscriminator(one_layer, (1, 2, 2))
     with torch.no_grad():
         d.convs[0].weight.copy_(torch.tensor([2.0, -1.0]).view(2, 1, 1, 1))   # piece 0: 2x, piece 1: -x
         d.convs[0].bias.zero_()
@@ -136,9 +137,8 @@ def test_autograd_step_matches_a_finite_difference():
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA GPU"))])
 def test_conv_training_resumes_bit_identically(tmp_path, device):
-    from tests.training.test_trainer import _assert_same_state, _state
-
     from advnets.training import train
+    from tests.training.test_trainer import _assert_same_state, _state
 
     images = torch.rand(60, 3, 12, 12, generator=torch.Generator().manual_seed(3))
     overrides = {**SMALL, "train.device": device}

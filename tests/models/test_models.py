@@ -3,9 +3,12 @@ import math
 import pytest
 import torch
 
-from advnets.config import make_config
-from advnets.models import (DiscriminatorConfig, GeneratorConfig, MLPGenerator, MaxoutDiscriminator, build_models,
-                            dropout_mask, marginal_logits, sample_noise)
+from advnets.config import ModelConfig, make_config
+from advnets.models import MaxoutDiscriminator, MLPGenerator, build_models, dropout_mask, marginal_logits, sample_noise
+
+# D without dropout (every unit kept, unscaled)
+NO_DROPOUT = {"discriminator_input_include_prob": 1.0, "discriminator_input_scale": 1.0,
+              "discriminator_hidden_include_prob": 1.0, "discriminator_hidden_scale": 1.0}
 
 
 def test_paper_mnist_shapes_and_init_ranges():
@@ -30,8 +33,7 @@ def test_marginal_logits_clip_like_pylearn2():
 
 
 def test_maxout_takes_max_over_pieces():
-    d = MaxoutDiscriminator(DiscriminatorConfig((1, 1, 2), units=(2,), pieces=3, input_include_prob=1.0,
-                                                input_scale=1.0, hidden_include_prob=1.0, hidden_scale=1.0))
+    d = MaxoutDiscriminator(ModelConfig(discriminator_units=(2,), discriminator_pieces=3, **NO_DROPOUT), (1, 1, 2))
     with torch.no_grad():
         # piece-major layout: rows [p0u0, p0u1, p1u0, p1u1, p2u0, p2u1]
         d.hidden[0].weight.copy_(torch.tensor([[1., 0], [0, 1], [2, 0], [0, -1], [-1, 0], [0, 3]]))
@@ -59,8 +61,8 @@ def test_dropout_mask_rate_and_scale():
 
 
 def test_discriminator_dropout_only_in_training():
-    d = MaxoutDiscriminator(DiscriminatorConfig((1, 4, 4), units=(8,), pieces=2, init_range=0.5),
-                            torch.Generator().manual_seed(1))
+    d = MaxoutDiscriminator(ModelConfig(discriminator_units=(8,), discriminator_pieces=2, discriminator_init_range=0.5),
+                            (1, 4, 4), torch.Generator().manual_seed(1))
     x = torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(3))
 
     def by_hand(masks):                                     # maxout layer, then the logit, masks on each input
@@ -90,7 +92,8 @@ def test_noise_priors_have_unit_variance():
 
 
 def test_linear_generator_output():
-    g = MLPGenerator(GeneratorConfig(1, (1, 1, 1), (4,), output="linear"), generator=torch.Generator().manual_seed(0))
+    g = MLPGenerator(ModelConfig(noise_dim=1, generator_hidden=(4,), generator_output="linear"), (1, 1, 1),
+                     generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         g.layers[-1].bias.fill_(5.0)
     assert g(torch.zeros(2, 1)).min().item() >= 4.0      # not squashed into (0, 1)
@@ -107,3 +110,24 @@ def test_dropout_mask_is_its_16_bit_draws_against_the_threshold():
     bits = words.view(torch.int16)[:63].view(7, 9)
     expected = (bits < round(0.8 * 65536) - 32768).to(torch.float32) * 1.25
     assert mask.dtype == torch.float32 and torch.equal(mask, expected)
+
+
+def test_every_activation_the_config_allows_is_a_layer():
+    from advnets.config.schema import choices, field_types
+    from advnets.models.layers import ACTIVATIONS
+
+    assert set(choices(field_types(ModelConfig)["generator_activations"])) == set(ACTIVATIONS)
+
+
+def test_the_nets_read_the_model_section_and_build_models_checks_it():
+    from advnets.errors import ConfigError
+
+    m = ModelConfig(noise_dim=3, generator_hidden=(5, 6), generator_activations=("relu", "sigmoid"),
+                    discriminator_units=(4,), discriminator_pieces=2)
+    g = MLPGenerator(m, (1, 2, 2))
+    assert g.activations == ("relu", "sigmoid") and [layer.in_features for layer in g.layers] == [3, 5, 6]
+    assert MLPGenerator(ModelConfig(generator_hidden=(5, 6, 7)), (1, 2, 2)).activations == ("relu",) * 3
+    d = MaxoutDiscriminator(m, (1, 2, 2), num_classes=3)
+    assert d.hidden[0].in_features == 4 + 3 and d.dropout == [(0.8, 1.25), (0.5, 2.0)]
+    with pytest.raises(ConfigError, match="one per entry of model.generator_hidden"):
+        build_models(ModelConfig(generator_activations=("relu", "sigmoid", "relu")), (1, 2, 2), None)

@@ -45,7 +45,7 @@ def test_pack_one_builds_the_plain_discriminator():
 
 def test_packed_steps_score_the_packed_halves():
     """The D and simultaneous steps on a packed D: the losses of its logits on the packed data and packed samples."""
-    cfg, g, d = _nets()
+    _, g, d = _nets()
     gen = torch.Generator().manual_seed(3)
     x, z = torch.randn(6, 4, dtype=torch.float64, generator=gen), torch.randn(6, 4, dtype=torch.float64, generator=gen)
     masks = d.draw_masks(12, gen)

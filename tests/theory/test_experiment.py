@@ -121,12 +121,15 @@ def test_mass_region_is_the_highest_density_region():
 
 
 def test_generator_grad_norms_show_saturation():
-    from advnets.models import DiscriminatorConfig, GeneratorConfig, MLPGenerator, MaxoutDiscriminator
+    from advnets.config import ModelConfig
+    from advnets.models import MaxoutDiscriminator, MLPGenerator
 
-    g = MLPGenerator(GeneratorConfig(1, (1, 1, 1), (4,), init_range=0.1, output="linear"),
-                     generator=torch.Generator().manual_seed(0))
-    d = MaxoutDiscriminator(DiscriminatorConfig((1, 1, 1), (1,), 1, input_include_prob=1.0, input_scale=1.0,
-                                                hidden_include_prob=1.0, hidden_scale=1.0))
+    nets = ModelConfig(noise_dim=1, generator_hidden=(4,), generator_init_range=0.1, generator_output="linear",
+                       discriminator_units=(1,), discriminator_pieces=1, discriminator_input_include_prob=1.0,
+                       discriminator_input_scale=1.0, discriminator_hidden_include_prob=1.0,
+                       discriminator_hidden_scale=1.0)
+    g = MLPGenerator(nets, (1, 1, 1), generator=torch.Generator().manual_seed(0))
+    d = MaxoutDiscriminator(nets, (1, 1, 1))
     with torch.no_grad():                                 # logit = x - 6: D rejects G's samples near 0
         d.hidden[0].weight.fill_(1.0)
         d.hidden[0].bias.zero_()

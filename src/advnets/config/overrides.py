@@ -5,9 +5,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..errors import ConfigError
+from .coerce import from_dict, parse_value
 from .presets import PRESETS, preset_names
-from .schema import _SECTIONS, Config, _check_keys, _did_you_mean, _field_names, _parse_value, from_dict
+from .schema import Config, did_you_mean
 
 
 def make_config(preset: str | Path | None = None,
@@ -24,7 +27,7 @@ def make_config(preset: str | Path | None = None,
         elif _looks_like_path(preset):
             base = read_config_file(preset)
         else:
-            raise ConfigError(f"unknown preset '{preset}'", _did_you_mean(str(preset), PRESETS) or
+            raise ConfigError(f"unknown preset '{preset}'", did_you_mean(str(preset), PRESETS) or
                               f"choose one of {', '.join(preset_names())}, or give a config file (.json, .yaml)")
     if isinstance(overrides, dict):
         values.update(overrides)
@@ -49,10 +52,6 @@ def read_config_file(path: str | Path) -> Config:
         raise ConfigError(f"cannot read config file {path} ({exc})") from None
     if path.suffix in (".yaml", ".yml"):
         try:
-            import yaml
-        except ImportError:
-            raise ConfigError(f"{path} is YAML, and reading YAML needs PyYAML", "pip install pyyaml, or use JSON")
-        try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
@@ -73,18 +72,15 @@ def parse_override(item: str) -> tuple[str, Any]:
     if not sep:
         raise ConfigError(f"override '{item}' is not of the form section.key=value",
                           "for example --set train.lr=0.05")
-    return key.strip(), _parse_value(raw.strip())
+    return key.strip(), parse_value(raw.strip())
 
 
 def with_overrides(config: Config, values: dict[str, Any]) -> Config:
-    """Return `config` with dotted keys replaced (`{"train.lr": 0.05}`)."""
+    """Return `config` with dotted keys replaced (`{"train.lr": 0.05}`); from_dict checks the keys and values."""
     nested = config.to_dict()
     for key, value in values.items():
         section, dot, name = key.partition(".")
         if not dot:
             raise ConfigError(f"override key '{key}' needs a section", "write it as section.key, e.g. train.lr")
-        _check_keys({section: None}, _SECTIONS, "config")
-        cls = _SECTIONS[section]
-        _check_keys({name: None}, _field_names(cls), f"config section '{section}'")
-        nested[section][name] = value
+        nested.setdefault(section, {})[name] = value
     return from_dict(nested)

@@ -1,25 +1,31 @@
-"""The config schema: frozen dataclasses with the paper's MNIST setup as defaults, and their checks.
+"""The config schema: frozen dataclasses with the paper's MNIST setup as defaults, and the checks of their values.
 
 A `Config` has three sections: `data`, `model`, `train`. The defaults are the original MNIST run
-(goodfeli/adversarial `mnist.yaml`; docs/design.md). Unknown keys and bad values are `ConfigError`s with a
-"did you mean" hint.
+(goodfeli/adversarial `mnist.yaml`; docs/design.md). Each key's type annotation is its contract: config/coerce.py
+turns JSON, YAML and `--set` text into that type, and a `Literal` lists the key's choices. Each section's
+`validate()` checks its own values; `Config.validate()` checks the sections, then the settings that span two of
+them. Bad values are `ConfigError`s, with a "did you mean" hint where a close choice exists.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from ..errors import ConfigError
+
+# The datasets data/registry.py reads; grid and ring are the 2-D mixtures of data/mixtures.py.
+Dataset = Literal["mnist", "fashion-mnist", "mnist-5k", "digits", "toy1d", "cifar10", "tfd", "folder", "grid", "ring"]
+DATASETS: tuple[str, ...] = get_args(Dataset)
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "mnist"          # mnist | fashion-mnist | mnist-5k | digits | toy1d | cifar10 | tfd | folder
-                                    # | grid | ring (2-D mixtures, data/mixtures.py)
+    dataset: Dataset = "mnist"
     data_dir: str | None = None     # directory holding the dataset files (else cache, then download)
     download: bool = True           # allow downloading from the usual mirrors when not found locally
     # toy1d (Figure 1): p_data = sum_k w_k N(mean_k, std_k^2); one std or weight applies to all components
@@ -37,18 +43,33 @@ class DataConfig:
     # run's device) | memmap (folder only: decoded once into a uint8 .npy cache, read a minibatch at a time by a
     # torch DataLoader with `workers` processes, pinned memory on CUDA) | auto (memory unless a folder's float32
     # training set would take more than a quarter of the RAM, or of the GPU's memory).
-    storage: str = "auto"
+    storage: Literal["auto", "memory", "memmap"] = "auto"
     workers: int = 2                 # memmap: DataLoader worker processes that read ahead (0: read in the loop)
+
+    def validate(self) -> DataConfig:
+        """The data keys: the dataset, its conversion, where the training split lives. Returns the section."""
+        _check_fields("data", self)
+        _require(self.storage != "memmap" or self.dataset == "folder",
+                 f"data.storage=memmap reads a decoded image folder; data.dataset is {self.dataset}",
+                 "use data.storage=memory (or auto), or --dataset folder --data-dir DIR")
+        _require(self.workers >= 0, f"data.workers must be >= 0, got {self.workers}",
+                 "0 reads the minibatches in the loop")
+        _require(0 <= self.fold < 5, f"data.fold must be 0..4 (TFD's five folds), got {self.fold}")
+        _require(self.image_size >= 0 and self.channels in (0, 1, 3) and self.contrast_normalize >= 0,
+                 f"data.image_size {self.image_size}, data.channels {self.channels}, data.contrast_normalize "
+                 f"{self.contrast_normalize}", "image_size >= 0, channels 0 | 1 | 3, contrast_normalize >= 0")
+        _non_negative("data", self, "toy_size")
+        return self
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     noise_dim: int = 100
-    noise_prior: str = "uniform"                    # uniform on [-sqrt(3), sqrt(3)] (unit variance) | gaussian
-    generator_hidden: tuple[int, ...] = (1200, 1200)  # ReLU layers; output is sigmoid
+    noise_prior: Literal["uniform", "gaussian"] = "uniform"  # uniform on [-sqrt(3), sqrt(3)]: unit variance
+    generator_hidden: tuple[int, ...] = (1200, 1200)  # G's hidden layer widths
     generator_init_range: float = 0.05              # weights uniform in +-range, biases 0
-    generator_output_bias: str = "marginals"        # marginals: logit of the data's mean pixel | zero
-    generator_output: str = "sigmoid"               # sigmoid (pixels in (0, 1)) | linear (any real value)
+    generator_output_bias: Literal["marginals", "zero"] = "marginals"  # marginals: logit of the data's mean pixel
+    generator_output: Literal["sigmoid", "linear"] = "sigmoid"  # sigmoid: pixels in (0, 1); linear: any real value
     discriminator_units: tuple[int, ...] = (240, 240)  # maxout units per hidden layer
     discriminator_pieces: int = 5                   # linear pieces per maxout unit
     discriminator_init_range: float = 0.005
@@ -63,8 +84,8 @@ class ModelConfig:
     # generated, against the Helvetica scenario (mode collapse, paper section 6). 1: the paper's D.
     pack: int = 1
     # CIFAR-10 / TFD networks (models/generator.py, models/discriminator.py)
-    architecture: str = "mlp"                       # mlp | conv (deconvolutional G, maxout convolutional D)
-    generator_activations: tuple[str, ...] = ("relu",)  # per hidden layer of G (one value: all): relu | sigmoid
+    architecture: Literal["mlp", "conv"] = "mlp"   # conv: deconvolutional G, maxout convolutional D
+    generator_activations: tuple[Literal["relu", "sigmoid"], ...] = ("relu",)  # per hidden layer of G (one: all)
     generator_output_init_range: float = 0.0        # G's output weights in +-this (0: generator_init_range)
     generator_conv_channels: int = 80               # conv G: the last hidden layer is channels x s x s maps ...
     generator_conv_kernel: int = 5                  # ... and one transposed convolution makes the image
@@ -76,17 +97,46 @@ class ModelConfig:
     discriminator_pool_shapes: tuple[int, ...] = (4, 4, 2)  # max pooling after each convolution ...
     discriminator_pool_strides: tuple[int, ...] = (2, 2, 2)  # ... keeping partial border windows
 
+    def hidden_activations(self) -> tuple[str, ...]:
+        """G's activation for each hidden layer: `generator_activations` holds one for all of them, or one each."""
+        activations = self.generator_activations
+        return activations * len(self.generator_hidden) if len(activations) == 1 else activations
+
+    def validate(self) -> ModelConfig:
+        """The model keys: layers, activations, dropout, init ranges, conv shapes. Returns the section."""
+        _check_fields("model", self)
+        _require(bool(self.discriminator_units and self.generator_hidden),
+                 "model.generator_hidden and model.discriminator_units need at least one layer",
+                 "e.g. --set model.discriminator_units=240,240")
+        _positive("model", self, "noise_dim", "discriminator_pieces", "pack")
+        _require(min(self.generator_hidden + self.discriminator_units) > 0, "layer widths must be positive")
+        for name in ("discriminator_input_include_prob", "discriminator_hidden_include_prob"):
+            prob = getattr(self, name)
+            _require(0.0 < prob <= 1.0, f"model.{name} must be in (0, 1], got {prob}")
+        _non_negative("model", self, "generator_init_range", "generator_output_init_range", "discriminator_init_range",
+                      "discriminator_input_scale", "discriminator_hidden_scale")
+        _require(len(self.hidden_activations()) == len(self.generator_hidden),
+                 f"model.generator_activations is {list(self.generator_activations)}",
+                 "give one activation for all hidden layers of G, or one per entry of model.generator_hidden")
+        if self.conditional:
+            _check_conditional(self)
+        if self.architecture == "conv":
+            _check_conv(self)
+        return self
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 100
     max_steps: int | None = None          # stop after this many generator updates (None: run all epochs)
     batch_size: int = 100                 # m in Algorithm 1
-    schedule: str = "simultaneous"        # simultaneous: D and G updated from one minibatch (the original code)
-                                          # alternating: k D steps, then one G step (Algorithm 1 as printed)
+    # simultaneous: D and G updated from one minibatch (the original code); alternating: k D steps, then one G step
+    # (Algorithm 1 as printed)
+    schedule: Literal["simultaneous", "alternating"] = "simultaneous"
     k_discriminator_steps: int = 1
-    generator_loss: str = "non-saturating"  # non-saturating: max log D(G(z)) | minimax: min log(1 - D(G(z)))
-    optimizer: str = "sgd"                # sgd (pylearn2 momentum) | adam
+    # non-saturating: max log D(G(z)); minimax: min log(1 - D(G(z)))
+    generator_loss: Literal["non-saturating", "minimax"] = "non-saturating"
+    optimizer: Literal["sgd", "adam"] = "sgd"  # sgd: pylearn2's momentum
     lr: float = 0.1
     lr_decay: float = 1.000004            # lr_t = max(lr / lr_decay**t, lr_min), t = update count
     lr_min: float = 1e-6
@@ -99,7 +149,7 @@ class TrainConfig:
     device: str = "auto"                  # cpu | cuda | cuda:N | mps | auto (a GPU if there is one, else cpu)
     # fp32 | bf16 | fp16: bf16 / fp16 run the autograd and convolutional steps under torch.autocast (fp16 with a
     # gradient scaler, CUDA only). The fused MLP step is exact fp32 only: a reduced precision uses autograd instead.
-    precision: str = "fp32"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     sample_every_epochs: int = 1          # write samples/epoch_XXXX.png
     checkpoint_every_epochs: int = 1      # write checkpoints/last.pt
     sample_every_steps: int = 0           # also write samples/step_XXXXXXXX.png every N steps (0: off)
@@ -124,6 +174,22 @@ class TrainConfig:
     top_k: float = 1.0
     top_k_decay: float = 0.99
 
+    def validate(self) -> TrainConfig:
+        """The train keys: optimiser, learning rate, update schedule, intervals, device. Returns the section."""
+        _check_fields("train", self)
+        device = self.device
+        _require(device in ("cpu", "cuda", "mps", "auto") or (device.startswith("cuda:") and device[5:].isdigit()),
+                 f"train.device is '{device}'", "choose one of cpu, cuda, cuda:N, mps, auto")
+        _positive("train", self, "epochs", "batch_size", "k_discriminator_steps", "lr", "grid_size")
+        _require(self.max_steps is None or self.max_steps > 0,
+                 f"train.max_steps must be positive or null, got {self.max_steps}")
+        _check_optimizer(self)
+        _check_schedule(self)
+        _at_least_one("train", self, "sample_every_epochs", "checkpoint_every_epochs")
+        _non_negative("train", self, "seed", "log_every_steps", "sample_every_steps", "checkpoint_every_steps",
+                      "coverage_every_epochs", "coverage_samples")
+        return self
+
 
 @dataclass(frozen=True)
 class Config:
@@ -137,232 +203,123 @@ class Config:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
-    def validate(self) -> "Config":
-        _validate(self)
+    def validate(self) -> Config:
+        """Each section's values, then the settings that span two sections. Returns the config itself."""
+        d, m, t = self.data.validate(), self.model.validate(), self.train.validate()
+        _require(t.batch_size % m.pack == 0, f"model.pack={m.pack} needs train.batch_size divisible by it, got "
+                 f"{t.batch_size}", f"use a batch size that is a multiple of {m.pack}")
+        _require(not (d.contrast_normalize > 0 and (m.generator_output == "sigmoid"
+                                                    or m.generator_output_bias == "marginals")),
+                 "contrast-normalised data is not in [0, 1]: a sigmoid output or a bias from the pixel marginals does "
+                 "not fit it", "use --set model.generator_output=linear --set model.generator_output_bias=zero")
         return self
 
 
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
 
-def from_dict(data: dict[str, Any]) -> Config:
-    """Build a Config from a nested dict (e.g. a run's config.json). Unknown keys are errors."""
-    if not isinstance(data, dict):
-        raise ConfigError("a config must be a JSON object with sections data, model, train")
-    _check_keys(data, _SECTIONS, "config")
-    sections = {}
-    for name, cls in _SECTIONS.items():
-        values = data.get(name, {})
-        if not isinstance(values, dict):
-            raise ConfigError(f"config section '{name}' must be an object, got {values!r}")
-        _check_keys(values, _field_names(cls), f"config section '{name}'")
-        sections[name] = cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
-    return Config(**sections).validate()
+@functools.cache
+def field_types(cls: type) -> dict[str, Any]:
+    """The resolved type annotation of each field of a section, e.g. {"noise_dim": int, ...}."""
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls)}
 
 
-
-def _parse_value(raw: str) -> Any:
-    """JSON where it parses (numbers, true/false/null, lists), else the plain string."""
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
+def choices(kind: Any) -> tuple[str, ...]:
+    """The values a `Literal[...]` annotation allows (for a tuple of them, each item's); () for any other type."""
+    if get_origin(kind) is tuple:
+        kind = get_args(kind)[0]
+    return get_args(kind) if get_origin(kind) is Literal else ()
 
 
-def _coerce(cls: type, name: str, value: Any) -> Any:
-    """Turn JSON values into the field's type (lists into tuples, "1200,1200" into (1200, 1200))."""
-    default = next(f for f in fields(cls) if f.name == name)
-    sample = default.default if default.default is not dataclasses.MISSING else None
-    where = f"{cls.__name__.replace('Config', '').lower()}.{name}"
-    if isinstance(sample, tuple):
-        if isinstance(value, str):
-            value = [_parse_value(v.strip()) for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            value = [value]
-        kind = type(sample[0]) if sample else int
-        try:
-            return tuple(kind(v) for v in value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where} must be a list of {kind.__name__}, got {value!r}") from None
-    if value is None:
-        return None
-    if isinstance(sample, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {value!r}")
-        return value
-    if isinstance(sample, float) or (sample is None and isinstance(value, float)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if isinstance(sample, int) or name in ("max_steps", "mixture_seed"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(f"{where} must be a whole number, got {value!r}")
-        return value
-    if not isinstance(value, str):
-        raise ConfigError(f"{where} must be a string, got {value!r}")
-    return value
+def did_you_mean(word: str, known: Any) -> str | None:
+    """'did you mean 'x'?' for the closest of `known`, or None when nothing is close."""
+    close = difflib.get_close_matches(str(word), [str(k) for k in known], n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
 
 
-_CHOICES = {
-    ("model", "noise_prior"): ("uniform", "gaussian"),
-    ("model", "generator_output_bias"): ("marginals", "zero"),
-    ("model", "generator_output"): ("sigmoid", "linear"),
-    ("train", "schedule"): ("simultaneous", "alternating"),
-    ("train", "generator_loss"): ("non-saturating", "minimax"),
-    ("train", "optimizer"): ("sgd", "adam"),
-    ("train", "precision"): ("fp32", "bf16", "fp16"),
-    ("model", "architecture"): ("mlp", "conv"),
-    ("data", "storage"): ("auto", "memory", "memmap"),
-}
+def _require(ok: bool, message: str, hint: str | None = None) -> None:
+    if not ok:
+        raise ConfigError(message, hint)
 
 
-def _validate(config: Config) -> None:
-    from ..data.registry import DATASETS
-
-    if config.data.dataset not in DATASETS:
-        raise ConfigError(f"data.dataset is '{config.data.dataset}'",
-                          _did_you_mean(config.data.dataset, DATASETS) or f"choose one of {', '.join(DATASETS)}")
-    for (section, name), choices in _CHOICES.items():
-        value = getattr(getattr(config, section), name)
-        if value not in choices:
-            raise ConfigError(f"{section}.{name} is '{value}'",
-                              _did_you_mean(value, choices) or f"choose one of {', '.join(choices)}")
-    m, t = config.model, config.train
-    _validate_numbers(config)
-    if t.device not in ("cpu", "cuda", "mps", "auto") and not (t.device.startswith("cuda:") and t.device[5:].isdigit()):
-        raise ConfigError(f"train.device is '{t.device}'", "choose one of cpu, cuda, cuda:N, mps, auto")
-    positive = {"model.noise_dim": m.noise_dim, "model.discriminator_pieces": m.discriminator_pieces,
-                "train.epochs": t.epochs, "train.batch_size": t.batch_size,
-                "train.k_discriminator_steps": t.k_discriminator_steps, "train.lr": t.lr,
-                "train.grid_size": t.grid_size, "model.pack": m.pack}
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{key} must be positive, got {value}")
-    for key, prob in {"model.discriminator_input_include_prob": m.discriminator_input_include_prob,
-                      "model.discriminator_hidden_include_prob": m.discriminator_hidden_include_prob}.items():
-        if not 0.0 < prob <= 1.0:
-            raise ConfigError(f"{key} must be in (0, 1], got {prob}")
-    if any(w <= 0 for w in m.generator_hidden + m.discriminator_units):
-        raise ConfigError("layer widths must be positive")
-    if t.lr_decay < 1.0:
-        raise ConfigError(f"train.lr_decay must be >= 1 (1 = no decay), got {t.lr_decay}")
-    if t.lr_decay_after < 0:
-        raise ConfigError(f"train.lr_decay_after must be >= 0 (0: decay from the first update), got {t.lr_decay_after}")
-    if t.max_steps is not None and t.max_steps <= 0:
-        raise ConfigError(f"train.max_steps must be positive or null, got {t.max_steps}")
-    if t.schedule == "simultaneous" and t.k_discriminator_steps != 1:
-        raise ConfigError("train.schedule=simultaneous updates D and G from one minibatch, so k must be 1",
-                          "use --set train.schedule=alternating for k > 1")
-    if m.conditional and (m.architecture != "mlp" or set(m.generator_activations) != {"relu"}
-                          or m.generator_output_init_range):
-        raise ConfigError("model.conditional is implemented for the MLP networks (architecture mlp, relu hidden "
-                          "layers in G)", "drop --conditional, or use the paper-mnist networks")
-    if not 0.0 <= t.generator_ema < 1.0:
-        raise ConfigError(f"train.generator_ema must be in [0, 1) (0: off, e.g. 0.999), got {t.generator_ema}")
-    if t.gradient_penalty < 0:
-        raise ConfigError(f"train.gradient_penalty must be >= 0 (0: off), got {t.gradient_penalty}")
-    if t.gradient_penalty and t.schedule != "alternating":
-        raise ConfigError("train.gradient_penalty is implemented for the alternating schedule",
-                          "add --set train.schedule=alternating")
-    if not (0.0 < t.top_k <= 1.0 and 0.0 < t.top_k_decay <= 1.0):
-        raise ConfigError(f"train.top_k and train.top_k_decay must be in (0, 1] (top_k 1: off, e.g. 0.5 and 0.99), "
-                          f"got {t.top_k} and {t.top_k_decay}")
-    if t.top_k < 1.0 and t.schedule != "alternating":
-        raise ConfigError("train.top_k is implemented for the alternating schedule",
-                          "add --set train.schedule=alternating")
-    if t.coverage_every_epochs < 0 or t.coverage_samples < 0:
-        raise ConfigError("train.coverage_every_epochs and train.coverage_samples must be >= 0 (0: off / default)")
-    if t.batch_size % m.pack:
-        raise ConfigError(f"model.pack={m.pack} needs train.batch_size divisible by it, got {t.batch_size}",
-                          f"use a batch size that is a multiple of {m.pack}")
-    if m.conditional and m.pack > 1:
-        raise ConfigError("model.pack > 1 is not implemented for conditional nets", "drop --conditional or pack")
-    _validate_images(config)
+def _check_fields(section: str, values: Any) -> None:
+    """What the annotations say of every key of a section: numbers finite, `Literal` keys one of their choices."""
+    for name, kind in field_types(type(values)).items():
+        value = getattr(values, name)
+        items = value if isinstance(value, tuple) else (value,)
+        _require(not any(isinstance(v, float) and not math.isfinite(v) for v in items),
+                 f"{section}.{name} must be a finite number, got {value!r}")
+        allowed = choices(kind)
+        wrong = [v for v in items if v not in allowed] if allowed else []
+        if wrong:
+            shown = list(value) if isinstance(value, tuple) else f"'{value}'"
+            raise ConfigError(f"{section}.{name} is {shown}",
+                              did_you_mean(wrong[0], allowed) or f"choose one of {', '.join(allowed)}")
 
 
-def _validate_numbers(config: Config) -> None:
-    """Every number finite; the optimiser, schedule and interval settings in their ranges."""
-    for section in ("data", "model", "train"):
-        for f in fields(getattr(config, section)):
-            value = getattr(getattr(config, section), f.name)
-            values = value if isinstance(value, tuple) else (value,)
-            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
-                raise ConfigError(f"{section}.{f.name} must be a finite number, got {value!r}")
-    m, t = config.model, config.train
-    if not m.discriminator_units or not m.generator_hidden:
-        raise ConfigError("model.generator_hidden and model.discriminator_units need at least one layer",
-                          "e.g. --set model.discriminator_units=240,240")
+def _positive(section: str, values: Any, *names: str) -> None:
+    for name in names:
+        _require(getattr(values, name) > 0, f"{section}.{name} must be positive, got {getattr(values, name)}")
+
+
+def _non_negative(section: str, values: Any, *names: str) -> None:
+    for name in names:
+        _require(getattr(values, name) >= 0, f"{section}.{name} must be >= 0, got {getattr(values, name)}")
+
+
+def _at_least_one(section: str, values: Any, *names: str) -> None:
+    for name in names:
+        _require(getattr(values, name) >= 1, f"{section}.{name} must be at least 1, got {getattr(values, name)}")
+
+
+def _check_conditional(m: ModelConfig) -> None:
+    _require(m.architecture == "mlp" and set(m.generator_activations) == {"relu"} and not m.generator_output_init_range,
+             "model.conditional is implemented for the MLP networks (architecture mlp, relu hidden layers in G)",
+             "drop --conditional, or use the paper-mnist networks")
+    _require(m.pack == 1, "model.pack > 1 is not implemented for conditional nets", "drop --conditional or pack")
+
+
+def _check_conv(m: ModelConfig) -> None:
+    """The convolutional networks' settings (models/generator.py ConvGenerator, discriminator.py)."""
+    conv = (m.discriminator_conv_units, m.discriminator_conv_kernels, m.discriminator_conv_pads,
+            m.discriminator_pool_shapes, m.discriminator_pool_strides)
+    _require(len({len(v) for v in conv}) == 1 and bool(conv[0]),
+             "model.discriminator_conv_units, _kernels, _pads, pool_shapes and pool_strides need one value per "
+             "convolution layer", f"got {', '.join(str(list(v)) for v in conv)}")
+    sizes = (m.generator_conv_channels, m.generator_conv_kernel, m.generator_conv_stride, m.discriminator_conv_pieces,
+             *conv[0], *conv[1], *conv[3], *conv[4])
+    _require(min(sizes) > 0 and min(conv[2]) >= 0, "convolution sizes, strides and pieces must be positive (pads >= 0)")
+
+
+def _check_optimizer(t: TrainConfig) -> None:
+    """The learning-rate schedule, momentum and Adam settings."""
+    _require(t.lr_decay >= 1.0, f"train.lr_decay must be >= 1 (1 = no decay), got {t.lr_decay}")
+    _require(t.lr_decay_after >= 0,
+             f"train.lr_decay_after must be >= 0 (0: decay from the first update), got {t.lr_decay_after}")
+    _non_negative("train", t, "lr_min")
     unit = {"train.momentum_start": t.momentum_start, "train.momentum_end": t.momentum_end,
             **{f"train.adam_betas[{i}]": b for i, b in enumerate(t.adam_betas)}}
     for key, value in unit.items():
-        if not 0.0 <= value < 1.0:
-            raise ConfigError(f"{key} must be in [0, 1), got {value}")
-    if len(t.adam_betas) != 2 or len(t.momentum_ramp_epochs) != 2 or min(t.momentum_ramp_epochs) < 0:
-        raise ConfigError(f"train.adam_betas {list(t.adam_betas)} and train.momentum_ramp_epochs "
-                          f"{list(t.momentum_ramp_epochs)} need two values each", "e.g. 0.5,0.999 and 1,250 (>= 0)")
-    at_least_one = {"train.sample_every_epochs": t.sample_every_epochs,
-                    "train.checkpoint_every_epochs": t.checkpoint_every_epochs}
-    non_negative = {"train.lr_min": t.lr_min, "train.log_every_steps": t.log_every_steps, "train.seed": t.seed,
-                    "train.sample_every_steps": t.sample_every_steps,
-                    "train.checkpoint_every_steps": t.checkpoint_every_steps,
-                    "model.generator_init_range": m.generator_init_range,
-                    "model.discriminator_init_range": m.discriminator_init_range,
-                    "model.discriminator_input_scale": m.discriminator_input_scale,
-                    "model.discriminator_hidden_scale": m.discriminator_hidden_scale,
-                    "data.toy_size": config.data.toy_size}
-    for key, value in at_least_one.items():
-        if value < 1:
-            raise ConfigError(f"{key} must be at least 1, got {value}")
-    for key, value in non_negative.items():
-        if value < 0:
-            raise ConfigError(f"{key} must be >= 0, got {value}")
+        _require(0.0 <= value < 1.0, f"{key} must be in [0, 1), got {value}")
+    _require(len(t.adam_betas) == 2, f"train.adam_betas needs two values, got {list(t.adam_betas)}", "e.g. 0.5,0.999")
+    _require(len(t.momentum_ramp_epochs) == 2 and min(t.momentum_ramp_epochs) >= 0,
+             f"train.momentum_ramp_epochs needs two epochs >= 0, got {list(t.momentum_ramp_epochs)}", "e.g. 1,250")
 
 
-def _validate_images(config: Config) -> None:
-    """The image-source and CIFAR-10 / TFD network settings."""
-    d, m = config.data, config.model
-    if d.storage == "memmap" and d.dataset != "folder":
-        raise ConfigError(f"data.storage=memmap reads a decoded image folder; data.dataset is {d.dataset}",
-                          "use data.storage=memory (or auto), or --dataset folder --data-dir DIR")
-    if d.workers < 0:
-        raise ConfigError(f"data.workers must be >= 0, got {d.workers}", "0 reads the minibatches in the loop")
-    if not 0 <= d.fold < 5:
-        raise ConfigError(f"data.fold must be 0..4 (TFD's five folds), got {d.fold}")
-    if d.image_size < 0 or d.channels not in (0, 1, 3) or d.contrast_normalize < 0:
-        raise ConfigError(f"data.image_size {d.image_size}, data.channels {d.channels}, data.contrast_normalize "
-                          f"{d.contrast_normalize}", "image_size >= 0, channels 0 | 1 | 3, contrast_normalize >= 0")
-    if d.contrast_normalize > 0 and (m.generator_output == "sigmoid" or m.generator_output_bias == "marginals"):
-        raise ConfigError("contrast-normalised data is not in [0, 1]: a sigmoid output or a bias from the pixel "
-                          "marginals does not fit it", "use --set model.generator_output=linear "
-                          "--set model.generator_output_bias=zero")
-    if len(m.generator_activations) not in (1, len(m.generator_hidden)) or \
-            any(a not in ("relu", "sigmoid") for a in m.generator_activations):
-        raise ConfigError(f"model.generator_activations is {list(m.generator_activations)}",
-                          "give relu or sigmoid, once for all hidden layers or once per layer")
-    conv = (m.discriminator_conv_units, m.discriminator_conv_kernels, m.discriminator_conv_pads,
-            m.discriminator_pool_shapes, m.discriminator_pool_strides)
-    if m.architecture == "conv" and (len({len(v) for v in conv}) != 1 or not conv[0]):
-        raise ConfigError("model.discriminator_conv_units, _kernels, _pads, pool_shapes and pool_strides need one "
-                          "value per convolution layer", f"got {', '.join(str(list(v)) for v in conv)}")
-    if m.architecture == "conv" and (min(m.generator_conv_channels, m.generator_conv_kernel, m.generator_conv_stride,
-                                         m.discriminator_conv_pieces, *conv[0], *conv[1], *conv[3], *conv[4]) <= 0
-                                     or min(conv[2]) < 0 or m.generator_output_init_range < 0):
-        raise ConfigError("convolution sizes, strides and pieces must be positive (pads >= 0)")
-
-
-def _field_names(cls: type) -> dict[str, Any]:
-    return {f.name: f for f in fields(cls)}
-
-
-def _check_keys(given: dict[str, Any], known: dict[str, Any], where: str) -> None:
-    for key in given:
-        if key not in known:
-            hint = _did_you_mean(key, known) or f"known keys: {', '.join(sorted(known))}"
-            raise ConfigError(f"unknown key '{key}' in {where}", hint)
-
-
-def _did_you_mean(word: str, choices: Any) -> str | None:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None
+def _check_schedule(t: TrainConfig) -> None:
+    """The update schedule and what depends on it: k, the averaged G, the gradient penalty, top-k training."""
+    _require(t.schedule == "alternating" or t.k_discriminator_steps == 1,
+             "train.schedule=simultaneous updates D and G from one minibatch, so k must be 1",
+             "use --set train.schedule=alternating for k > 1")
+    _require(0.0 <= t.generator_ema < 1.0,
+             f"train.generator_ema must be in [0, 1) (0: off, e.g. 0.999), got {t.generator_ema}")
+    _require(t.gradient_penalty >= 0, f"train.gradient_penalty must be >= 0 (0: off), got {t.gradient_penalty}")
+    _require(not t.gradient_penalty or t.schedule == "alternating",
+             "train.gradient_penalty is implemented for the alternating schedule",
+             "add --set train.schedule=alternating")
+    _require(0.0 < t.top_k <= 1.0 and 0.0 < t.top_k_decay <= 1.0,
+             "train.top_k and train.top_k_decay must be in (0, 1] (top_k 1: off, e.g. 0.5 and 0.99), "
+             f"got {t.top_k} and {t.top_k_decay}")
+    _require(t.top_k == 1.0 or t.schedule == "alternating",
+             "train.top_k is implemented for the alternating schedule", "add --set train.schedule=alternating")

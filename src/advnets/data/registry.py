@@ -1,4 +1,5 @@
-"""The one list of datasets: each name maps to its reader, and every split goes through the same transforms.
+"""The datasets' readers: each name the config allows (`data.dataset`, config/schema.py `DATASETS`) maps to its
+reader, and every split goes through the same transforms.
 
 Every reader returns a `Split` of float32 images (N, C, H, W): pixels in [0, 1], except toy1d, grid and ring
 (real values).
@@ -24,89 +25,79 @@ grid and ring draw their points from a seed: `data.mixture_seed`, or when that i
 (passed in as `run_seed`), so every seed of a benchmark trains on its own draw of 100,000 points, as PacGAN's
 trials did. Labels are the component each point came from.
 
-    from advnets.data import load_split
+A reader takes the split's name, the `DataConfig`, the download cache directory and the mirrors to try.
+
+    from advnets.data import load_data_split, load_split
+    split = load_data_split(config.data, "train", run_seed=config.train.seed)
     split = load_split("mnist", "train", data_dir="~/data/mnist")  # split.images: (50000, 1, 28, 28)
 """
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
+from advnets.config import DATASETS, DataConfig
 from advnets.data.download import default_cache_dir
 from advnets.data.split import SPLITS, Split, choose
 from advnets.data.transforms import global_contrast_normalize, resize_square, to_channels
 
-
-@dataclass(frozen=True)
-class Source:
-    """Where and how to read a dataset: the `data.*` settings a reader may need."""
-    data_dir: str | Path | None = None
-    cache: Path = Path(".")
-    download: bool = True
-    mirrors: list[str] | None = None
-    toy_means: tuple[float, ...] = (0.0,)
-    toy_stds: tuple[float, ...] = (1.0,)
-    toy_weights: tuple[float, ...] = (1.0,)
-    toy_size: int = 20_000
-    fold: int = 0
-    image_size: int = 0
-    channels: int = 0
-    seed: int = 0                   # grid | ring: the seed of the training draw
+Reader = Callable[[str, DataConfig, Path, "list[str] | None"], Split]
 
 
-def _mnist(name: str) -> Callable[[str, Source], Split]:
-    def read(split: str, s: Source) -> Split:
+def _mnist(name: str) -> Reader:
+    def read(split: str, d: DataConfig, cache: Path, mirrors: list[str] | None) -> Split:
         from advnets.data.mnist import idx_split
 
-        return idx_split(name, split, s.data_dir, s.cache, s.download, _mirrors(name, s.mirrors))
+        return idx_split(name, split, d.data_dir, cache, d.download, _mirrors(name, mirrors))
     return read
 
 
-def _mnist_5k(split: str, s: Source) -> Split:
+def _mnist_5k(split: str, d: DataConfig, cache: Path, mirrors: list[str] | None) -> Split:
     from advnets.data.mnist import mnist_5k_split
 
-    return mnist_5k_split(split, s.data_dir, s.cache, s.download, _mirrors("mnist", s.mirrors))
+    return mnist_5k_split(split, d.data_dir, cache, d.download, _mirrors("mnist", mirrors))
 
 
-def _digits(split: str, s: Source) -> Split:
+def _digits(split: str, d: DataConfig, cache: Path, mirrors: list[str] | None) -> Split:
     from advnets.data.digits import digits_split
 
     return digits_split(split)
 
 
-def _toy1d(split: str, s: Source) -> Split:
+def _toy1d(split: str, d: DataConfig, cache: Path, mirrors: list[str] | None) -> Split:
     from advnets.data.toy import GaussianMixture1D, toy1d_split
 
-    images, labels = toy1d_split(GaussianMixture1D(s.toy_means, s.toy_stds, s.toy_weights), split, s.toy_size)
+    images, labels = toy1d_split(GaussianMixture1D(d.toy_means, d.toy_stds, d.toy_weights), split, d.toy_size)
     return Split(images=images, labels=labels)
 
 
-def _cifar10(split: str, s: Source) -> Split:
+def _cifar10(split: str, d: DataConfig, cache: Path, mirrors: list[str] | None) -> Split:
     from advnets.data.cifar import cifar10_split
 
-    pixels, labels = cifar10_split(split, s.data_dir, s.cache, s.download, s.mirrors)
+    pixels, labels = cifar10_split(split, d.data_dir, cache, d.download, mirrors)
     return Split(images=pixels.astype(np.float32) / np.float32(255), labels=labels)   # (N, 3, 32, 32)
 
 
-def _tfd(split: str, s: Source) -> Split:
+def _tfd(split: str, d: DataConfig, cache: Path, mirrors: list[str] | None) -> Split:
     from advnets.data.tfd import tfd_split
 
-    images, labels = tfd_split(split, s.fold, s.data_dir, s.cache)                    # (N, 1, 48, 48)
+    images, labels = tfd_split(split, d.fold, d.data_dir, cache)                      # (N, 1, 48, 48)
     return Split(images=images, labels=labels)
 
 
-def _folder(split: str, s: Source) -> Split:
+def _folder(split: str, d: DataConfig, cache: Path, mirrors: list[str] | None) -> Split:
     from advnets.data.folder import folder_split
     from advnets.data.folder_cache import find_folder_cache
 
     def find(folder, size, listing):           # the decoded uint8 cache, when a memmap run built one
-        return find_folder_cache(folder, size, listing, s.cache)
+        return find_folder_cache(folder, size, listing, cache)
 
-    images, labels = folder_split(split, s.data_dir, s.image_size, s.channels, find)      # (N, C, size, size)
+    images, labels = folder_split(split, d.data_dir, d.image_size, d.channels, find)      # (N, C, size, size)
     return Split(images=images, labels=labels)
 
 
@@ -116,23 +107,24 @@ MIXTURE_SIZES = {"train": 100_000, "valid": 10_000, "test": 10_000}
 _MIXTURE_SEED_OFFSETS = {"train": 0, "valid": 1 << 32, "test": 1 << 33}
 
 
-def _mixture(name: str) -> Callable[[str, Source], Split]:
-    def read(split: str, s: Source) -> Split:
+def _mixture(name: str) -> Reader:
+    def read(split: str, d: DataConfig, cache: Path, mirrors: list[str] | None) -> Split:
         from advnets.data.mixtures import sample_mixture
 
-        points, labels = sample_mixture(name, MIXTURE_SIZES[split], s.seed + _MIXTURE_SEED_OFFSETS[split])
+        seed = d.mixture_seed + _MIXTURE_SEED_OFFSETS[split]             # load_data_split fills in a null seed
+        points, labels = sample_mixture(name, MIXTURE_SIZES[split], seed)
         return Split(images=points.reshape(-1, 1, 1, 2), labels=labels)                # (N, 1, 1, 2)
     return read
 
 
-# name -> reader(split, source); the readers import their modules lazily (scikit-learn, scipy are slow to load).
-READERS: dict[str, Callable[[str, Source], Split]] = {
+# name -> reader(split, data config, cache, mirrors), one for each of DATASETS (tests/config/test_config.py checks
+# it); the readers import their modules lazily (scikit-learn, scipy are slow to load).
+READERS: dict[str, Reader] = {
     "mnist": _mnist("mnist"), "fashion-mnist": _mnist("fashion-mnist"), "mnist-5k": _mnist_5k,
     "digits": _digits, "toy1d": _toy1d, "cifar10": _cifar10, "tfd": _tfd, "folder": _folder,
     "grid": _mixture("grid"), "ring": _mixture("ring"),
 }
 MIXTURE_DATASETS: tuple[str, ...] = ("grid", "ring")      # the 2-D mixtures of data/mixtures.py
-DATASETS: tuple[str, ...] = tuple(READERS)
 
 
 def _mirrors(name: str, mirrors: list[str] | None) -> list[str]:
@@ -145,50 +137,33 @@ def _mirrors(name: str, mirrors: list[str] | None) -> list[str]:
     return [m.strip() for m in env.split(",") if m.strip()] if env else MIRRORS[name]
 
 
-def load_split(
-    name: str,
-    split: str,
-    data_dir: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    download: bool = True,
-    mirrors: list[str] | None = None,
-    *,
-    toy_means: tuple[float, ...] = (0.0,),
-    toy_stds: tuple[float, ...] = (1.0,),
-    toy_weights: tuple[float, ...] = (1.0,),
-    toy_size: int = 20_000,
-    fold: int = 0,
-    image_size: int = 0,
-    channels: int = 0,
-    contrast_normalize: float = 0.0,
-    seed: int = 0,
-) -> Split:
-    """Load one split ("train" | "valid" | "test") of dataset `name` (one of `DATASETS`).
+def load_data_split(data: DataConfig, split: str, run_seed: int = 0, cache_dir: str | Path | None = None,
+                    mirrors: list[str] | None = None) -> Split:
+    """Load one split ("train" | "valid" | "test") of the dataset a `DataConfig` names, read and converted as its
+    keys say (directory, download switch, toy mixture, fold, channels, size, contrast normalisation).
 
-    `data_dir` is searched first; `cache_dir` (default `default_cache_dir()`) holds downloads; `mirrors` (base
-    URLs) replaces the default mirrors, as does $ADVNETS_MIRROR (comma-separated) when `mirrors` is not given.
-    The `toy_*` arguments describe the mixture of ``toy1d`` (the `data.toy_*` config fields). `fold` (tfd),
-    `image_size`, `channels` and `contrast_normalize` are the `data.*` fields of those names (0: as stored).
-    `seed` draws the points of grid and ring (seed + 2**32 for valid, + 2**33 for test).
+    grid and ring are drawn from `data.mixture_seed`, or from `run_seed` (pass the run's train.seed) when that is
+    null; valid and test from that seed + 2**32 and + 2**33. `cache_dir` (default `default_cache_dir()`) holds
+    downloads; `mirrors` (base URLs) replaces the default mirrors, as does $ADVNETS_MIRROR (comma-separated) when
+    `mirrors` is not given.
     """
-    name = choose(name.lower().replace("_", "-"), DATASETS, "dataset")
+    name = choose(data.dataset.lower().replace("_", "-"), DATASETS, "dataset")
     split = choose(split.lower(), SPLITS, "split")
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    source = Source(data_dir, cache, download, mirrors, tuple(toy_means), tuple(toy_stds), tuple(toy_weights),
-                    toy_size, fold, image_size, channels, seed)
-    raw = READERS[name](split, source)
-    images = resize_square(to_channels(raw.images, channels), image_size)
-    if contrast_normalize:
-        images = global_contrast_normalize(images, contrast_normalize)
+    if data.mixture_seed is None:
+        data = dataclasses.replace(data, mixture_seed=run_seed)
+    raw = READERS[name](split, data, cache, mirrors)
+    images = resize_square(to_channels(raw.images, data.channels), data.image_size)
+    if data.contrast_normalize:
+        images = global_contrast_normalize(images, data.contrast_normalize)
     return Split(images=np.ascontiguousarray(images, dtype=np.float32), labels=raw.labels)
 
 
-def load_data_split(data_config, split: str, run_seed: int = 0) -> Split:
-    """`load_split` for a `DataConfig`: its dataset, directory, download switch, toy mixture and transforms.
-    grid and ring are drawn from `data.mixture_seed`, or `run_seed` (pass the run's train.seed) when it is null."""
-    d = data_config
-    seed = run_seed if d.mixture_seed is None else d.mixture_seed
-    return load_split(d.dataset, split, data_dir=d.data_dir, download=d.download, toy_means=d.toy_means,
-                      toy_stds=d.toy_stds, toy_weights=d.toy_weights, toy_size=d.toy_size, fold=d.fold,
-                      image_size=d.image_size, channels=d.channels, contrast_normalize=d.contrast_normalize,
-                      seed=seed)
+def load_split(name: str, split: str, data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+               download: bool = True, mirrors: list[str] | None = None, *, seed: int = 0, **settings: Any) -> Split:
+    """`load_data_split` with the `DataConfig` given as arguments: dataset `name` (one of `DATASETS`), `data_dir`
+    searched first, `download`, and any other `data.*` key as a keyword (`toy_means`, `fold`, `image_size`,
+    `channels`, `contrast_normalize`, ...; absent ones keep the config's defaults). `seed` draws the points of grid
+    and ring."""
+    data = DataConfig(dataset=name, data_dir=data_dir, download=download, mixture_seed=seed, **settings)
+    return load_data_split(data, split, cache_dir=cache_dir, mirrors=mirrors)

@@ -3,6 +3,7 @@ regression) on the hidden maxout activations of a trained D, from few labels, ne
 raw pixels and (b) a network of D's architecture plus a linear head trained from scratch on the same labels."""
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import DataError
-from ..models import DiscriminatorConfig, MaxoutDiscriminator
+from ..models import MaxoutDiscriminator
 
 LABEL_COUNTS = (100, 600, 1000)
 
@@ -74,7 +75,8 @@ class ScratchClassifier(nn.Module):
 
     def __init__(self, d: MaxoutDiscriminator, n_classes: int, init_range: float):
         super().__init__()
-        self.body = MaxoutDiscriminator(DiscriminatorConfig(d.image_shape, d.units, d.pieces, init_range))
+        body = dataclasses.replace(d.config, discriminator_init_range=init_range)   # D's layers, init in +-init_range
+        self.body = MaxoutDiscriminator(body, d.image_shape)
         self.head = nn.Linear(sum(d.units), n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,58 +15,44 @@ D(x, c) = D([mask * x; c]), so the label is never dropped.
 """
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ModelConfig
 from ..errors import ConfigError
 from .layers import dropout_mask, init_uniform, maxout, one_hot
 
 
-@dataclass(frozen=True)
-class DiscriminatorConfig:
-    """Everything that shapes a discriminator (built from a ModelConfig by models/build.py)."""
-    image_shape: tuple[int, int, int]                # (C, H, W)
-    units: tuple[int, ...] = (240, 240)              # dense maxout units per layer
-    pieces: int = 5
-    init_range: float = 0.005
-    input_include_prob: float = 0.8                  # dropout on D's input ...
-    input_scale: float = 1.25                        # ... kept inputs multiplied by this
-    hidden_include_prob: float = 0.5                 # dropout on the inputs of the later layers
-    hidden_scale: float = 2.0
-    num_classes: int = 0                             # > 0: conditional, D(x, c)
-    conv_units: tuple[int, ...] = ()                 # MaxoutConvDiscriminator: maxout convolution layers
-    conv_pieces: int = 2
-    conv_kernels: tuple[int, ...] = ()
-    conv_pads: tuple[int, ...] = ()
-    pool_shapes: tuple[int, ...] = ()                # max pooling after each convolution ...
-    pool_strides: tuple[int, ...] = ()               # ... keeping partial border windows
-
-    def dropout(self, layers: int) -> list[tuple[float, float]]:
-        """(include probability, scale) for the input of each of `layers` layers, in order."""
-        return [(self.input_include_prob, self.input_scale)] + \
-            [(self.hidden_include_prob, self.hidden_scale)] * (layers - 1)
+def _layer_dropout(config: ModelConfig, layers: int) -> list[tuple[float, float]]:
+    """(include probability, scale) for the input of each of `layers` layers of D, in order: the input's, then the
+    hidden layers'."""
+    return [(config.discriminator_input_include_prob, config.discriminator_input_scale)] + \
+        [(config.discriminator_hidden_include_prob, config.discriminator_hidden_scale)] * (layers - 1)
 
 
 class MaxoutDiscriminator(nn.Module):
     """D(x) (or D(x, c)) as a logit: dense maxout hidden layers, dropout on every layer's input while training."""
 
-    def __init__(self, config: DiscriminatorConfig, generator: torch.Generator | None = None):
+    def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int],
+                 generator: torch.Generator | None = None, num_classes: int = 0):
+        """`config`'s discriminator_* keys shape D; `image_shape` (C, H, W) is its input; weights are drawn from
+        `generator`; `num_classes` > 0: conditional, D(x, c)."""
         super().__init__()
         self.config = config
-        self.image_shape, self.units, self.pieces = tuple(config.image_shape), tuple(config.units), config.pieces
-        self.num_classes = config.num_classes
+        self.image_shape, self.units = tuple(image_shape), tuple(config.discriminator_units)
+        self.pieces, self.num_classes = config.discriminator_pieces, num_classes
         widths = [math.prod(self.image_shape), *self.units]
         inputs = [widths[0] + self.num_classes, *widths[1:-1]]     # the first layer also reads the one-hot label
         self.hidden = nn.ModuleList(nn.Linear(a, b * self.pieces) for a, b in zip(inputs, widths[1:]))
         self.output = nn.Linear(widths[-1], 1)
         for layer in [*self.hidden, self.output]:
-            init_uniform(layer, config.init_range, generator)
+            init_uniform(layer, config.discriminator_init_range, generator)
         self.widths = widths                                        # every layer's input size (label excluded)
-        self.dropout = config.dropout(len(widths))
+        self.dropout = _layer_dropout(config, len(widths))
 
     def draw_masks(self, batch: int, generator: torch.Generator | None = None) -> list[torch.Tensor | None]:
         """One dropout mask per layer input, (batch, size of that input) each, in layer order."""
@@ -113,23 +99,21 @@ class MaxoutConvDiscriminator(nn.Module):
     """D(x) as a logit: maxout convolution layers with max pooling, maxout dense layers, dropout on every input.
     Accepts (B, C*H*W) or (B, C, H, W)."""
 
-    def __init__(self, config: DiscriminatorConfig, generator: torch.Generator | None = None):
+    def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int],
+                 generator: torch.Generator | None = None):
+        """`config`'s discriminator_* keys shape D: discriminator_conv_* and pool_* the convolution layers (one value
+        per layer each), discriminator_units the dense ones; `image_shape` (C, H, W) is its input; weights are drawn
+        from `generator`."""
         super().__init__()
-        c = config
-        n = len(c.conv_units)
-        if n == 0 or not all(len(v) == n for v in (c.conv_kernels, c.conv_pads, c.pool_shapes, c.pool_strides)):
-            raise ConfigError(f"the discriminator's convolution settings differ in length: units {list(c.conv_units)}, "
-                              f"kernels {list(c.conv_kernels)}, pads {list(c.conv_pads)}, pools {list(c.pool_shapes)}, "
-                              f"pool strides {list(c.pool_strides)}", "give one value per convolution layer")
-        if c.num_classes:
-            raise ConfigError("the convolutional discriminator has no class input", "drop --conditional")
+        m = config
         self.config, self.num_classes = config, 0
-        self.image_shape, self.conv_pieces = tuple(c.image_shape), c.conv_pieces
-        self.units, self.pieces = tuple(c.units), c.pieces
-        self.pools = list(zip(c.pool_shapes, c.pool_strides))
+        self.image_shape, self.conv_pieces = tuple(image_shape), m.discriminator_conv_pieces
+        self.units, self.pieces = tuple(m.discriminator_units), m.discriminator_pieces
+        self.pools = list(zip(m.discriminator_pool_shapes, m.discriminator_pool_strides))
+        units, kernels, pads = m.discriminator_conv_units, m.discriminator_conv_kernels, m.discriminator_conv_pads
         shapes = [self.image_shape]                                    # the input of every convolution layer
-        for u, k, p, (ps, st) in zip(c.conv_units, c.conv_kernels, c.conv_pads, self.pools):
-            ch, h, w = shapes[-1]
+        for u, k, p, (ps, st) in zip(units, kernels, pads, self.pools):
+            _, h, w = shapes[-1]
             h, w = h + 2 * p - k + 1, w + 2 * p - k + 1
             if h < 1 or w < 1:
                 raise ConfigError(f"a {k}x{k} convolution with padding {p} does not fit {shapes[-1][1]}x{shapes[-1][2]}"
@@ -137,15 +121,15 @@ class MaxoutConvDiscriminator(nn.Module):
             shapes.append((u, _pooled(h, ps, st), _pooled(w, ps, st)))
         self.input_shapes = shapes[:-1]
         self.flat = math.prod(shapes[-1])
-        self.convs = nn.ModuleList(nn.Conv2d(s[0], u * c.conv_pieces, k, padding=p)
-                                   for s, u, k, p in zip(self.input_shapes, c.conv_units, c.conv_kernels, c.conv_pads))
+        self.convs = nn.ModuleList(nn.Conv2d(s[0], u * self.conv_pieces, k, padding=p)
+                                   for s, u, k, p in zip(self.input_shapes, units, kernels, pads))
         widths = [self.flat, *self.units]
-        self.hidden = nn.ModuleList(nn.Linear(a, b * self.pieces) for a, b in zip(widths[:-1], widths[1:]))
+        self.hidden = nn.ModuleList(nn.Linear(a, b * self.pieces) for a, b in itertools.pairwise(widths))
         self.output = nn.Linear(widths[-1], 1)
         for layer in [*self.convs, *self.hidden, self.output]:
-            init_uniform(layer, c.init_range, generator)
+            init_uniform(layer, m.discriminator_init_range, generator)
         self.widths = [math.prod(s) for s in self.input_shapes] + widths    # every layer's input size
-        self.dropout = c.dropout(len(self.widths))
+        self.dropout = _layer_dropout(config, len(self.widths))
 
     def draw_masks(self, batch: int, generator: torch.Generator | None = None) -> list[torch.Tensor | None]:
         """One dropout mask per layer input, (batch, size of that input) each, in layer order."""

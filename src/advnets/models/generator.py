@@ -13,69 +13,40 @@ G(z, c) = G([z; c]).
 """
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ..config import ModelConfig
 from ..errors import ConfigError
 from .layers import ACTIVATIONS, init_uniform, one_hot
-
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    """Everything that shapes a generator (built from a ModelConfig by models/build.py)."""
-    noise_dim: int
-    image_shape: tuple[int, int, int]                # (C, H, W)
-    hidden: tuple[int, ...] = (1200, 1200)
-    activations: tuple[str, ...] = ("relu",)         # per hidden layer; one value applies to all
-    output: str = "sigmoid"                          # sigmoid (pixels in (0, 1)) | linear
-    init_range: float = 0.05                         # weights uniform in +-init_range, biases 0
-    output_init_range: float = 0.0                   # the output weights' range (0: init_range)
-    num_classes: int = 0                             # > 0: conditional, G(z, c)
-    conv_channels: int = 80                          # ConvGenerator: the last hidden layer as channels x s x s
-    conv_kernel: int = 5
-    conv_stride: int = 3
-
-    def checked_activations(self) -> tuple[str, ...]:
-        """One activation per hidden layer: a single value applies to all of them."""
-        activations = tuple(self.activations)
-        if len(activations) == 1:
-            activations = activations * len(self.hidden)
-        if len(activations) != len(self.hidden):
-            raise ConfigError(f"model.generator_activations has {len(activations)} values for {len(self.hidden)} "
-                              "hidden layers", "give one activation for all layers, or one per entry of "
-                              "model.generator_hidden")
-        unknown = [a for a in activations if a not in ACTIVATIONS]
-        if unknown:
-            raise ConfigError(f"unknown generator activation '{unknown[0]}'", f"choose from {', '.join(ACTIVATIONS)}")
-        if self.output not in ("sigmoid", "linear"):
-            raise ValueError(f"unknown generator output {self.output!r}")
-        return activations
 
 
 class MLPGenerator(nn.Module):
     """x = G(z) (or G(z, c)): dense hidden layers, a sigmoid or linear output reshaped to (C, H, W)."""
 
-    def __init__(self, config: GeneratorConfig, output_bias: torch.Tensor | None = None,
-                 generator: torch.Generator | None = None):
+    def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int], output_bias: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None, num_classes: int = 0):
+        """`config`'s generator_* keys shape G; `image_shape` (C, H, W) is its output; `output_bias` (C*H*W) sets
+        the output layer's bias; weights are drawn from `generator`; `num_classes` > 0: conditional, G(z, c)."""
         super().__init__()
         self.config = config
-        self.noise_dim, self.num_classes, self.output = config.noise_dim, config.num_classes, config.output
-        self.image_shape = tuple(config.image_shape)
-        self.activations = config.checked_activations()
-        widths = [config.noise_dim + config.num_classes, *config.hidden, math.prod(self.image_shape)]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.noise_dim, self.num_classes, self.output = config.noise_dim, num_classes, config.generator_output
+        self.image_shape = tuple(image_shape)
+        self.activations = config.hidden_activations()
+        widths = [config.noise_dim + num_classes, *config.generator_hidden, math.prod(self.image_shape)]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
         for layer in self.layers:
-            init_uniform(layer, config.init_range, generator)
+            init_uniform(layer, config.generator_init_range, generator)
         if output_bias is not None:
             with torch.no_grad():
                 self.layers[-1].bias.copy_(output_bias.reshape(-1))
-        if config.output_init_range:       # drawn after the others, as the original CIFAR-10 fc model did
+        scale = config.generator_output_init_range
+        if scale:                          # drawn after the others, as the original CIFAR-10 fc model did
             with torch.no_grad():
-                self.layers[-1].weight.uniform_(-config.output_init_range, config.output_init_range,
-                                                generator=generator)
+                self.layers[-1].weight.uniform_(-scale, scale, generator=generator)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """x = G(z) (or G(z, c) for a conditional net, `labels` (B,) class indices): (B, C, H, W)."""
@@ -92,29 +63,27 @@ class MLPGenerator(nn.Module):
 class ConvGenerator(nn.Module):
     """x = G(z): dense layers, the last reshaped to (channels, h, w), then a transposed convolution to the image."""
 
-    def __init__(self, config: GeneratorConfig, output_bias: torch.Tensor | None = None,
+    def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int], output_bias: torch.Tensor | None = None,
                  generator: torch.Generator | None = None):
+        """`config`'s generator_* keys shape G (at least one hidden layer, the last one reshaped to
+        generator_conv_channels square maps); `image_shape` (C, H, W) is its output; `output_bias` (C, H, W) sets
+        the untied output bias; weights are drawn from `generator`."""
         super().__init__()
-        if not config.hidden:
-            raise ConfigError("model.architecture=conv needs at least one generator hidden layer to reshape",
-                              "e.g. --set model.generator_hidden=8000,8000")
-        if config.num_classes:
-            raise ConfigError("the convolutional generator has no class input", "drop --conditional")
         self.config = config
-        self.noise_dim, self.output, self.image_shape = config.noise_dim, config.output, tuple(config.image_shape)
+        self.noise_dim, self.output, self.image_shape = config.noise_dim, config.generator_output, tuple(image_shape)
         self.num_classes = 0
-        self.activations = config.checked_activations()
-        kernel, stride = config.conv_kernel, config.conv_stride
-        self.conv_shape = _conv_input_shape(tuple(config.hidden), config.conv_channels, kernel, stride,
-                                            self.image_shape)
+        self.activations = config.hidden_activations()
+        channels = config.generator_conv_channels
+        kernel, stride = config.generator_conv_kernel, config.generator_conv_stride
+        self.conv_shape = _conv_input_shape(config.generator_hidden, channels, kernel, stride, self.image_shape)
         c, h, w = self.image_shape
-        widths = [config.noise_dim, *config.hidden]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        self.deconv = nn.ConvTranspose2d(config.conv_channels, c, kernel, stride, bias=False)
+        widths = [config.noise_dim, *config.generator_hidden]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
+        self.deconv = nn.ConvTranspose2d(channels, c, kernel, stride, bias=False)
         self.bias = nn.Parameter(torch.zeros(self.image_shape))       # one per output value (untied)
         for layer in self.layers:
-            init_uniform(layer, config.init_range, generator)
-        init_uniform(self.deconv, config.output_init_range or config.init_range, generator)
+            init_uniform(layer, config.generator_init_range, generator)
+        init_uniform(self.deconv, config.generator_output_init_range or config.generator_init_range, generator)
         if output_bias is not None:
             with torch.no_grad():
                 self.bias.copy_(output_bias.reshape(self.image_shape))
