@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 # The names below load on first use (PEP 562), so that `import advnets` does not import torch: the command line
 # sets OpenMP's wait policy first (threads.py), which the OpenMP runtime reads once, when torch loads it.
 _EXPORTS = {"Config": "config", "make_config": "config", "preset_names": "config", "AdvnetsError": "errors",
-            "load_run": "runs", "Reporter": "training", "Trainer": "training", "train": "training"}
+            "load_run": "run", "Reporter": "training", "Trainer": "training", "train": "training"}
 
 
 def __getattr__(name: str):

@@ -11,7 +11,7 @@ from PIL import Image
 
 from advnets.config import make_config
 from advnets.errors import OutputError
-from advnets.runs import load_run
+from advnets.run.loaded import load_run
 from advnets.training import train
 from tests.cli.test_cli import assert_user_error, run_main
 from tests.conftest import TINY

@@ -6,7 +6,7 @@ import pytest
 
 from advnets.data.mixtures import mixture_means, mixture_sigma
 from advnets.eval.coverage import mixture_coverage
-from advnets.runs import load_run
+from advnets.run.loaded import load_run
 from tests.cli.test_cli import assert_user_error, run_main
 from tests.training.test_coverage import _grid_trainer
 

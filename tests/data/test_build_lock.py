@@ -1,4 +1,4 @@
-"""One builder of a cache at a time (data/build_lock.py), as the decoded folder cache (data/folder_cache.py) uses it:
+"""One builder of a cache at a time (run/lock.py), as the decoded folder cache (data/folder_cache.py) uses it:
 two processes that need the same folder at once decode it once; a stalled builder is a one-line error."""
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import advnets.data.folder as folder
-from advnets.data.build_lock import TIMEOUT_ENV, build_lock
 from advnets.data.folder_cache import cache_stem, open_folder_cache
 from advnets.errors import DataError
+from advnets.run.lock import TIMEOUT_ENV, build_lock
 from tests.training.test_streaming import write_folder
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -229,7 +229,7 @@ TINY_CONV = {"data.dataset": "cifar10", "model.noise_dim": 8, "model.generator_h
 
 def test_train_conv_preset_on_the_archive(archive, tmp_path, capsys):
     from advnets.cli import main
-    from advnets.runs import load_run
+    from advnets.run.loaded import load_run
     from advnets.training import train
 
     path, _ = archive

@@ -83,7 +83,7 @@ def test_wrong_layouts(tmp_path):
 
 
 def test_train_a_few_steps_with_the_tfd_preset(tmp_path):
-    from advnets.runs import load_run
+    from advnets.run.loaded import load_run
     from advnets.training.step_fused import supports_fused
     from advnets.training import Trainer
 

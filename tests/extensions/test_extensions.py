@@ -12,7 +12,7 @@ from advnets.errors import AdvnetsError
 from advnets.extensions.inference import fit_inferer, inference_report
 from advnets.extensions.inpaint import inpaint, known_error, make_mask
 from advnets.extensions.semisup import d_features, semisup_report, stratified_labels
-from advnets.runs import load_run
+from advnets.run.loaded import load_run
 from advnets.training import train
 
 
@@ -87,7 +87,7 @@ def test_commands_write_their_files(run_dir, tmp_path, capsys):
     report = json.loads((run_dir / "eval" / "infer.json").read_text())
     assert {"z_mse_fresh", "pixel_mse_reconstruction", "pixel_mse_mean_training_image"} <= set(report)
     assert (run_dir / "figures" / "infer.png").is_file()
-    from advnets.training.checkpoint import load_checkpoint
+    from advnets.run.checkpoint import load_checkpoint
     assert "inferer" in load_checkpoint(run_dir / "checkpoints" / "inference.pt", required=("inferer",))
     assert main(["figure", "inpaint", str(run_dir), "--steps", "20", "--n", "4", "--restarts", "2",
                  "--mask", "random"]) == 0

@@ -9,9 +9,9 @@ import torch
 
 from advnets.config import make_config
 from advnets.errors import ConfigError
-from advnets.runs import load_run
+from advnets.run.loaded import load_run
 from advnets.training import Reporter, Trainer, train
-from advnets.training.checkpoint import load_checkpoint
+from advnets.run.checkpoint import load_checkpoint
 
 
 class Snapshots(Reporter):

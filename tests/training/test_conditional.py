@@ -11,10 +11,10 @@ from advnets.cli import main
 from advnets.config import make_config
 from advnets.data import load_split
 from advnets.errors import DataError
-from advnets.runs import load_run
-from advnets.training.run_dir import CHECKPOINT
-from advnets.training.step_fused import simultaneous_grads_fused, supports_fused
+from advnets.run.layout import CHECKPOINT
+from advnets.run.loaded import load_run
 from advnets.training.step_alternating import discriminator_grads, generator_grads
+from advnets.training.step_fused import simultaneous_grads_fused, supports_fused
 from tests.training.oracle import simultaneous_grads_two_pass
 from advnets.training import Trainer, train
 
@@ -217,7 +217,7 @@ def test_cli_class_on_an_unconditional_run(tmp_path, digits_images, tiny_overrid
 
 
 def load_checkpoint_payload(run_dir):
-    from advnets.training.checkpoint import load_checkpoint
+    from advnets.run.checkpoint import load_checkpoint
 
     return load_checkpoint(run_dir / CHECKPOINT)
 

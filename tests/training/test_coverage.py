@@ -9,7 +9,7 @@ from advnets.config import make_config
 from advnets.data.mixtures import mixture_means, mixture_sigma, sample_mixture
 from advnets.errors import ConfigError
 from advnets.eval.coverage import mixture_coverage
-from advnets.training.run_dir import read_metrics
+from advnets.run.layout import read_metrics
 from advnets.training.trainer import Trainer
 
 # a few seconds: tiny nets on 2,000 grid points, 20 iterations an epoch

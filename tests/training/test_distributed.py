@@ -22,9 +22,9 @@ import torch
 from advnets.config import make_config
 from advnets.errors import ConfigError
 from advnets.training import Trainer
-from advnets.training.checkpoint import load_checkpoint
+from advnets.run.checkpoint import load_checkpoint
 from advnets.training.distributed import Dist
-from advnets.training.run_dir import CHECKPOINT
+from advnets.run.layout import CHECKPOINT
 from tests.conftest import TINY
 from tests.training import dist_worker
 from tests.training.test_streaming import write_folder

@@ -13,11 +13,11 @@ import torch
 
 from advnets.config import make_config
 from advnets.errors import CheckpointError, DivergedError, RunError
-from advnets.runs import load_run
+from advnets.run.loaded import load_run
 from advnets.training import Trainer, train
-from advnets.training.checkpoint import load_checkpoint, save_checkpoint
+from advnets.run.checkpoint import load_checkpoint, save_checkpoint
+from advnets.run.layout import CHECKPOINT, read_metrics
 from advnets.training.hooks import Reporter
-from advnets.training.run_dir import CHECKPOINT, read_metrics
 from tests.cli.test_cli import TINY_SETS, assert_user_error, run_main
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")

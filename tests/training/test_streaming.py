@@ -16,8 +16,8 @@ from advnets.data.folder_cache import FolderCacheWarning, cache_stem, open_folde
 from advnets.errors import ConfigError
 from advnets.training import Trainer, train
 from advnets.training import batches, storage
-from advnets.training.checkpoint import load_checkpoint
-from advnets.training.run_dir import CHECKPOINT
+from advnets.run.checkpoint import load_checkpoint
+from advnets.run.layout import CHECKPOINT
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

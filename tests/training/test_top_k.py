@@ -11,7 +11,7 @@ from advnets.losses import generator_loss
 from advnets.models import build_models
 from advnets.schedules import top_k_fraction
 from advnets.training import Trainer, train
-from advnets.training.checkpoint import load_checkpoint
+from advnets.run.checkpoint import load_checkpoint
 from advnets.training import step_alternating
 from advnets.training.step_alternating import generator_grads
 

@@ -7,11 +7,11 @@ import signal
 import pytest
 import torch
 
-from advnets.training.checkpoint import load_checkpoint, load_state, save_checkpoint
+from advnets.run.checkpoint import load_checkpoint, load_state, save_checkpoint
 from advnets.config import make_config
 from advnets.errors import CheckpointError, ConfigError, RunError
-from advnets.runs import load_run
-from advnets.training.run_dir import CHECKPOINT
+from advnets.run.loaded import load_run
+from advnets.run.layout import CHECKPOINT
 from advnets.training import Reporter, Trainer, train
 
 

@@ -14,7 +14,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from ..eval.parzen import SigmaOnEdgeWarning, parzen_evaluate
     from ..fileio import write_json
-    from ..runs import load_run
+    from ..run.loaded import load_run
 
     sigmas = _sigmas(args)
     for flag in ("n_samples", "sigma_num", "per_class"):

@@ -15,7 +15,7 @@ from ..extensions.inpaint import MASKS, inpaint, inpaint_figure, inpaint_report,
 from ..extensions.semisup import LABEL_COUNTS, semisup_report
 from ..fileio import write_json
 from ..figures.image_grid import save_png
-from ..training.checkpoint import save_checkpoint
+from ..run.checkpoint import save_checkpoint
 from .common import ProgressBar, add_run_arguments, log, positive
 
 
@@ -26,7 +26,7 @@ def run_arguments(p: argparse.ArgumentParser, steps: int | None = None) -> None:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    from ..runs import load_run
+    from ..run.loaded import load_run
 
     positive("--steps", args.steps)
     positive("--n", args.n)
@@ -71,7 +71,7 @@ def add_infer_command(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_inpaint(args: argparse.Namespace) -> int:
-    from ..runs import load_run
+    from ..run.loaded import load_run
 
     for name in ("steps", "n", "restarts"):
         positive(f"--{name}", getattr(args, name))
@@ -117,7 +117,7 @@ def add_inpaint_figure(figure_subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_semisup(args: argparse.Namespace) -> int:
-    from ..runs import load_run
+    from ..run.loaded import load_run
 
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     check_images(run)

@@ -11,7 +11,7 @@ from .common import add_run_arguments, log, positive, run_split
 
 def cmd_figure_samples(args: argparse.Namespace) -> int:
     from ..figures.grids import samples_figure
-    from ..runs import load_run
+    from ..run.loaded import load_run
     from ..figures.image_grid import save_png, upscale
 
     positive("--scale", args.scale)
@@ -27,7 +27,7 @@ def cmd_figure_samples(args: argparse.Namespace) -> int:
 
 def cmd_figure_interpolate(args: argparse.Namespace) -> int:
     from ..figures.grids import interpolation_figure
-    from ..runs import load_run
+    from ..run.loaded import load_run
     from ..figures.image_grid import save_png, upscale
 
     positive("--scale", args.scale)
@@ -46,7 +46,7 @@ def cmd_figure_scatter(args: argparse.Namespace) -> int:
     from ..eval.mixture_runs import run_mixture_coverage
     from ..figures.scatter import scatter_figure
     from ..fileio import save_figure
-    from ..runs import load_run
+    from ..run.loaded import load_run
 
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     samples, cov = run_mixture_coverage(run, args.n, args.seed)

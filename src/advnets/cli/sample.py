@@ -14,7 +14,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
     from ..models import class_rows
-    from ..runs import load_run
+    from ..run.loaded import load_run
 
     if args.n < 1:
         raise AdvnetsError(f"--n must be at least 1, got {args.n}")

@@ -9,7 +9,7 @@ from .common import add_raw_generator, log
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..report import write_report
+    from ..run.report import write_report
 
     runs = [Path(r) for r in args.runs]
     if args.out:
@@ -25,8 +25,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..export import export_generator
-    from ..runs import load_run
+    from ..run.export import export_generator
+    from ..run.loaded import load_run
 
     run = load_run(args.run, args.checkpoint, "cpu", average=not args.raw_generator)
     suffix = {"torchscript": ".pt", "onnx": ".onnx", "safetensors": ".safetensors"}[args.format]
@@ -40,7 +40,8 @@ def add_tool_commands(sub) -> None:
     p = sub.add_parser("report", help="one HTML page with the curves, sample grids, evaluations and config of runs",
                        description="Write a self-contained HTML report (images embedded; PNGs also beside it): "
                                    "loss and D-output curves, the latest sample grid and a few earlier ones, every "
-                                   "eval/*.json as a table, the config. Several runs: curves overlaid and one "
+                                   "eval/*.json as a table, the config (the preset nearest to it and the keys that "
+                                   "differ from it; the whole config folded). Several runs: curves overlaid and one "
                                    "comparison table of the settings that differ and the final numbers.")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories written by `advnets train`")
     p.add_argument("--out", help="output .html (default RUN/report.html for one run; required for several)")

@@ -121,8 +121,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..config import make_config, with_overrides
     from ..device import resolve_device
     from ..errors import AdvnetsError
+    from ..run.layout import read_config
     from ..training.distributed import Dist
-    from ..training.run_dir import read_config
 
     if args.preset and args.config:
         raise AdvnetsError("--preset and --config both give a base configuration", "pass one of them")

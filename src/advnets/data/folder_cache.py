@@ -6,7 +6,7 @@ and image size, ``F-K.npy`` (pixels (N, C, size, size) uint8, C = 1 when every i
 others hold, written last). F is a hash of the folder's path and the size, K a hash of its listing (every image
 file's path, modification time and size) and the decoding settings: a file added, removed or changed gives a new
 K, the folder is decoded again, and the files of the old K are deleted. While one process builds a cache, the
-others that need it wait on ``F-K.lock`` (build_lock.py), so the ranks of a torchrun run decode the folder once.
+others that need it wait on ``F-K.lock`` (run/lock.py), so the ranks of a torchrun run decode the folder once.
 
 Building decodes one file at a time into a temporary memory map, so memory stays flat whatever the folder's size,
 and renames each file into place only when it is whole (fileio.atomic_*). A cache whose files are missing,
@@ -25,12 +25,12 @@ from typing import Callable
 
 import numpy as np
 
-from advnets.data.build_lock import build_lock
 from advnets.data.download import default_cache_dir
 from advnets.data.folder import (UnreadableImagesWarning, decode_listing, folder_labels, no_readable_images,
                                  unreadable_message)
 from advnets.errors import OutputError
 from advnets.fileio import atomic_npy, atomic_save_npy, atomic_write_text
+from advnets.run.lock import build_lock
 
 VERSION = 1          # of the decoding (folder.decode_image) and of this layout: a new value rebuilds every cache
 _CHUNK = 1024        # images copied at a time from the temporary RGB map into the final file
@@ -59,7 +59,7 @@ def cache_stem(folder: Path, size: int, listing: tuple, cache_dir: Path | None =
 
 def open_folder_cache(folder: Path, size: int, listing: tuple, cache_dir: Path | None = None) -> FolderCache:
     """The cache of `folder` decoded at `size` (its `listing` from folder.checked_listing): opened when whole,
-    else built first. One process builds it while others that need it at once wait (build_lock.py: the ranks of
+    else built first. One process builds it while others that need it at once wait (run/lock.py: the ranks of
     a torchrun run decode the folder once). Warns (UnreadableImagesWarning) about files that could not be
     decoded, as the in-memory path does."""
     stem = cache_stem(folder, size, listing, cache_dir)

@@ -8,7 +8,7 @@ import torch
 from ..data.transforms import for_display
 from ..eval.neighbours import nearest_neighbours
 from ..models import class_rows, label_kwargs, sample_noise
-from ..runs import LoadedRun
+from ..run.loaded import LoadedRun
 from .image_grid import image_grid
 
 HIGHLIGHT = np.array([255, 215, 0], dtype=np.uint8)     # the paper outlines training examples in yellow

@@ -26,7 +26,7 @@ import torch
 from ..errors import CheckpointError, ConfigError
 from ..models.noise import sample_noise
 from ..optim import make_optimizer, set_hyperparameters
-from .checkpoint import load_state
+from ..run.checkpoint import load_state
 from ..schedules import learning_rate
 from .batches import TrainingData
 from .distributed import Dist

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..figures.image_grid import save_grid
-from . import run_dir as layout
+from ..run import layout
 
 
 class Reporter:

@@ -17,10 +17,10 @@ import torch
 from ..data.transforms import for_display
 from ..errors import CheckpointError, DivergedError, RunError
 from ..models import build_models, class_rows, label_kwargs
+from ..run.checkpoint import checkpoint_config
 from ..schedules import momentum, top_k_fraction
 from .algorithm1 import Algorithm1
 from .averaging import GeneratorAverage
-from .checkpoint import checkpoint_config
 from .distributed import Dist
 from .progress import Progress
 

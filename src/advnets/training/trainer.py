@@ -22,14 +22,14 @@ import torch
 
 from ..config import Config
 from ..device import resolve_device
+from ..run import layout
+from ..run.checkpoint import RESUME_KEYS, load_checkpoint, save_checkpoint
+from ..run.lock import RunLock
 from ..schedules import learning_rate, momentum
-from . import run_dir as layout
 from .batches import TrainingData
-from .checkpoint import RESUME_KEYS, load_checkpoint, save_checkpoint
 from .coverage_monitor import coverage_tracker
 from .distributed import Dist
 from .hooks import Reporter, Reporters, RunFiles
-from .lock import RunLock
 from .progress import STATS
 from .signals import stop_on_signals
 from .state import TrainingState

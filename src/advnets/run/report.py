@@ -1,10 +1,11 @@
 """A run report: one self-contained HTML file for one run or a group of runs, with its PNGs beside it.
 
-The page shows each run's config, its loss and D-output curves, its latest sample grid and up to three earlier
-ones, and every eval/*.json as a table; for several runs, the curves overlaid (one colour per run) and one table
-comparing them: the config keys that differ, the final metrics and the evaluation numbers. Images are embedded
-as base64 data URIs so the single HTML file can be mailed or archived; the curve PNGs are also written to
-`<name>_files/` beside it. All text from the runs is HTML-escaped.
+The page shows each run's loss and D-output curves, its latest sample grid and up to three earlier ones, every
+eval/*.json as a table, and its config as the preset it is nearest to and the keys that differ from that preset
+(the whole config folded below, and a link to config.json); for several runs, the curves overlaid (one colour per
+run) and one table comparing them: the config keys that differ, the final metrics and the evaluation numbers. Images
+are embedded as base64 data URIs so the single HTML file can be mailed or archived; the curve PNGs are also written
+to `<name>_files/` beside it. All text from the runs is HTML-escaped.
 """
 from __future__ import annotations
 
@@ -12,19 +13,23 @@ import base64
 import html
 import json
 import math
+import os
+import urllib.parse
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import RunError
-from .fileio import atomic_open, atomic_write_text
-from .report_curves import COLOURS, curve_png
-from .training.run_dir import SAMPLES, read_config_data, read_metrics
+from ..config import PRESETS, make_config
+from ..errors import RunError
+from ..fileio import atomic_open, atomic_write_text
+from .curves import COLOURS, curve_png
+from .layout import CONFIG, EVAL, SAMPLES, read_config_data, read_metrics
 
-EVAL_DIR = "eval"
 FINAL_KEYS = ("epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "steps_per_s")
 EARLIER_GRIDS = 3
+ABSENT = "(absent)"             # a key one config has and another lacks (written by another advnets version)
 
-__all__ = ["read_metrics", "write_report", "flatten", "run_names", "pick_grids", "final_metrics"]
+__all__ = ["config_changes", "final_metrics", "flatten", "nearest_preset", "pick_grids", "run_names",
+           "write_report"]
 
 
 def write_report(run_dirs: list[str | Path], out_path: str | Path) -> Path:
@@ -39,7 +44,7 @@ def write_report(run_dirs: list[str | Path], out_path: str | Path) -> Path:
     files = out_path.parent / f"{out_path.stem}_files"
     curves = {}
     for panel in ("losses", "d_outputs"):
-        png = curve_png(list(zip(names, records)), panel)
+        png = curve_png(list(zip(names, records, strict=True)), panel)
         with atomic_open(files / f"{panel}.png") as f:
             f.write(png)
         curves[panel] = png
@@ -47,8 +52,8 @@ def write_report(run_dirs: list[str | Path], out_path: str | Path) -> Path:
     body = [_header(names, dirs), _curves_section(curves, names)]
     if len(dirs) > 1:
         body.append(_comparison(names, configs, records, evals))
-    for i, (name, d, config, recs, ev) in enumerate(zip(names, dirs, configs, records, evals)):
-        body.append(_run_section(i, name, d, config, recs, ev, full_config=len(dirs) == 1))
+    for i, (name, d, config, recs, ev) in enumerate(zip(names, dirs, configs, records, evals, strict=True)):
+        body.append(_run_section(i, name, d, config, recs, ev, os.path.relpath(d / CONFIG, out_path.parent)))
     atomic_write_text(out_path, _page(" vs ".join(names) if len(names) <= 4 else f"{len(names)} runs", body))
     return out_path
 
@@ -105,6 +110,30 @@ def final_metrics(records: list[dict]) -> dict[str, object]:
     return {}
 
 
+def nearest_preset(config: dict) -> str:
+    """The preset from which a run's stored config (config.json, parsed) differs in the fewest keys; on a tie the
+    first in PRESETS' order, whose first entry, paper-mnist, is the defaults. config.json holds the values, not
+    how they were given, so this names the shortest description of the run, "preset + these keys"."""
+    flat = flatten(config)
+    return min(PRESETS, key=lambda name: len(config_changes(flat, _preset_values(name))))
+
+
+def config_changes(values: dict[str, object], base: dict[str, object]) -> list[tuple[str, object, object]]:
+    """(key, value, base's value) for each dotted key whose value differs between the flat configs `values` and
+    `base` (compared as JSON; a key one of them lacks is ABSENT there), sorted by key."""
+    pairs = ((k, values.get(k, ABSENT), base.get(k, ABSENT)) for k in sorted(set(values) | set(base)))
+    return [(k, v, b) for k, v, b in pairs if _json(v) != _json(b)]
+
+
+def _json(value) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _preset_values(name: str) -> dict[str, object]:
+    """A preset's whole config, flat, as config.json would hold it (lists, not tuples)."""
+    return flatten(json.loads(make_config(name).to_json()))
+
+
 def _read_config(run_dir: Path) -> dict:
     """The run's config as stored (not checked against this version's schema: the report shows what is there)."""
     data = read_config_data(run_dir)
@@ -114,7 +143,7 @@ def _read_config(run_dir: Path) -> dict:
 def _read_evals(run_dir: Path) -> dict[str, dict | str]:
     """{file name: parsed JSON object, or an error text} for each eval/*.json."""
     out: dict[str, dict | str] = {}
-    for path in sorted((run_dir / EVAL_DIR).glob("*.json")):
+    for path in sorted((run_dir / EVAL).glob("*.json")):
         try:
             out[path.name] = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -164,7 +193,8 @@ def _table(rows: list[tuple], head: tuple | None = None, cls: str = "kv") -> str
 def _header(names: list[str], dirs: list[Path]) -> str:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     runs = "".join(f'<li><span class="swatch" style="background:{COLOURS[i % len(COLOURS)]}"></span>'
-                   f"<b>{_e(n)}</b> <code>{_e(str(d))}</code></li>" for i, (n, d) in enumerate(zip(names, dirs)))
+                   f"<b>{_e(n)}</b> <code>{_e(str(d))}</code></li>"
+                   for i, (n, d) in enumerate(zip(names, dirs, strict=True)))
     title = "Run report" if len(names) == 1 else f"Comparison of {len(names)} runs"
     return f"<h1>{_e(title)}</h1><p class=\"meta\">advnets, written {_e(when)}</p><ul class=\"runs\">{runs}</ul>"
 
@@ -180,8 +210,8 @@ def _curves_section(curves: dict[str, bytes], names: list[str]) -> str:
 def _comparison(names: list[str], configs: list[dict], records: list[list[dict]], evals: list[dict]) -> str:
     flat = [flatten(c) for c in configs]
     keys = sorted(set().union(*flat))
-    differ = [k for k in keys if len({json.dumps(f.get(k, "(absent)"), sort_keys=True) for f in flat}) > 1]
-    rows = [(f"config: {k}", *[f.get(k, "(absent)") for f in flat]) for k in differ]
+    differ = [k for k in keys if len({_json(f.get(k, ABSENT)) for f in flat}) > 1]
+    rows = [(f"config: {k}", *[f.get(k, ABSENT) for f in flat]) for k in differ]
     if not differ:
         rows.append(("config", *["the same"] * len(names)))
     finals = [final_metrics(r) for r in records]
@@ -194,7 +224,7 @@ def _comparison(names: list[str], configs: list[dict], records: list[list[dict]]
 
 
 def _run_section(i: int, name: str, run_dir: Path, config: dict, records: list[dict], evals: dict,
-                 full_config: bool) -> str:
+                 config_link: str) -> str:
     colour = COLOURS[i % len(COLOURS)]
     out = [f'<section><h2><span class="swatch" style="background:{colour}"></span>{_e(name)}</h2>']
     final = final_metrics(records)
@@ -213,11 +243,24 @@ def _run_section(i: int, name: str, run_dir: Path, config: dict, records: list[d
     for file_name, data in evals.items():
         out.append(f"<h3>eval/{_e(file_name)}</h3>")
         out.append(_table(list(flatten(data).items())) if isinstance(data, dict) else f"<p>{_e(data)}</p>")
-    rows = list(flatten(config).items())
-    table = _table(rows)
-    out.append(f"<h3>Config</h3>{table}" if full_config else
-               f"<details><summary>Config ({len(rows)} keys)</summary>{table}</details>")
+    out.append(_config_section(config, config_link))
     out.append("</section>")
+    return "".join(out)
+
+
+def _config_section(config: dict, link: str) -> str:
+    """The preset nearest to the run's config and the keys that differ from it; the whole config folded below."""
+    preset = nearest_preset(config)
+    changes = config_changes(flatten(config), _preset_values(preset))
+    href = html.escape(urllib.parse.quote(Path(link).as_posix()))
+    which = (f'<p>Preset <b>{_e(preset)}</b> <span class="note">(the preset nearest to this run\'s '
+             f'<a href="{href}">{CONFIG}</a>)</span>')
+    count = "the key that differs" if len(changes) == 1 else f"the {len(changes)} keys that differ"
+    out = ["<h3>Config</h3>" + which + (f", and {count} from it:</p>" if changes else ", unchanged.</p>")]
+    if changes:
+        out.append(_table(changes, ("key", "this run", preset)))
+    rows = list(flatten(config).items())
+    out.append(f"<details><summary>Whole config ({len(rows)} keys)</summary>{_table(rows)}</details>")
     return "".join(out)
 
 

@@ -1,10 +1,13 @@
-"""A run directory: its layout, its config.json, its metrics.jsonl, and the checks that make resuming safe.
+"""A run directory as a format: its layout, its config.json, its metrics.jsonl, and the checks that make resuming
+safe. Training writes it; evaluation, reports and export read it through this module without the training package.
 
+    RUN/.lock                  held by the process that writes the run (lock.py)
     RUN/config.json            the full Config (written before training starts)
     RUN/metrics.jsonl          one JSON object per line: {"kind": "epoch" | "step", "step", "epoch", ...}
     RUN/samples/epoch_XXXX.png  the fixed-noise sample grid after an epoch (step_XXXXXXXX.png: within one)
     RUN/events.out.tfevents.*  TensorBoard scalars and grids (train.tensorboard)
     RUN/checkpoints/last.pt    everything a resumed run needs (checkpoint.py)
+    RUN/eval/*.json            what `advnets eval` and the extensions measured (report.py shows them)
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoints/last.pt"
 SAMPLES = "samples"
+EVAL = "eval"
 
 # Settings that may change when a run is resumed: they do not change what the run computes.
 RESUMABLE_CHANGES = {"train.epochs", "train.max_steps", "train.device", "train.sample_every_epochs",

@@ -1,18 +1,20 @@
 """A trained run, loaded from its directory for sampling, evaluation, figures and export."""
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
-from .config import Config
-from .device import resolve_device
-from .errors import CheckpointError, RunError
-from .models import build_models, label_kwargs, sample_noise
-from .training.checkpoint import checkpoint_config, load_checkpoint, load_state
-from .training.run_dir import CHECKPOINT, CONFIG, read_config
+from ..config import Config
+from ..data import load_data_split
+from ..device import resolve_device
+from ..errors import CheckpointError, RunError
+from ..models import build_models, label_kwargs, sample_noise
+from .checkpoint import checkpoint_config, load_checkpoint, load_state
+from .layout import CHECKPOINT, CONFIG, read_config
 
 
 @dataclass
@@ -32,10 +34,6 @@ class LoadedRun:
     def load_split(self, split: str, data_dir: str | None = None, fold: int | None = None):
         """The `split` ("train" | "valid" | "test") of the run's dataset as a `Split` (images, labels);
         `data_dir` and `fold` replace the run's own when given."""
-        import dataclasses
-
-        from .data import load_data_split
-
         d = self.config.data
         return load_data_split(dataclasses.replace(d, data_dir=data_dir or d.data_dir,
                                                    fold=d.fold if fold is None else fold), split,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import math
 
+from matplotlib.figure import Figure
 
 # matplotlib's default colour cycle ("tab10"), one colour per run, repeating after ten
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -38,8 +39,6 @@ def curve_png(runs: list[tuple[str, list[dict]]], panel: str) -> bytes:
 
     Per-step values are drawn as thin lines and the epoch means as thicker lines with markers; D's outputs also
     show 1/2, where D ends when p_g = p_data (the paper's Proposition 1 and Theorem 1)."""
-    from matplotlib.figure import Figure
-
     title, ylabel, keys = _PANELS[panel]
     fig = Figure(figsize=(9.5, 3.8), dpi=100, layout="constrained")
     ax = fig.add_subplot()

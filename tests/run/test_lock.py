@@ -1,4 +1,4 @@
-"""One run directory, one writer: the OS lock on RUN/.lock (training/lock.py), in this process, against a live
+"""One run directory, one writer: the OS lock on RUN/.lock (run/lock.py), in this process, against a live
 process, a killed one, and two `advnets train` commands on one --out."""
 import os
 import signal
@@ -12,9 +12,9 @@ import pytest
 
 from advnets.config import make_config
 from advnets.errors import OutputError, RunError
+from advnets.run.layout import read_metrics
+from advnets.run.lock import RunLock, build_lock
 from advnets.training import Trainer
-from advnets.training.lock import RunLock
-from advnets.training.run_dir import read_metrics
 from tests.cli.test_cli import TINY_SETS, assert_user_error
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -52,9 +52,9 @@ def test_failed_start_releases_and_removes_what_it_created(tmp_path, digits_imag
 
 def test_a_killed_holder_blocks_nobody(tmp_path):
     run = tmp_path / "run"
-    child = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom advnets.training.lock import RunLock\n"
-                              "lock = RunLock.acquire(sys.argv[1])\nprint('locked', flush=True)\ntime.sleep(60)",
-                              str(run)], env=ENV, stdout=subprocess.PIPE, text=True)
+    holder = ("import sys, time\nfrom advnets.run.lock import RunLock\n"
+              "lock = RunLock.acquire(sys.argv[1])\nprint('locked', flush=True)\ntime.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", holder, str(run)], env=ENV, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "locked"
         with pytest.raises(RunError, match=rf"process {child.pid} on host"):
@@ -65,6 +65,20 @@ def test_a_killed_holder_blocks_nobody(tmp_path):
     lock = RunLock.acquire(run, create=False)         # the OS released the dead process's lock
     assert lock.held
     lock.release()
+
+
+def test_a_symbolic_link_at_the_lock_path_is_not_followed(tmp_path):
+    """The holder truncates and writes its lock file: a link planted there must not redirect that to another file."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / ".lock").symlink_to(victim)
+    with pytest.raises(OutputError, match="cannot write"):
+        RunLock.acquire(tmp_path / "run", create=False)
+    (tmp_path / "cache.lock").symlink_to(victim)
+    with pytest.raises(OutputError, match="cannot write"), build_lock(tmp_path / "cache.lock", "a test's cache"):
+        pass
+    assert victim.read_text() == "keep me"
 
 
 def test_two_train_commands_on_one_out(tmp_path):

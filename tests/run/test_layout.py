@@ -1,11 +1,11 @@
-"""Run directories: config.json, metrics.jsonl (robust to a line cut short by a crash), resume checks."""
+"""Run directories (run/layout.py): config.json, metrics.jsonl (robust to a line cut short by a crash), resuming."""
 import json
 
 import pytest
 
 from advnets.config import make_config
 from advnets.errors import ConfigError, RunError
-from advnets.training import run_dir as layout
+from advnets.run import layout
 
 
 def test_resolve_config_new_and_resumed(tmp_path):

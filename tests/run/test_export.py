@@ -1,7 +1,8 @@
-"""export.py: the exported G reproduces run.sample on the same noise, in a fresh Python without advnets."""
+"""run/export.py: the exported G reproduces run.sample on the same noise, in a fresh Python without advnets."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import math
 import os
@@ -14,11 +15,10 @@ import pytest
 import torch
 
 from advnets import make_config, train
-from advnets.export import ExportError, export_generator, load_safetensors_generator
 from advnets.figures.image_grid import save_pngs
 from advnets.models import sample_noise
-from advnets.runs import load_run
-
+from advnets.run.export import ExportError, describe_generator, export_generator, load_safetensors_generator
+from advnets.run.loaded import load_run
 from tests.conftest import TINY
 
 # A larger G init than the paper's 0.05, so that G(z) varies with z by far more than the tolerances below.
@@ -92,7 +92,7 @@ def test_torchscript_runs_without_advnets(runs, name, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     out = tmp_path / "x.pt"
     proc = subprocess.run([sys.executable, "-I", "-c", _FRESH, str(model), str(meta), "3", "37", str(out)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     x = torch.load(out)
     expected = _expected(run, 37, seed=3)        # a batch size other than the traced one (2)
@@ -112,6 +112,9 @@ def test_safetensors_round_trip(runs, name, tmp_path):
         x = g(z, **kwargs)
     assert torch.equal(x, _expected(run, 25, seed=4))
     assert json.loads(meta.read_text())["num_classes"] == run.num_classes
+    load = json.loads(meta.read_text())["architecture"]["load"]          # the JSON names the loader above
+    module, _, function = load.removesuffix("(PATH)").rpartition(".")
+    assert getattr(importlib.import_module(module), function) is load_safetensors_generator
 
 
 @pytest.mark.parametrize("name", ["plain", "conditional"])
@@ -119,7 +122,7 @@ def test_onnx_matches_run_sample(runs, name, tmp_path):
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")
     run = runs[name]
-    model, meta = export_generator(run, tmp_path / "g.onnx", "onnx")
+    model, _ = export_generator(run, tmp_path / "g.onnx", "onnx")
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     feeds = {"z": _noise(run, 19, seed=5).numpy()}
     if run.num_classes:
@@ -179,8 +182,6 @@ def test_description(runs, tmp_path):
     gaussian = dataclasses.replace(run.config, model=dataclasses.replace(
         run.config.model, noise_prior="gaussian", generator_output="linear", generator_output_bias="zero"),
         data=dataclasses.replace(run.config.data, contrast_normalize=55.0))
-    from advnets.export import describe_generator
-
     meta = describe_generator(dataclasses.replace(run, config=gaussian), "onnx", "g.onnx")
     assert meta["output"]["range"]["low"] is None and "contrast" in meta["output"]["range"]["meaning"]
     namespace = {"seed": 7, "n": 6, "noise_dim": 8}
@@ -196,7 +197,7 @@ def test_save_pngs(tmp_path):
         images = rng.uniform(-0.2, 1.2, size=(3, channels, 5, 7)).astype(np.float32)
         paths = save_pngs(torch.from_numpy(images), tmp_path / f"c{channels}")
         assert [p.name for p in paths] == ["sample_00000.png", "sample_00001.png", "sample_00002.png"]
-        for p, image in zip(paths, images):
+        for p, image in zip(paths, images, strict=True):
             back = np.asarray(Image.open(p), dtype=np.float32) / 255
             back = back.reshape(5, 7, channels).transpose(2, 0, 1)
             assert np.abs(back - np.clip(image, 0, 1)).max() <= 0.5 / 255 + 1e-6
@@ -208,7 +209,7 @@ def test_save_pngs(tmp_path):
 def test_other_generator_architectures(preset, hidden, tmp_path):
     """The dense (CIFAR-10 / TFD) and deconvolutional generators export too (untrained: only fidelity counts)."""
     from advnets.models import build_models
-    from advnets.runs import LoadedRun
+    from advnets.run.loaded import LoadedRun
 
     cfg = make_config(preset, {"model.generator_hidden": hidden, "model.noise_dim": 6,
                                "model.generator_conv_channels": 4, "model.generator_init_range": 0.5})

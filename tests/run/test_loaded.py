@@ -4,7 +4,7 @@ import torch
 
 from advnets.config import make_config
 from advnets.errors import RunError
-from advnets.runs import load_run
+from advnets.run.loaded import load_run
 from advnets.training import train
 
 

@@ -1,4 +1,4 @@
-"""report.py and report_curves.py: metrics reading, the HTML report's content, and how a browser renders it."""
+"""run/report.py and run/curves.py: metrics reading, the HTML report's content, and how a browser renders it."""
 from __future__ import annotations
 
 import base64
@@ -13,10 +13,19 @@ import numpy as np
 import pytest
 
 from advnets import make_config, train
+from advnets.config import PRESETS
 from advnets.errors import RunError
-from advnets.report import final_metrics, flatten, pick_grids, read_metrics, run_names, write_report
-from advnets.report_curves import curve_png, series
-
+from advnets.run.curves import curve_png, series
+from advnets.run.layout import read_metrics
+from advnets.run.report import (
+    config_changes,
+    final_metrics,
+    flatten,
+    nearest_preset,
+    pick_grids,
+    run_names,
+    write_report,
+)
 from tests.conftest import TINY
 
 
@@ -107,10 +116,39 @@ def test_comparison_report(two_runs, tmp_path):
 def test_single_report_lists_the_whole_config(two_runs, tmp_path):
     page = write_report(two_runs[:1], tmp_path / "one.html").read_text()
     config = json.loads((two_runs[0] / "config.json").read_text())
-    for key, value in flatten(config).items():
+    for key in flatten(config):
         assert f"<th>{key}</th>" in page
     assert "Comparison" not in page
     assert len(_data_uris(page)) == 2 + 2
+
+
+def test_nearest_preset_and_config_changes():
+    for name in PRESETS:                                    # each preset is its own nearest, with no change
+        config = json.loads(make_config(name).to_json())
+        assert nearest_preset(config) == name
+    config = json.loads(make_config("paper-mnist-5k", ["train.epochs=1", "model.noise_dim=50"]).to_json())
+    assert nearest_preset(config) == "paper-mnist-5k"
+    base = flatten(json.loads(make_config("paper-mnist-5k").to_json()))
+    assert config_changes(flatten(config), base) == [("model.noise_dim", 50, 100), ("train.epochs", 1, 100)]
+    # keys of another advnets version: absent on one side
+    assert config_changes({"a": 1, "b": [1, 2], "c": None}, {"b": [1, 2], "c": None, "d": 0.5}) == \
+        [("a", 1, "(absent)"), ("d", "(absent)", 0.5)]
+
+
+def test_the_config_table_shows_the_keys_that_differ_from_the_preset(two_runs, tmp_path):
+    page = write_report(two_runs[:1], tmp_path / "one.html").read_text()
+    shown, folded = page.split("<h3>Config</h3>")[1].split("</section>")[0].split("<details>")
+    defaults = flatten(json.loads(make_config("paper-mnist").to_json()))
+    overrides = {**TINY, "train.lr": 0.1, "train.log_every_steps": 10}        # the first run's (the lr is default)
+    changed = sorted(k for k, v in overrides.items() if defaults[k] != v)
+    assert "Preset <b>paper-mnist</b>" in shown and f"the {len(changed)} keys that differ from it" in shown
+    assert re.findall(r"<tr><th>([^<]+)</th><td>", shown) == changed
+    assert "<th>this run</th><th>paper-mnist</th>" in shown
+    assert "<tr><th>train.batch_size</th><td>20</td><td>100</td></tr>" in shown
+    assert "conv" not in shown and "mixture" not in shown                      # what an MLP run does not use
+    assert len(re.findall(r"<tr><th>", folded)) == len(defaults)               # the whole config, folded
+    config_json = re.search(r'<a href="([^"]+)">config.json</a>', shown).group(1)
+    assert (tmp_path / config_json).resolve() == (two_runs[0] / "config.json").resolve()
 
 
 def test_not_a_run(tmp_path):

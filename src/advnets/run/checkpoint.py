@@ -1,5 +1,5 @@
-"""Checkpoints: one dict per file, written atomically, read with safe (weights-only) deserialisation, every entry's
-type checked on load. What a training checkpoint holds is training/state.py's `TrainingState.state_dict()`."""
+"""Checkpoints: one dict per file, written atomically, read with safe (weights-only) deserialisation, every entry
+checked for its type. What a training checkpoint holds (RESUME_KEYS) is the trainer's `TrainingState.state_dict()`."""
 from __future__ import annotations
 
 import io

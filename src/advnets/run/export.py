@@ -15,6 +15,8 @@ the same images, as `advnets.load_run(RUN).sample(n, seed)` of an unconditional 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import importlib
 import json
 import logging
 import warnings
@@ -23,8 +25,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import AdvnetsError
-from .fileio import atomic_open, write_json
+from .. import __version__
+from ..config import from_dict
+from ..errors import AdvnetsError
+from ..fileio import atomic_open, write_json
+from ..models import build_models
 
 FORMATS = ("torchscript", "onnx", "safetensors")
 SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx", "safetensors": ".safetensors"}
@@ -52,7 +57,7 @@ def export_path(out_path: str | Path, fmt: str) -> Path:
 
 
 def export_generator(run, out_path: str | Path, fmt: str) -> list[Path]:
-    """Write the generator of `run` (an `advnets.runs.LoadedRun`) in format `fmt` (torchscript | onnx |
+    """Write the generator of `run` (an `advnets.run.LoadedRun`) in format `fmt` (torchscript | onnx |
     safetensors) to `out_path`, and its description to `<out_path>.json`. Returns [model path, JSON path].
 
     The exported G runs on CPU in float32: forward(z) for an unconditional run, forward(z, labels) with
@@ -74,8 +79,6 @@ def export_generator(run, out_path: str | Path, fmt: str) -> list[Path]:
 
 def describe_generator(run, fmt: str, model_file: str) -> dict:
     """What the exported G expects and returns, as a JSON-able dict (the content of `OUT.json`)."""
-    from . import __version__
-
     m, d = run.config.model, run.config.data
     prior, draw = _PRIOR_DRAW[m.noise_prior]
     inputs = [{"name": "z", "dtype": "float32", "shape": ["batch", m.noise_dim]}]
@@ -114,15 +117,12 @@ def describe_generator(run, fmt: str, model_file: str) -> dict:
     if fmt == "safetensors":
         meta["architecture"] = {"config": _jsonable(run.config), "image_shape": list(run.image_shape),
                                 "num_classes": run.num_classes,
-                                "load": "advnets.export.load_safetensors_generator(PATH)"}
+                                "load": "advnets.run.export.load_safetensors_generator(PATH)"}
     return meta
 
 
 def load_safetensors_generator(path: str | Path) -> nn.Module:
     """Rebuild a generator exported as safetensors (needs advnets and `safetensors`), in evaluation mode."""
-    from .config import from_dict
-    from .models import build_models
-
     safetensors_torch = _require("safetensors.torch", "safetensors")
     path = Path(path)
     meta_path = path.with_name(path.name + ".json")
@@ -194,8 +194,6 @@ def _write_safetensors(generator: nn.Module, path: Path) -> None:
 
 def _require(module: str, package: str):
     """Import an optional package, or say how to install it (onnx and onnxscript: the `export` extra)."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -205,7 +203,5 @@ def _require(module: str, package: str):
 
 
 def _jsonable(obj):
-    import dataclasses
-
     return json.loads(json.dumps(dataclasses.asdict(obj)))
 
