@@ -24,7 +24,7 @@ from advnets.training import Trainer
 from advnets.training.checkpoint import load_checkpoint
 from advnets.training.distributed import Dist
 from advnets.training.run_dir import CHECKPOINT
-from tests.conftest import TINY
+from tests.conftest import TINY, cli_sets
 from tests.training import dist_worker
 from tests.training.test_streaming import write_folder
 
@@ -184,8 +184,7 @@ def test_a_killed_rank_ends_the_run_before_any_timeout_and_it_resumes(tmp_path):
     # The collectives' timeout is an hour here: a run that ends at all once a rank is killed (the 300 s below guard
     # against hanging and bound nothing) ends because the loss was seen, not because a collective timed out.
     run = tmp_path / "run"
-    sets = [f"--set={k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in TINY.items()]
-    cmd = _torchrun("-m", "advnets", "train", *sets, "--epochs=1000", "--device=cpu", "--no-progress",
+    cmd = _torchrun("-m", "advnets", "train", *cli_sets(TINY), "--epochs=1000", "--device=cpu", "--no-progress",
                     f"--out={run}")
     proc = subprocess.Popen(cmd, env={**_env(), "ADVNETS_DIST_TIMEOUT": "3600"}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
