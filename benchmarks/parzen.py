@@ -21,17 +21,13 @@ import os
 import platform
 import resource
 import statistics
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # runs without PYTHONPATH too
-
-from advnets.eval.parzen import (  # noqa: E402
+from advnets.eval.parzen import (
     BATCH_SIZE,
     SAMPLE_CHUNK,
     block_workers,

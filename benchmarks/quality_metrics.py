@@ -16,16 +16,12 @@ import json
 import os
 import platform
 import resource
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # runs without PYTHONPATH too
-
-from advnets.eval.feature_metrics import (  # noqa: E402
+from advnets.eval.feature_metrics import (
     BLOCK_ELEMENTS,
     density_coverage,
     frechet_distance,

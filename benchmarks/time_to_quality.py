@@ -25,18 +25,15 @@ import json
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from advnets.config import make_config  # noqa: E402
-from advnets.data import load_data_split  # noqa: E402
-from advnets.eval.parzen import parzen_evaluate  # noqa: E402
-from advnets.models import label_kwargs, sample_noise  # noqa: E402
-from advnets.training import Trainer  # noqa: E402
+from advnets.config import make_config
+from advnets.data import load_data_split
+from advnets.eval.parzen import parzen_evaluate
+from advnets.models import label_kwargs, sample_noise
+from advnets.training import Trainer
 
 
 @torch.no_grad()
