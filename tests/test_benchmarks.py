@@ -117,7 +117,11 @@ def test_parzen_benchmark_compares_side_by_side_with_one_caller():
                              "300", "--ref-points", "20", "--repeat", "1", "--pairs", "1", threads=2))
     assert result["workers"] == 2 and result["threads"] == 2                 # two blocks of 256 points or more
     pairs = result["pairs"]
-    assert pairs["same_results"] is True                                     # side by side changes no number
+    # Side by side, each block's products run on one thread; one caller's run on two threads at once, and a BLAS may
+    # split and sum a product differently with two threads (seen with MKL on an Intel CPU), so the two ways agree to
+    # float32 rounding, not bit for bit. A block of points left out would move a mean by far more than that.
+    assert pairs["same_sigma"] is True
+    assert pairs["max_abs_diff_nats"] < 1e-3
     assert len(pairs["side_by_side_seconds"]) == len(pairs["one_caller_seconds"]) == 1
     assert result["matmul_bound_seconds"] > 0 and result["matmul_bound_one_caller_seconds"] > 0
     assert result["max_abs_diff_vs_reference_nats"] < 1e-3
