@@ -43,13 +43,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-# modules beside this script (its directory is on sys.path when it runs)
-from timing import time_steps
-
 from advnets.config import make_config
 from advnets.memory import keep_freed_memory
 from advnets.models import ConvGenerator, MaxoutConvDiscriminator
 from advnets.training import Trainer
+
+# modules beside this script (its directory is on sys.path when it runs)
+from timing import time_steps
 
 IMAGE_SHAPES = {"cifar10": (3, 32, 32), "tfd": (1, 48, 48)}
 _conv_backward = torch.ops.aten.convolution_backward

@@ -48,21 +48,13 @@ from pathlib import Path
 
 import torch
 
-# modules beside this script (its directory is on sys.path when it runs)
-from timing import (
-    GemmPass,
-    mean,
-    op_profile,
-    paired_fraction,
-    paired_rounds,
-    square_gflops,
-    step_once,
-    time_steps,
-)
-
 from advnets.config import make_config
 from advnets.memory import keep_freed_memory
 from advnets.training import Trainer
+
+# modules beside this script (its directory is on sys.path when it runs)
+from timing import (GemmPass, mean, op_profile, paired_fraction, paired_rounds, square_gflops, step_once,
+                    time_steps)
 
 
 def gemm_shapes(trainer: Trainer) -> list[tuple[str, int, int, int]]:

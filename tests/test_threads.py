@@ -10,15 +10,8 @@ import torch
 
 from advnets import threads
 from advnets.errors import ConfigError
-from advnets.threads import (
-    _cpu_times,
-    busy_shares,
-    choose_threads,
-    free_cpu_count,
-    prefer_passive_wait,
-    set_torch_threads,
-    torch_threads,
-)
+from advnets.threads import (_cpu_times, busy_shares, choose_threads, free_cpu_count, prefer_passive_wait,
+                             set_torch_threads, torch_threads)
 
 STAT = """cpu  {a} 0 {b} {c} 0 0 0 0 0 0
 cpu0 {a0} 0 0 {i0} 0 0 0 0 0 0

@@ -11,13 +11,8 @@ from advnets.config import DataConfig
 from advnets.data import load_split
 from advnets.errors import DataError
 from advnets.eval import classifier
-from advnets.eval.classifier import (
-    ClassifierCacheWarning,
-    SmallCNN,
-    class_accuracy,
-    load_or_train_classifier,
-    train_classifier,
-)
+from advnets.eval.classifier import (ClassifierCacheWarning, SmallCNN, class_accuracy, load_or_train_classifier,
+                                     train_classifier)
 from tests.conftest import FAST_RECIPE as FAST
 
 

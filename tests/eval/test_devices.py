@@ -8,11 +8,7 @@ import torch
 from advnets.config import DataConfig, make_config
 from advnets.data import load_split
 from advnets.eval import classifier, neighbours, parzen
-from advnets.eval.classifier import (
-    cache_key,
-    load_or_train_classifier,
-    train_classifier,
-)
+from advnets.eval.classifier import cache_key, load_or_train_classifier, train_classifier
 from advnets.eval.neighbours import nearest_neighbours
 from tests.conftest import FAST_RECIPE as FAST
 

@@ -9,16 +9,9 @@ import scipy.linalg
 import torch
 
 from advnets.eval import feature_metrics
-from advnets.eval.feature_metrics import (
-    density_coverage,
-    frechet_distance,
-    frechet_distance_from_moments,
-    kernel_distance,
-    knn_squared_radii,
-    polynomial_mmd2_unbiased,
-    precision_recall,
-    quality_metrics,
-)
+from advnets.eval.feature_metrics import (density_coverage, frechet_distance, frechet_distance_from_moments,
+                                          kernel_distance, knn_squared_radii, polynomial_mmd2_unbiased,
+                                          precision_recall, quality_metrics)
 
 
 def _diagonal_closed_form(mu1, s1, mu2, s2):

@@ -7,11 +7,7 @@ import torch
 
 from advnets.cli import main
 from advnets.config import make_config
-from advnets.figures.paper_figures import (
-    HIGHLIGHT,
-    interpolation_figure,
-    samples_figure,
-)
+from advnets.figures.paper_figures import HIGHLIGHT, interpolation_figure, samples_figure
 from advnets.runs import load_run
 from advnets.training import train
 

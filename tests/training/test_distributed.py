@@ -74,7 +74,7 @@ def two_process_runs(tmp_path_factory, image_folder):
     process, then resumed by 2 processes; OUT/half-fused trained half way by 2 processes."""
     out = tmp_path_factory.mktemp("dist")
     cases = [*CASES, "half-fused", *(f"resume-{key}" for key in RESUMED), "nan"]
-    for attempt in range(3):
+    for _attempt in range(3):
         _half_one_process_runs(out, image_folder)
         done = subprocess.run(_torchrun(str(ROOT / "tests" / "training" / "dist_worker.py"), str(out),
                                         str(image_folder), *cases),
