@@ -20,18 +20,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from advnets.training.step_fused import simultaneous_grads_fused
 
-from advnets.training.step_fused import simultaneous_grads_fused  # noqa: E402
-from timing import paired_rounds  # noqa: E402  (benchmarks/ is on sys.path)
-from train_throughput import make_trainer  # noqa: E402
+# modules beside this script (its directory is on sys.path when it runs)
+from timing import paired_rounds
+from train_throughput import make_trainer
 
 
 def main() -> None:

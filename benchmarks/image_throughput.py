@@ -36,7 +36,6 @@ import json
 import platform
 import resource
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,13 +43,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from advnets.config import make_config
+from advnets.memory import keep_freed_memory
+from advnets.models import ConvGenerator, MaxoutConvDiscriminator
+from advnets.training import Trainer
 
-from advnets.config import make_config  # noqa: E402
-from advnets.memory import keep_freed_memory  # noqa: E402
-from advnets.models import ConvGenerator, MaxoutConvDiscriminator  # noqa: E402
-from advnets.training import Trainer  # noqa: E402
-from timing import time_steps  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+# modules beside this script (its directory is on sys.path when it runs)
+from timing import time_steps
 
 IMAGE_SHAPES = {"cifar10": (3, 32, 32), "tfd": (1, 48, 48)}
 _conv_backward = torch.ops.aten.convolution_backward

@@ -29,11 +29,8 @@ import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # runs without PYTHONPATH too
 
 # the methods compared: overrides of the preset. "paper": the preset as it is (the paper's Algorithm 1 with a maxout
 # D); "packN": PacGAN's D judging N examples at once, with N times the batch so that D still sees as many packed rows
@@ -120,7 +117,7 @@ def mean_se(values) -> dict:
     if len(v) == 0:
         return {"mean": None, "se": None, "n": 0}
     se = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else None
-    return {"mean": float(v.mean()), "se": se, "n": int(len(v))}
+    return {"mean": float(v.mean()), "se": se, "n": len(v)}
 
 
 def summarise(runs: list[dict]) -> dict:

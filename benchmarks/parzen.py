@@ -21,17 +21,13 @@ import os
 import platform
 import resource
 import statistics
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # runs without PYTHONPATH too
-
-from advnets.eval.parzen import (  # noqa: E402
+from advnets.eval.parzen import (
     BATCH_SIZE,
     SAMPLE_CHUNK,
     block_workers,
@@ -95,7 +91,7 @@ def matmul_bound(samples: np.ndarray, n_points: list[int], batch_size: int, samp
         x = torch.rand(min(batch_size, m), s.shape[1])  # (B, d)
         chunks = sample_chunks(len(s), sample_chunk)
 
-        def block(p0: int) -> None:
+        def block(p0: int, x=x, chunks=chunks, m=m) -> None:
             if not hasattr(local, "out"):
                 local.out = torch.empty(x.shape[0] * (chunks[0][1] - chunks[0][0]))
             xb = x[: min(batch_size, m - p0)]
@@ -114,23 +110,30 @@ def matmul_bound(samples: np.ndarray, n_points: list[int], batch_size: int, samp
 def compare_one_caller(samples, valid, test, sigmas, kw: dict, pairs: int) -> dict:
     """The protocol `pairs` times each way, taking turns in this process: its blocks side by side (as shipped) and all
     blocks made by one caller with all of torch's threads (eval.parzen.block_workers forced to 1), the median over
-    the pairs of the ratio of the two times, and whether the two gave the same numbers."""
+    the pairs of the ratio of the two times, and how far apart the two ways' numbers are: the same sigma, and the
+    largest difference of a mean log-likelihood (validation per sigma, test). They need not be bit-identical: one
+    caller's products use a multi-threaded matmul, the blocks a single-threaded one, and a BLAS may sum in another
+    order in each."""
     from advnets.eval import parzen
 
     shipped, times, results = parzen.block_workers, {"side_by_side": [], "one_caller": []}, {}
     try:
         for _ in range(pairs):
-            for way in times:
+            for way, seconds in times.items():
                 parzen.block_workers = shipped if way == "side_by_side" else (lambda device, blocks: 1)
-                result = parzen_evaluate(samples, valid, test, sigmas, warn=False, **kw)
-                times[way].append(result.seconds)
-                results[way] = (result.sigma, result.valid_ll, result.test_mean, result.test_stderr)
+                results[way] = parzen_evaluate(samples, valid, test, sigmas, warn=False, **kw)
+                seconds.append(results[way].seconds)
     finally:
         parzen.block_workers = shipped
-    ratios = [a / b for a, b in zip(times["side_by_side"], times["one_caller"])]
+    ratios = [a / b for a, b in zip(times["side_by_side"], times["one_caller"], strict=True)]
+    a, b = results["side_by_side"], results["one_caller"]
     return {"side_by_side_over_one_caller": round(statistics.median(ratios), 3),
             **{f"{way}_seconds": [round(t, 3) for t in ts] for way, ts in times.items()},
-            "same_results": results["side_by_side"] == results["one_caller"]}
+            "same_sigma": a.sigma == b.sigma,
+            "max_abs_diff_nats": float(np.abs(np.array([*a.valid_ll, a.test_mean]) -
+                                              np.array([*b.valid_ll, b.test_mean])).max()),
+            "same_results": (a.sigma, a.valid_ll, a.test_mean, a.test_stderr) ==
+                            (b.sigma, b.valid_ll, b.test_mean, b.test_stderr)}
 
 
 def main() -> None:
@@ -170,7 +173,7 @@ def main() -> None:
                                 for n in (args.n_samples, args.n_valid, args.n_test))
         data = "uniform [0, 1], float32"
     sigmas = sigma_grid()
-    kw = dict(batch_size=args.batch_size, sample_chunk=args.sample_chunk)
+    kw = {"batch_size": args.batch_size, "sample_chunk": args.sample_chunk}
     parzen_log_likelihood(samples[:256], valid[:64], sigmas, **kw)  # warm-up: threads, allocator
     load_before = os.getloadavg()
 

@@ -1,4 +1,4 @@
-"""Benchmark of advnets.eval.quality on N real x N fake random features; prints one JSON object on stdout.
+"""Benchmark of advnets.eval.feature_metrics on N real x N fake random features; prints one JSON object on stdout.
 
     PYTHONPATH=src python benchmarks/quality_metrics.py                  # 10k x 10k, dimension 128, 1 thread
     PYTHONPATH=src python benchmarks/quality_metrics.py --threads 2
@@ -16,16 +16,12 @@ import json
 import os
 import platform
 import resource
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # runs without PYTHONPATH too
-
-from advnets.eval.quality import (  # noqa: E402
+from advnets.eval.feature_metrics import (
     BLOCK_ELEMENTS,
     density_coverage,
     frechet_distance,

@@ -26,8 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def worker(preset: str, steps: int, out: Path) -> None:
     """Under torchrun (or alone): time `steps` iterations after 3 of warm-up; rank 0 writes the JSON to `out`."""
@@ -80,7 +78,7 @@ def worker(preset: str, steps: int, out: Path) -> None:
 
 
 def launch(preset: str, ranks: int, steps: int) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         args = [str(Path(__file__).resolve()), "--worker", preset, "--steps", str(steps), "--out", str(out)]

@@ -15,13 +15,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import sys
 import time
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # runs without PYTHONPATH too
 
 
 def parse_seeds(text: str) -> list[int]:

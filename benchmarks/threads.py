@@ -34,10 +34,8 @@ def worker(seconds: float, choice: str) -> dict:
     """In a fresh process: set the threads as `choice` says, then time the fused step for `seconds`."""
     import torch
 
-    sys.path.insert(0, str(ROOT / "src"))
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from advnets.threads import choose_threads
-    from train_throughput import make_trainer
+    from train_throughput import make_trainer  # beside this script (its directory is on sys.path when it runs)
 
     cpus = len(os.sched_getaffinity(0))
     threads = {"one": 1, "all": cpus, "all-passive": cpus, "all-spin": cpus}.get(choice) or choose_threads()

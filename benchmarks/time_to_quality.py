@@ -5,7 +5,7 @@ take turns, one scoring interval each, so that a busy spell on the machine slows
 Prints one JSON object and writes a PNG of quality against training seconds for both:
   runs.<name>.points[]    seconds (training time only: scoring is not counted), steps, Parzen test log-likelihood
                           (mean, standard error, sigma) and, on labelled data, classes captured, Frechet distance,
-                          precision and recall on the real-data classifier's features (eval/sample_quality.py)
+                          precision and recall on the real-data classifier's features (eval/sample_report.py)
   floor                   the same feature metrics for real test images against real valid images
 The "autograd port" is advnets' own Trainer with the hand-written fused step switched off: the same networks,
 initialisation, data order, noise and schedules, with both gradients taken by torch.autograd (the code a plain
@@ -25,18 +25,15 @@ import json
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from advnets.config import make_config  # noqa: E402
-from advnets.data import load_data_split  # noqa: E402
-from advnets.eval.parzen import parzen_evaluate  # noqa: E402
-from advnets.models import label_kwargs, sample_noise  # noqa: E402
-from advnets.training import Trainer  # noqa: E402
+from advnets.config import make_config
+from advnets.data import load_data_split
+from advnets.eval.parzen import parzen_evaluate
+from advnets.models import label_kwargs, sample_noise
+from advnets.training import Trainer
 
 
 @torch.no_grad()
@@ -60,7 +57,7 @@ def score(trainer: Trainer, splits: dict, classifier, args) -> dict:
     out = {"parzen_ll": round(parzen.test_mean, 2), "parzen_stderr": round(parzen.test_stderr, 2),
            "parzen_sigma": round(parzen.sigma, 4)}
     if classifier is not None:
-        from advnets.eval.sample_quality import sample_report
+        from advnets.eval.sample_report import sample_report
 
         report = sample_report(samples[:args.feature_samples], classifier, splits["valid"][:args.feature_samples],
                                splits["test"][:args.feature_samples], splits["train_labels"])

@@ -43,19 +43,18 @@ import argparse
 import json
 import platform
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from advnets.config import make_config
+from advnets.memory import keep_freed_memory
+from advnets.training import Trainer
 
-from advnets.config import make_config  # noqa: E402
-from advnets.memory import keep_freed_memory  # noqa: E402
-from advnets.training import Trainer  # noqa: E402
-from timing import (GemmPass, mean, op_profile, paired_fraction, paired_rounds, square_gflops,  # noqa: E402
-                    step_once, time_steps)  # (benchmarks/ is on sys.path)
+# modules beside this script (its directory is on sys.path when it runs)
+from timing import (GemmPass, mean, op_profile, paired_fraction, paired_rounds, square_gflops, step_once,
+                    time_steps)
 
 
 def gemm_shapes(trainer: Trainer) -> list[tuple[str, int, int, int]]:

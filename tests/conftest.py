@@ -1,12 +1,14 @@
 """Shared fixtures: tiny configs and real small data, so that tests run in seconds on 2 cores."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from advnets.eval.classifier import Recipe
 from advnets.threads import torch_threads
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
@@ -37,6 +39,29 @@ TINY = {
     "train.epochs": 2,
     "train.grid_size": 4,
 }
+
+
+
+# The convolutional nets (model.architecture=conv) at tiny widths, for 3 x 12 x 12 images.
+SMALL_CONV = {"model.architecture": "conv", "model.noise_dim": 6, "model.generator_hidden": [16, 64],
+              "model.generator_activations": ["relu", "sigmoid"], "model.generator_conv_channels": 4,
+              "model.generator_output": "linear", "model.generator_output_bias": "zero",
+              "model.discriminator_conv_units": [4, 5], "model.discriminator_conv_kernels": [3, 3],
+              "model.discriminator_conv_pads": [1, 1], "model.discriminator_pool_shapes": [2, 2],
+              "model.discriminator_pool_strides": [2, 2], "model.discriminator_units": [8],
+              "model.discriminator_pieces": 3, "train.batch_size": 10, "train.grid_size": 2, "train.epochs": 2}
+
+# The real-data classifier's recipe at a size that trains in seconds: 10 epochs of the 1,258 8x8 digits.
+FAST_RECIPE = Recipe(channels=(8, 16), hidden=64, dropout=0.2, shift=0, steps=200, lr=3e-3)
+
+
+def cli_sets(overrides: dict) -> list[str]:
+    """`overrides` as command-line arguments: ["--set", "section.key=value", ...], each value that is not text
+    written as JSON (the form `--set` reads), e.g. `cli_sets(TINY)` for an `advnets train` of the tiny config."""
+    args = []
+    for key, value in overrides.items():
+        args += ["--set", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
+    return args
 
 
 @pytest.fixture

@@ -3,13 +3,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from advnets import threads
 from advnets.errors import ConfigError
 from advnets.threads import (_cpu_times, busy_shares, choose_threads, free_cpu_count, prefer_passive_wait,
-                             set_torch_threads, torch_threads, usable_cpus)
+                             set_torch_threads, torch_threads)
 
 STAT = """cpu  {a} 0 {b} {c} 0 0 0 0 0 0
 cpu0 {a0} 0 0 {i0} 0 0 0 0 0 0
@@ -41,9 +43,30 @@ def test_free_cpu_count_bounds():
     assert busy_shares({0: (5, 10)}, {0: (5, 10)}, [0]) == {0: 0.0}   # no tick passed
 
 
-def test_choose_threads_within_the_affinity_mask():
-    n = choose_threads(sample_seconds=0.05)
-    assert 1 <= n <= len(usable_cpus())
+def test_choose_threads_counts_the_idle_cpus_of_the_affinity_mask(monkeypatch):
+    # Two /proc/stat samples, 100 ticks apart on every CPU: cpu0 90% busy, cpu1 and cpu3 idle, cpu2 30% busy.
+    samples = iter([{0: (0, 0), 1: (0, 0), 2: (0, 0), 3: (0, 0)},
+                    {0: (10, 100), 1: (100, 100), 2: (70, 100), 3: (98, 100)}])
+    slept = []
+    monkeypatch.setattr(threads, "_cpu_times", lambda: next(samples))
+    monkeypatch.setattr(threads, "time", SimpleNamespace(sleep=slept.append))
+    monkeypatch.setattr(threads, "usable_cpus", lambda: [0, 1, 2, 3])
+    assert choose_threads(sample_seconds=0.3) == 2                # cpu1 and cpu3: the others are over a quarter busy
+    assert slept == [0.3]                                         # the two samples are `sample_seconds` apart
+    samples = iter([{0: (0, 0), 1: (0, 0), 2: (0, 0), 3: (0, 0)},
+                    {0: (10, 100), 1: (100, 100), 2: (70, 100), 3: (98, 100)}])
+    monkeypatch.setattr(threads, "usable_cpus", lambda: [0, 2, 3])
+    assert choose_threads() == 1                                  # cpu1 is idle but not ours
+
+
+def test_choose_threads_without_proc_stat_trusts_the_affinity_mask(monkeypatch):
+    def missing():
+        raise FileNotFoundError("/proc/stat")
+
+    monkeypatch.setattr(threads, "_cpu_times", missing)
+    monkeypatch.setattr(threads, "time", SimpleNamespace(sleep=lambda seconds: None))
+    monkeypatch.setattr(threads, "usable_cpus", lambda: [0, 1, 2])
+    assert choose_threads() == 3
 
 
 def test_set_torch_threads_honours_a_request_and_refuses_zero():
@@ -62,9 +85,8 @@ def test_torch_threads_sets_the_count_inside_and_restores_it_after_an_error():
     with torch_threads(2):
         assert torch.get_num_threads() == 2
     assert torch.get_num_threads() == before
-    with pytest.raises(RuntimeError, match="inside"):
-        with torch_threads(2):
-            raise RuntimeError("inside")
+    with pytest.raises(RuntimeError, match="inside"), torch_threads(2):
+        raise RuntimeError("inside")
     assert torch.get_num_threads() == before
 
 
@@ -80,9 +102,9 @@ def test_cli_sets_the_passive_wait_policy_before_torch_loads():
             "print(os.environ.get('OMP_WAIT_POLICY'), code)")
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     env["PYTHONPATH"] = str(src)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "PASSIVE 0"
     env["OMP_WAIT_POLICY"] = "ACTIVE"                           # a user's choice is kept
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert out.stdout.strip().splitlines()[-1] == "ACTIVE 0"

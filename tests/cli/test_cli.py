@@ -7,15 +7,13 @@ import sys
 import numpy as np
 import pytest
 
-TINY_SETS = ["--set", "model.noise_dim=8", "--set", "model.generator_hidden=32,32",
-             "--set", "model.discriminator_units=16,16", "--set", "model.discriminator_pieces=3",
-             "--set", "train.batch_size=50", "--set", "train.grid_size=4"]
+from tests.conftest import TINY, cli_sets
 
 
 def advnets(*args, cwd=None):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ADVNETS_DATA": str(cwd or ".") + "/cache"}
     return subprocess.run([sys.executable, "-m", "advnets", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
+                          cwd=cwd, env=env, timeout=300, check=False)
 
 
 def run_main(capsys, *args):
@@ -48,7 +46,10 @@ def test_config_error_in_a_real_process(tmp_path):
 
 def test_config_errors_are_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    err = lambda *a: run_main(capsys, *a)  # noqa: E731
+
+    def err(*args):
+        return run_main(capsys, *args)
+
     assert_user_error(err("train", "--set", "train.lrr=0.1"), "unknown key 'lrr'", "'lr'")
     assert_user_error(err("train", "--set", "train.lr=fast"), "train.lr must be a number")
     assert_user_error(err("train", "--set", "train.generator_loss=minmax"), "did you mean 'minimax'")
@@ -69,13 +70,13 @@ def test_missing_dataset_offline(tmp_path, capsys, monkeypatch):
 
 def test_train_sample_resume_roundtrip(tmp_path):
     run = tmp_path / "run"
-    proc = advnets("train", "--dataset", "digits", "--epochs", "1", "--out", run, "--no-progress", *TINY_SETS,
+    proc = advnets("train", "--dataset", "digits", "--epochs", "1", "--out", run, "--no-progress", *cli_sets(TINY),
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "seed 0" in proc.stdout and "epoch 1/1" in proc.stdout
     assert (run / "samples" / "epoch_0001.png").is_file()
 
-    assert_user_error(advnets("train", "--dataset", "digits", "--out", run, *TINY_SETS, cwd=tmp_path),
+    assert_user_error(advnets("train", "--dataset", "digits", "--out", run, *cli_sets(TINY), cwd=tmp_path),
                       "already holds a run", "--resume")
     proc = advnets("train", "--resume", run, "--epochs", "2", "--no-progress", cwd=tmp_path)
     assert proc.returncode == 0 and "resuming at epoch 1" in proc.stdout, proc.stderr

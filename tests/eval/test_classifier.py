@@ -7,14 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-import advnets.eval.classifier as classifier
 from advnets.config import DataConfig
 from advnets.data import load_split
 from advnets.errors import DataError
-from advnets.eval.classifier import (ClassifierCacheWarning, Recipe, SmallCNN, class_accuracy,
-                                     load_or_train_classifier, train_classifier)
-
-FAST = Recipe(channels=(8, 16), hidden=64, dropout=0.2, shift=0, steps=200, lr=3e-3)  # 10 epochs of 1,258 digits
+from advnets.eval import classifier
+from advnets.eval.classifier import (ClassifierCacheWarning, SmallCNN, class_accuracy, load_or_train_classifier,
+                                     train_classifier)
+from tests.conftest import FAST_RECIPE as FAST
 
 
 @pytest.fixture(scope="module")

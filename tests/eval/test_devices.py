@@ -5,14 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-import advnets.eval.classifier as classifier
-import advnets.eval.neighbours as neighbours
-import advnets.eval.parzen as parzen
 from advnets.config import DataConfig, make_config
 from advnets.data import load_split
+from advnets.eval import classifier, neighbours, parzen
 from advnets.eval.classifier import cache_key, load_or_train_classifier, train_classifier
 from advnets.eval.neighbours import nearest_neighbours
-from tests.eval.test_classifier import FAST
+from tests.conftest import FAST_RECIPE as FAST
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

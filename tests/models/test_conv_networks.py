@@ -8,15 +8,8 @@ from advnets.config import ModelConfig, make_config
 from advnets.errors import ConfigError
 from advnets.models import ConvGenerator, MaxoutConvDiscriminator, MaxoutDiscriminator, MLPGenerator, build_models
 from advnets.training.step_fused import supports_fused
+from tests.conftest import SMALL_CONV as SMALL
 from tests.training.oracle import simultaneous_grads_two_pass
-
-SMALL = {"model.architecture": "conv", "model.noise_dim": 6, "model.generator_hidden": [16, 64],
-         "model.generator_activations": ["relu", "sigmoid"], "model.generator_conv_channels": 4,
-         "model.generator_output": "linear", "model.generator_output_bias": "zero",
-         "model.discriminator_conv_units": [4, 5], "model.discriminator_conv_kernels": [3, 3],
-         "model.discriminator_conv_pads": [1, 1], "model.discriminator_pool_shapes": [2, 2],
-         "model.discriminator_pool_strides": [2, 2], "model.discriminator_units": [8],
-         "model.discriminator_pieces": 3, "train.batch_size": 10, "train.grid_size": 2, "train.epochs": 2}
 
 
 def test_paper_cifar10_conv_shapes_and_init():

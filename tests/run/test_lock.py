@@ -15,7 +15,8 @@ from advnets.errors import OutputError, RunError
 from advnets.run.layout import read_metrics
 from advnets.run.lock import RunLock, build_lock
 from advnets.training import Trainer
-from tests.cli.test_cli import TINY_SETS, assert_user_error
+from tests.cli.test_cli import assert_user_error
+from tests.conftest import TINY, cli_sets
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
@@ -86,7 +87,7 @@ def test_two_train_commands_on_one_out(tmp_path):
     resumes."""
     run = tmp_path / "run"
     command = [sys.executable, "-m", "advnets", "train", "--dataset", "digits", "--out", str(run), "--no-progress",
-               "--epochs", "1000", *TINY_SETS]
+               "--epochs", "1000", *cli_sets(TINY)]
     first = subprocess.Popen(command, env=ENV, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     try:
@@ -96,7 +97,7 @@ def test_two_train_commands_on_one_out(tmp_path):
         others = [subprocess.Popen(second, env=ENV, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True)       # the same command, a resume, another model: all at once
                   for second in (command, [sys.executable, "-m", "advnets", "train", "--resume", str(run)],
-                                 command[:-len(TINY_SETS)] + ["--set", "model.noise_dim=4"])]
+                                 command + ["--set", "model.noise_dim=4"])]
         for other in others:
             out, err = other.communicate(timeout=120)
             assert_user_error(subprocess.CompletedProcess(other.args, other.returncode, out, err),

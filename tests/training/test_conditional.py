@@ -240,7 +240,7 @@ def test_figures_and_extensions_on_a_conditional_run(tmp_path, tiny_overrides, c
     config = make_config(overrides={**tiny_overrides, "model.conditional": True, "train.epochs": 1})
     train(config, tmp_path / "run", train_images=images, train_labels=labels)
     run_dir = str(tmp_path / "run")
-    from advnets.figures.grids import interpolation_figure
+    from advnets.figures.paper_figures import interpolation_figure
 
     run = load_run(run_dir)
     grid = interpolation_figure(run, rows=3, steps=4)        # row r: class r, z along a line

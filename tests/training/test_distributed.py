@@ -9,8 +9,8 @@ parameters moved. The `memmap` case streams an image folder from its decoded cac
 """
 import json
 import os
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -19,13 +19,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from advnets.config import make_config
 from advnets.errors import ConfigError
 from advnets.training import Trainer
 from advnets.run.checkpoint import load_checkpoint
 from advnets.training.distributed import Dist
 from advnets.run.layout import CHECKPOINT
-from tests.conftest import TINY
+from tests.conftest import TINY, cli_sets
 from tests.training import dist_worker
 from tests.training.test_streaming import write_folder
 
@@ -75,12 +74,12 @@ def two_process_runs(tmp_path_factory, image_folder):
     process, then resumed by 2 processes; OUT/half-fused trained half way by 2 processes."""
     out = tmp_path_factory.mktemp("dist")
     cases = [*CASES, "half-fused", *(f"resume-{key}" for key in RESUMED), "nan"]
-    for attempt in range(3):
+    for _attempt in range(3):
         _half_one_process_runs(out, image_folder)
         done = subprocess.run(_torchrun(str(ROOT / "tests" / "training" / "dist_worker.py"), str(out),
                                         str(image_folder), *cases),
                               env={**_env(), "ADVNETS_DATA": str(out / "cache")}, capture_output=True, text=True,
-                              timeout=300)
+                              timeout=300, check=False)
         # Seen twice in clean-clone CI runs on a loaded 2-core machine, never alone: a Gloo worker aborted in C++
         # ("terminate called without an active exception", SIGABRT) with no Python error. Its suspected cause, the
         # group's Gloo threads outliving destroy_process_group into interpreter exit, is fixed (Dist.from_env) and
@@ -181,33 +180,36 @@ def _rank_of(pid: int) -> int | None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the ranks' processes through /proc")
-def test_a_killed_rank_ends_the_run_within_seconds_and_it_resumes(tmp_path):
+def test_a_killed_rank_ends_the_run_before_any_timeout_and_it_resumes(tmp_path):
+    # The collectives' timeout is an hour here: a run that ends at all once a rank is killed (the 300 s below guard
+    # against hanging and bound nothing) ends because the loss was seen, not because a collective timed out.
     run = tmp_path / "run"
-    sets = [f"--set={k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in TINY.items()]
-    cmd = _torchrun("-m", "advnets", "train", *sets, "--epochs=1000", "--device=cpu", "--no-progress",
+    cmd = _torchrun("-m", "advnets", "train", *cli_sets(TINY), "--epochs=1000", "--device=cpu", "--no-progress",
                     f"--out={run}")
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env={**_env(), "ADVNETS_DIST_TIMEOUT": "3600"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while not (run / CHECKPOINT).exists():                  # the first epoch's checkpoint
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
             time.sleep(0.2)
         victim = next(p for p in _children(proc.pid) if _rank_of(p) == 1)
         os.kill(victim, signal.SIGKILL)
-        killed = time.monotonic()
-        _, err = proc.communicate(timeout=60)
-        took = time.monotonic() - killed
+        try:
+            _, err = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the run was still going 300 s after a rank was killed")
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     assert proc.returncode != 0
-    assert took < 15, f"the run took {took:.1f} s to end after a rank was killed"
     ours = [line for line in err.splitlines() if line.startswith("advnets: error:")]
     assert len(ours) <= 1 and all("lost contact" in line for line in ours), err[-2000:]
     epoch = load_checkpoint(run / CHECKPOINT)["epoch"]
     done = subprocess.run([sys.executable, "-m", "advnets", "train", "--resume", str(run), f"--epochs={epoch + 1}",
-                           "--no-progress"], env=_env(), capture_output=True, text=True, timeout=120)
+                           "--no-progress"], env=_env(), capture_output=True, text=True, timeout=120,
+                          check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"resuming at epoch {epoch}" in done.stdout
     assert load_checkpoint(run / CHECKPOINT)["epoch"] == epoch + 1

@@ -18,14 +18,12 @@ from advnets.training import Trainer, train
 from advnets.run.checkpoint import load_checkpoint, save_checkpoint
 from advnets.run.layout import CHECKPOINT, read_metrics
 from advnets.training.hooks import Reporter
-from tests.cli.test_cli import TINY_SETS, assert_user_error, run_main
+from tests.cli.test_cli import assert_user_error, run_main
+from tests.conftest import TINY, cli_sets
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-TRAIN = ["train", "--dataset", "digits", "--no-progress", *TINY_SETS]
-SAME = {"data.dataset": "digits", "model.noise_dim": 8, "model.generator_hidden": [32, 32],      # = TRAIN
-        "model.discriminator_units": [16, 16], "model.discriminator_pieces": 3, "train.batch_size": 50,
-        "train.grid_size": 4, "train.epochs": 2}
+TRAIN = ["train", "--no-progress", *cli_sets(TINY)]
 
 # A child that trains and kills itself with SIGKILL at the moment its first checkpoint is renamed into place.
 KILLED_DURING_SAVE = """
@@ -49,7 +47,7 @@ def _epochs(run):
 def test_kill_9_during_the_first_save_is_no_dead_end(tmp_path, digits_images):
     run = tmp_path / "run"
     child = subprocess.run([sys.executable, "-c", KILLED_DURING_SAVE, *TRAIN, "--epochs", "2", "--out", str(run)],
-                           env=ENV, capture_output=True, text=True, timeout=120)
+                           env=ENV, capture_output=True, text=True, timeout=120, check=False)
     assert child.returncode == -signal.SIGKILL
     stale = list((run / "checkpoints").glob(".last.pt.*.tmp"))
     assert len(stale) == 1 and stale[0].stat().st_size > 1000 and not (run / CHECKPOINT).exists()
@@ -62,14 +60,14 @@ def test_kill_9_during_the_first_save_is_no_dead_end(tmp_path, digits_images):
     trainer.close()
     # the same command again restarts it; another model is refused with a way out
     with pytest.raises(RunError, match="stopped before its first checkpoint.*model.noise_dim: 8 -> 4"):
-        Trainer(make_config(overrides={**SAME, "model.noise_dim": 4}), run, train_images=digits_images)
-    result = train(make_config(overrides=SAME), run, train_images=digits_images)
+        Trainer(make_config(overrides={**TINY, "model.noise_dim": 4}), run, train_images=digits_images)
+    result = train(make_config(overrides=TINY), run, train_images=digits_images)
     assert result.epoch == 2 and _epochs(run) == [1, 2] and (run / CHECKPOINT).is_file()
 
 
 def test_file_size_limit_while_checkpointing_keeps_the_last_checkpoint(tmp_path):
     run = tmp_path / "run"
-    train(make_config(overrides={**SAME, "train.epochs": 1}), run)
+    train(make_config(overrides={**TINY, "train.epochs": 1}), run)
     before = (run / CHECKPOINT).read_bytes()
     limit = len(before) // 2                         # config, metrics and PNGs fit; a checkpoint does not
 
@@ -77,7 +75,8 @@ def test_file_size_limit_while_checkpointing_keeps_the_last_checkpoint(tmp_path)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     proc = subprocess.run([sys.executable, "-m", "advnets", "train", "--resume", str(run), "--epochs", "2"],
-                          env=ENV, capture_output=True, text=True, timeout=120, preexec_fn=small_files)
+                          env=ENV, capture_output=True, text=True, timeout=120, preexec_fn=small_files,
+                          check=False)
     assert_user_error(proc, f"cannot write {run / CHECKPOINT}: the file-size limit was reached",
                       f"the last checkpoint is intact: continue with `advnets train --resume {run}`")
     assert (run / CHECKPOINT).read_bytes() == before  # the previous checkpoint is untouched
@@ -143,8 +142,6 @@ def test_lost_config_json_resumes_from_the_checkpoint(tmp_path, digits_images, t
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, digits_images):
     run = tmp_path_factory.mktemp("trained") / "run"
-    from tests.conftest import TINY
-
     train(make_config(overrides={**TINY, "train.max_steps": 2}), run, train_images=digits_images)
     return run
 

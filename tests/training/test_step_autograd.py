@@ -9,8 +9,8 @@ from advnets.models import build_models
 from advnets.models.packing import PackedDiscriminator
 from advnets.training import step_autograd as shared_module
 from advnets.training.step_autograd import simultaneous_grads_autograd, supports_autograd_step
+from tests.conftest import SMALL_CONV as SMALL
 from tests.training.oracle import simultaneous_grads_two_pass
-from tests.models.test_conv_networks import SMALL
 
 KINDS = ["non-saturating", "minimax"]
 

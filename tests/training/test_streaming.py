@@ -18,6 +18,7 @@ from advnets.training import Trainer, train
 from advnets.training import batches, storage
 from advnets.run.checkpoint import load_checkpoint
 from advnets.run.layout import CHECKPOINT
+from tests.conftest import TINY
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -40,11 +41,10 @@ def write_folder(path, n=64, colour=True, classes=2, seed=0):
 
 
 def config(data_dir, **overrides):
+    """The tiny config (conftest.TINY) on the image folder `data_dir`, at batch 8."""
     return make_config(overrides={
-        "data.dataset": "folder", "data.data_dir": str(data_dir), "data.image_size": 8, "data.workers": 0,
-        "model.noise_dim": 8, "model.generator_hidden": [32, 32], "model.discriminator_units": [16, 16],
-        "model.discriminator_pieces": 3, "train.batch_size": 8, "train.epochs": 2, "train.grid_size": 4,
-        "train.tensorboard": False, **overrides})
+        **TINY, "data.dataset": "folder", "data.data_dir": str(data_dir), "data.image_size": 8, "data.workers": 0,
+        "train.batch_size": 8, "train.tensorboard": False, **overrides})
 
 
 def params(trainer) -> list[torch.Tensor]:

@@ -143,7 +143,7 @@ def _quality(run, args: argparse.Namespace, out_dir: Path) -> dict:
     """Class coverage and sample-quality metrics on the real-data classifier's features, each beside its real-vs-real
     floor; written to RUN/eval/quality.json."""
 
-    from ..eval.sample_quality import sample_report
+    from ..eval.sample_report import sample_report
     from ..fileio import write_json
 
     d = run.config.data

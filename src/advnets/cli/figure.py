@@ -10,7 +10,7 @@ from .common import add_run_arguments, log, positive, run_split
 
 
 def cmd_figure_samples(args: argparse.Namespace) -> int:
-    from ..figures.grids import samples_figure
+    from ..figures.paper_figures import samples_figure
     from ..run.loaded import load_run
     from ..figures.image_grid import save_png, upscale
 
@@ -26,7 +26,7 @@ def cmd_figure_samples(args: argparse.Namespace) -> int:
 
 
 def cmd_figure_interpolate(args: argparse.Namespace) -> int:
-    from ..figures.grids import interpolation_figure
+    from ..figures.paper_figures import interpolation_figure
     from ..run.loaded import load_run
     from ..figures.image_grid import save_png, upscale
 

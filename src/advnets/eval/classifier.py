@@ -113,7 +113,7 @@ class Classifier:
 
     def features(self, images, batch_size: int = 1000) -> np.ndarray:
         """Penultimate-layer features, (N, hidden) float32 (hidden = 128 in the default recipe): the space in which
-        `advnets.eval.quality` compares samples with real images. Same `images` as `probabilities`."""
+        `advnets.eval.feature_metrics` compares samples with real images. Same `images` as `probabilities`."""
         return self._batched(self.net.embed, images, batch_size, self.net.head[-1].in_features)
 
     def predict(self, images, batch_size: int = 1000) -> np.ndarray:

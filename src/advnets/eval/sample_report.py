@@ -1,8 +1,8 @@
 """What a run's samples show against real data, on the features of the package's real-data classifier
 (classifier.py): which classes they cover (the "Helvetica scenario" of the paper's section 6) and how close their
-distribution is (quality.py), each beside the same numbers for real held-out images -- the floor of "good".
+distribution is (feature_metrics.py), each beside the same numbers for real held-out images -- the floor of "good".
 
-    from advnets.eval.sample_quality import sample_report
+    from advnets.eval.sample_report import sample_report
     report = sample_report(run.sample(10_000), classifier, valid_images, test_images, train_labels)
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .coverage import class_coverage
-from .quality import quality_metrics
+from .feature_metrics import quality_metrics
 
 
 def class_frequencies(labels: np.ndarray, num_classes: int) -> np.ndarray:

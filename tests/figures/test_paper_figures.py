@@ -7,7 +7,7 @@ import torch
 
 from advnets.cli import main
 from advnets.config import make_config
-from advnets.figures.grids import HIGHLIGHT, interpolation_figure, samples_figure
+from advnets.figures.paper_figures import HIGHLIGHT, interpolation_figure, samples_figure
 from advnets.run.loaded import load_run
 from advnets.training import train
 

@@ -7,9 +7,9 @@ import pytest
 
 from advnets.data import load_split
 from advnets.eval.classifier import train_classifier
-from advnets.eval.sample_quality import class_frequencies, sample_report
+from advnets.eval.sample_report import class_frequencies, sample_report
 from advnets.threads import torch_threads
-from tests.eval.test_classifier import FAST
+from tests.conftest import FAST_RECIPE as FAST
 
 
 @pytest.fixture(scope="module")
