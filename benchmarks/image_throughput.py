@@ -55,60 +55,62 @@ IMAGE_SHAPES = {"cifar10": (3, 32, 32), "tfd": (1, 48, 48)}
 _conv_backward = torch.ops.aten.convolution_backward
 
 
+def _mm(name, rows, inner, cols) -> dict:
+    return {"name": f"{name}: {rows}x{inner} @ {inner}x{cols}", "flops": 2 * rows * inner * cols,
+            "shapes": ("mm", rows, inner, cols)}
+
+
+def _conv(name, batch, in_shape, weight, padding, stride, transposed, which) -> dict:
+    c, h, w = in_shape
+    if transposed:                         # every input value scatters into k x k x out_channels outputs
+        flops = 2 * batch * c * h * w * weight.shape[1] * weight.shape[2] * weight.shape[3]
+    else:
+        out_h = (h + 2 * padding - weight.shape[2]) // stride + 1
+        out_w = (w + 2 * padding - weight.shape[3]) // stride + 1
+        flops = 2 * batch * weight.shape[0] * out_h * out_w * c * weight.shape[2] * weight.shape[3]
+    return {"name": f"{name} {which}: batch {batch}, {c}x{h}x{w}, kernel {tuple(weight.shape)}"
+                    f"{' transposed' if transposed else ''} stride {stride} pad {padding}",
+            "flops": flops, "shapes": ("conv", batch, in_shape, tuple(weight.shape), padding, stride, transposed, which)}
+
+
 def operations(trainer: Trainer) -> list[dict]:
     """Every convolution and matrix product of one simultaneous iteration, with its FLOPs and a runnable thunk."""
-    m = trainer.config.train.batch_size
-    g, d = trainer.generator, trainer.discriminator
-    ops: list[dict] = []
+    m, g, d = trainer.config.train.batch_size, trainer.generator, trainer.discriminator
+    return _forward_operations(g, d, m) + _backward_operations(g, d, m)
 
-    def mm(name, rows, inner, cols):
-        ops.append({"name": f"{name}: {rows}x{inner} @ {inner}x{cols}", "flops": 2 * rows * inner * cols,
-                    "shapes": ("mm", rows, inner, cols)})
 
-    def conv(name, batch, in_shape, weight, padding, stride, transposed, which):
-        c, h, w = in_shape
-        if transposed:                         # every input value scatters into k x k x out_channels outputs
-            flops = 2 * batch * c * h * w * weight.shape[1] * weight.shape[2] * weight.shape[3]
-        else:
-            out_h = (h + 2 * padding - weight.shape[2]) // stride + 1
-            out_w = (w + 2 * padding - weight.shape[3]) // stride + 1
-            flops = 2 * batch * weight.shape[0] * out_h * out_w * c * weight.shape[2] * weight.shape[3]
-        ops.append({"name": f"{name} {which}: batch {batch}, {c}x{h}x{w}, kernel {tuple(weight.shape)}"
-                            f"{' transposed' if transposed else ''} stride {stride} pad {padding}",
-                    "flops": flops, "shapes": ("conv", batch, in_shape, tuple(weight.shape), padding, stride,
-                                               transposed, which)})
-
-    dense_d = [*d.hidden, d.output]
-    # forward: G on m noise vectors, D on the 2m data + samples
-    for i, layer in enumerate(g.layers):
-        mm(f"G{i} forward", m, layer.weight.shape[1], layer.weight.shape[0])
+def _forward_operations(g, d, m: int) -> list[dict]:
+    """G on m noise vectors, D on the 2m data + samples."""
+    ops = [_mm(f"G{i} forward", m, layer.weight.shape[1], layer.weight.shape[0]) for i, layer in enumerate(g.layers)]
     if isinstance(g, ConvGenerator):
-        conv("G deconv", m, g.conv_shape, g.deconv.weight, 0, g.deconv.stride[0], True, "forward")
+        ops.append(_conv("G deconv", m, g.conv_shape, g.deconv.weight, 0, g.deconv.stride[0], True, "forward"))
     if isinstance(d, MaxoutConvDiscriminator):
-        for i, c in enumerate(d.convs):
-            conv(f"D conv{i}", 2 * m, d.input_shapes[i], c.weight, c.padding[0], 1, False, "forward")
-    for i, layer in enumerate(dense_d):
-        mm(f"D dense{i} forward", 2 * m, layer.weight.shape[1], layer.weight.shape[0])
-    # backward through D: weight gradients on 2m, input gradients on 2m (the first layer: the m samples only)
-    for i, layer in reversed(list(enumerate(dense_d))):
+        ops += [_conv(f"D conv{i}", 2 * m, d.input_shapes[i], c.weight, c.padding[0], 1, False, "forward")
+                for i, c in enumerate(d.convs)]
+    return ops + [_mm(f"D dense{i} forward", 2 * m, layer.weight.shape[1], layer.weight.shape[0])
+                  for i, layer in enumerate([*d.hidden, d.output])]
+
+
+def _backward_operations(g, d, m: int) -> list[dict]:
+    """Through D: weight gradients on 2m, input gradients on 2m (the first layer: the m samples only); through G."""
+    ops = []
+    for i, layer in reversed(list(enumerate([*d.hidden, d.output]))):
         out_f, in_f = layer.weight.shape
-        mm(f"D dense{i} weight grad", out_f, 2 * m, in_f)
         first = i == 0 and not isinstance(d, MaxoutConvDiscriminator)
-        mm(f"D dense{i} input grad", m if first else 2 * m, out_f, in_f)
-    if isinstance(d, MaxoutConvDiscriminator):
-        for i, c in reversed(list(enumerate(d.convs))):
-            conv(f"D conv{i}", 2 * m, d.input_shapes[i], c.weight, c.padding[0], 1, False, "weight grad")
-            conv(f"D conv{i}", m if i == 0 else 2 * m, d.input_shapes[i], c.weight, c.padding[0], 1, False,
-                 "input grad")
-    # backward through G
+        ops += [_mm(f"D dense{i} weight grad", out_f, 2 * m, in_f),
+                _mm(f"D dense{i} input grad", m if first else 2 * m, out_f, in_f)]
+    for i, c in reversed(list(enumerate(d.convs)) if isinstance(d, MaxoutConvDiscriminator) else []):
+        ops += [_conv(f"D conv{i}", 2 * m, d.input_shapes[i], c.weight, c.padding[0], 1, False, "weight grad"),
+                _conv(f"D conv{i}", m if i == 0 else 2 * m, d.input_shapes[i], c.weight, c.padding[0], 1, False,
+                      "input grad")]
     if isinstance(g, ConvGenerator):
-        conv("G deconv", m, g.conv_shape, g.deconv.weight, 0, g.deconv.stride[0], True, "weight grad")
-        conv("G deconv", m, g.conv_shape, g.deconv.weight, 0, g.deconv.stride[0], True, "input grad")
+        ops += [_conv("G deconv", m, g.conv_shape, g.deconv.weight, 0, g.deconv.stride[0], True, which)
+                for which in ("weight grad", "input grad")]
     for i, layer in reversed(list(enumerate(g.layers))):
         out_f, in_f = layer.weight.shape
-        mm(f"G{i} weight grad", out_f, m, in_f)
+        ops.append(_mm(f"G{i} weight grad", out_f, m, in_f))
         if i > 0:
-            mm(f"G{i} input grad", m, out_f, in_f)
+            ops.append(_mm(f"G{i} input grad", m, out_f, in_f))
     return ops
 
 

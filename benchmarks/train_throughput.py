@@ -40,6 +40,7 @@ against the convolution + matmul bound: samples/s and its fraction of the bound 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import statistics
@@ -164,7 +165,7 @@ def main() -> None:
         rounds = paired_rounds(products, step_once(fused), args.rounds, args.steps,
                                extra=(into_velocity, update, mask_draws(fused)))
         fraction, floor = paired_fraction(rounds), paired_fraction(rounds, parts=FLOOR)
-        profile = (op_profile(lambda: time_steps(fused, 1), args.profile_steps, products=True)
+        profile = (op_profile(functools.partial(time_steps, fused, 1), args.profile_steps, products=True)
                    if args.profile_steps else None)
         del fused, products, into_velocity, update
         autograd = make_trainer(Path(tmp), "autograd", False, images, labels)

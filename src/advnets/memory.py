@@ -40,10 +40,9 @@ def _glibc_mallopt():
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.gnu_get_libc_version                   # only glibc has it
-        return libc.mallopt
-    except (OSError, AttributeError):
+    except OSError:
         return None
+    return libc.mallopt if hasattr(libc, "gnu_get_libc_version") else None      # only glibc has both
 
 
 def keep_freed_memory(environ=os.environ) -> bool:

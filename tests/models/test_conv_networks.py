@@ -116,7 +116,7 @@ def test_autograd_step_matches_a_finite_difference():
         logits = d(torch.cat([x, g(z).reshape(4, -1)]), masks)
         return discriminator_loss(logits[:4], logits[4:]).item(), generator_loss("non-saturating", logits[4:]).item()
 
-    for net, param, which in ((d, d.convs[1].weight, 0), (g, g.deconv.weight, 1), (g, g.layers[0].weight, 1)):
+    for _net, param, which in ((d, d.convs[1].weight, 0), (g, g.deconv.weight, 1), (g, g.layers[0].weight, 1)):
         idx = tuple(0 for _ in param.shape)
         with torch.no_grad():
             param[idx] += 1e-6

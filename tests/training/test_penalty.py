@@ -56,7 +56,7 @@ def test_penalty_gradient_matches_the_brute_force_objective(pack):
     _, plain = _d_grads(g, d, x, z, 0.0)
     stats, penalised = _d_grads(g, d, x, z, 2.5)
     expected = _brute_force(g, d, x, z, 2.5, pack)
-    for a, b, p in zip(penalised, expected, plain):
+    for a, b in zip(penalised, expected, strict=True):
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-13)
     # the penalty changes D's gradient (a test of the above that cannot pass with penalty ignored)
     assert max((a - p).abs().max().item() for a, p in zip(penalised, plain)) > 1e-4

@@ -1,5 +1,4 @@
 """Reporters: the Trainer never prints; it calls hooks in order, and RunFiles writes the run directory."""
-import torch
 
 from advnets.config import make_config
 from advnets.training import Reporter, Trainer

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from scipy.io import loadmat
 
 from advnets.data.download import file_key
 from advnets.errors import DataError
@@ -58,10 +59,6 @@ def _read_mat(key: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray, np.nda
     """(N, 48, 48) uint8 images, (N, 5) int64 folds, (N,) int64 expression labels; cached in memory."""
     path = key[0]
     hint = f"replace {path} with the original {FILENAME} (fields images, folds, labs_ex, labs_id)"
-    try:
-        from scipy.io import loadmat
-    except ImportError:
-        raise DataError("reading TFD needs scipy, which is not installed", "pip install scipy") from None
     try:
         mat = loadmat(path, variable_names=("images", "folds", "labs_ex"))
     except NotImplementedError:                    # scipy says so for MATLAB v7.3 (HDF5) files

@@ -130,7 +130,7 @@ class TrainingState:
                                       "use the run's own checkpoint, or retrain") from None
         else:   # a CPU generator's state means nothing to a CUDA one: a new stream, derived from the seed and the step
             warnings.warn(f"checkpoint {path} was written on {state['rng_device']}, this run computes on "
-                          f"{self.device.type}: the random stream restarts from seed and step (the weights continue)")
+                          f"{self.device.type}: the random stream restarts from seed and step (the weights continue)", stacklevel=2)
             self.rng.manual_seed(self.config.train.seed * 1_000_003 + state["g_updates"])
         if self.average is not None and "generator_average" in state:
             self.average.load_state_dict(state["generator_average"])

@@ -47,6 +47,33 @@ def _d_input(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None,
     return u
 
 
+def _generator_forward(g: MLPGenerator, z: torch.Tensor, fake_labels: torch.Tensor | None):
+    """x = G(z) or G([z; c]): the inputs of G's layers ([z (+ c), post-ReLU activations], (m, width) each) and the
+    samples y, (m, d)."""
+    c_fake = one_hot(fake_labels, g.num_classes, z.dtype)
+    h = z if c_fake is None else torch.cat([z, c_fake], 1)            # (m, noise_dim [+ classes])
+    inputs = [h]
+    for layer in g.layers[:-1]:
+        h = torch.addmm(layer.bias, h, layer.weight.t()).relu_()
+        inputs.append(h)
+    out = g.layers[-1]
+    return inputs, torch.addmm(out.bias, h, out.weight.t()).sigmoid_()
+
+
+def _generator_backward(g: MLPGenerator, delta: torch.Tensor, inputs: list[torch.Tensor], ones: torch.Tensor,
+                        g_out, finish) -> None:
+    """G's weight gradients from delta = dL_G/d(pre-sigmoid output), (m, d), layer by layer from the last."""
+    for j in range(len(g.layers) - 1, -1, -1):
+        layer = g.layers[j]
+        next_delta = None
+        if j > 0:
+            next_delta = torch.ops.aten.threshold_backward(delta @ layer.weight, inputs[j], 0)  # through the ReLU
+        g_out.add_product(layer.weight, delta.t(), inputs[j])
+        g_out.add_product(layer.bias, delta.t(), ones)
+        finish(g_out, layer.weight)
+        finish(g_out, layer.bias)
+        delta = next_delta
+
 
 @torch.no_grad()
 def simultaneous_grads_fused(g: MLPGenerator, d: MaxoutDiscriminator, x_real: torch.Tensor,
@@ -62,16 +89,7 @@ def simultaneous_grads_fused(g: MLPGenerator, d: MaxoutDiscriminator, x_real: to
     not read p again (each layer's input gradient is taken before its weight gradient).
     """
     m = x_real.shape[0]
-    # --- G forward: x = G(z) or G([z; c])
-    c_fake = one_hot(fake_labels, g.num_classes, z.dtype)
-    g_input = z if c_fake is None else torch.cat([z, c_fake], 1)      # (m, noise_dim [+ classes])
-    g_hidden = []                                        # post-ReLU activations, (m, width) each
-    h = g_input
-    for layer in g.layers[:-1]:
-        h = torch.addmm(layer.bias, h, layer.weight.t()).relu_()
-        g_hidden.append(h)
-    out = g.layers[-1]
-    y = torch.addmm(out.bias, h, out.weight.t()).sigmoid_()         # (m, d)
+    g_inputs, y = _generator_forward(g, z, fake_labels)
 
     # --- D forward on [data; samples] with one set of masks (the one-hot labels are not dropped out)
     c_both = one_hot(both_labels(real_labels, fake_labels), d.num_classes, y.dtype)
@@ -128,18 +146,7 @@ def simultaneous_grads_fused(g: MLPGenerator, d: MaxoutDiscriminator, x_real: to
     # G's loss: dL_G/dy = g_g * dlogit/dy  (D's weight gradients never enter)
     delta = torch.ops.aten.sigmoid_backward(j_x.mul_(g_g.unsqueeze(1)), y)  # (m, d) through the sigmoid
 
-    # --- G backward
-    inputs = [g_input, *g_hidden]
-    for j in range(len(g.layers) - 1, -1, -1):
-        layer = g.layers[j]
-        next_delta = None
-        if j > 0:
-            next_delta = torch.ops.aten.threshold_backward(delta @ layer.weight, inputs[j], 0)  # through the ReLU
-        g_out.add_product(layer.weight, delta.t(), inputs[j])
-        g_out.add_product(layer.bias, delta.t(), ones[:m])
-        finish(g_out, layer.weight)
-        finish(g_out, layer.bias)
-        delta = next_delta
+    _generator_backward(g, delta, g_inputs, ones[:m], g_out, finish)
 
     return StepStats(
         d_loss=discriminator_loss(real, fake), g_loss=generator_loss(loss_kind, fake),
