@@ -4,6 +4,8 @@
     result = train(make_config("paper-mnist-5k", ["train.epochs=5"]), "runs/demo")
     images = load_run("runs/demo").sample(64)        # (64, 1, 28, 28) in [0, 1]
 """
+import importlib
+
 __version__ = "0.1.0"
 
 # The names below load on first use (PEP 562), so that `import advnets` does not import torch: the command line
@@ -14,8 +16,6 @@ _EXPORTS = {"Config": "config", "make_config": "config", "preset_names": "config
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        import importlib
-
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(f"module 'advnets' has no attribute {name!r}")
 

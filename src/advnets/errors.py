@@ -4,6 +4,8 @@ Programming errors are not wrapped: they stay tracebacks.
 """
 from __future__ import annotations
 
+import errno
+
 
 class AdvnetsError(Exception):
     """A problem the user can fix: `message` says what is wrong, `hint` how to fix it."""
@@ -45,8 +47,6 @@ class OutputError(AdvnetsError, OSError):
     @classmethod
     def from_os_error(cls, exc: OSError, path=None, hint: str | None = None) -> "OutputError":
         """One line naming the file and the cause of `exc` (raised while writing `path`)."""
-        import errno
-
         where = path if path is not None else (exc.filename or "a file")
         causes = {errno.ENOSPC: "the disk is full", errno.EFBIG: "the file-size limit was reached",
                   errno.EDQUOT: "the disk quota is exhausted", errno.EACCES: "permission denied",

@@ -1,11 +1,15 @@
 """Atomic file writes: a file appears whole under its final name or not at all."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
+
+import numpy as np
+from numpy.lib import format as npy
 
 from .errors import OutputError
 
@@ -52,8 +56,6 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_save_npy(path: str | Path, array) -> None:
-    import numpy as np
-
     with atomic_open(path) as f:
         np.save(f, array)
 
@@ -62,9 +64,6 @@ def atomic_save_npy(path: str | Path, array) -> None:
 def atomic_npy(path: str | Path, shape: tuple[int, ...], dtype="float32") -> Iterator:
     """A writable memory map of a new .npy file of `shape`: fill it in parts (memory stays flat whatever its
     size); on success it is flushed and renamed to `path`, on any error removed."""
-    import numpy as np
-    from numpy.lib import format as npy
-
     header = {"descr": npy.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": tuple(shape)}
     with atomic_open(path) as f:
         npy.write_array_header_1_0(f, header)
@@ -90,7 +89,5 @@ def save_figure(fig, path: str | Path, dpi: int = 150) -> Path:
 
 def write_json(path: str | Path, report) -> Path:
     """A report as indented JSON, written atomically."""
-    import json
-
     atomic_write_text(path, json.dumps(report, indent=1) + "\n")
     return Path(path)

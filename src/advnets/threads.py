@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
+
+from .errors import ConfigError
+
+# torch is imported inside the functions that use it: the command line calls prefer_passive_wait before torch loads
+# OpenMP, which reads OMP_WAIT_POLICY once, when it loads.
 
 # A CPU counts as free when other processes used less than this share of it during the sample.
 _BUSY_SHARE = 0.25
@@ -75,8 +81,6 @@ def prefer_passive_wait(environ=os.environ) -> bool:
     load, the default (spinning) policy runs the MNIST step several times slower than one thread, and PASSIVE runs
     it faster than one thread (benchmarks/threads.py; docs/performance.md).
     """
-    import sys
-
     if "OMP_WAIT_POLICY" in environ or "torch" in sys.modules:
         return False
     environ["OMP_WAIT_POLICY"] = "PASSIVE"
@@ -90,8 +94,6 @@ def set_torch_threads(requested: int | None = None, environ=os.environ) -> int:
 
     if requested is not None:
         if requested < 1:
-            from .errors import ConfigError
-
             raise ConfigError(f"--threads {requested}: need at least 1 thread", "pass --threads 1 or more")
         torch.set_num_threads(requested)
     elif not environ.get("OMP_NUM_THREADS"):

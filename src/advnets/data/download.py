@@ -19,6 +19,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from tqdm import tqdm
+
 from advnets.errors import DataError, OutputError
 from advnets.fileio import atomic_open
 
@@ -110,8 +112,6 @@ def _progress_bar(name: str, total: int | None, show: bool | None):
         show = sys.stderr.isatty()
     if not show:
         return contextlib.nullcontext(_NoBar())
-    from tqdm import tqdm
-
     return tqdm(total=total, desc=f"downloading {name}", unit="B", unit_scale=True, leave=False, file=sys.stderr)
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from PIL import Image, ImageOps
 
 from advnets.errors import DataError
 
@@ -56,8 +57,6 @@ def list_images(folder: Path, unreadable: list[str] | None = None) -> list[Path]
 
 def decode_image(path: Path, size: int) -> np.ndarray:
     """One file -> (size, size, 3) uint8 RGB, resized and centre-cropped. Raises on anything unreadable."""
-    from PIL import Image, ImageOps
-
     with Image.open(path) as img:
         img.draft(None, (size, size))               # JPEG: decode at a reduced scale still >= size (fast)
         img = ImageOps.exif_transpose(img)

@@ -42,8 +42,16 @@ from typing import Any
 import numpy as np
 
 from advnets.config import DATASETS, DataConfig
+from advnets.data.cifar import cifar10_split
+from advnets.data.digits import digits_split
 from advnets.data.download import default_cache_dir
+from advnets.data.folder import folder_split
+from advnets.data.folder_cache import find_folder_cache
+from advnets.data.mixtures import sample_mixture
+from advnets.data.mnist import MIRRORS, idx_split, mnist_5k_split
 from advnets.data.split import SPLITS, Split, choose
+from advnets.data.tfd import tfd_split
+from advnets.data.toy import GaussianMixture1D, toy1d_split
 from advnets.data.transforms import global_contrast_normalize, resize_square, to_channels
 
 Reader = Callable[[str, DataConfig, Path, "list[str] | None"], Split]
@@ -51,49 +59,34 @@ Reader = Callable[[str, DataConfig, Path, "list[str] | None"], Split]
 
 def _mnist(name: str) -> Reader:
     def read(split: str, d: DataConfig, cache: Path, mirrors: list[str] | None) -> Split:
-        from advnets.data.mnist import idx_split
-
         return idx_split(name, split, d.data_dir, cache, d.download, _mirrors(name, mirrors))
     return read
 
 
 def _mnist_5k(split: str, d: DataConfig, cache: Path, mirrors: list[str] | None) -> Split:
-    from advnets.data.mnist import mnist_5k_split
-
     return mnist_5k_split(split, d.data_dir, cache, d.download, _mirrors("mnist", mirrors))
 
 
 def _digits(split: str, d: DataConfig, cache: Path, mirrors: list[str] | None) -> Split:
-    from advnets.data.digits import digits_split
-
     return digits_split(split)
 
 
 def _toy1d(split: str, d: DataConfig, cache: Path, mirrors: list[str] | None) -> Split:
-    from advnets.data.toy import GaussianMixture1D, toy1d_split
-
     images, labels = toy1d_split(GaussianMixture1D(d.toy_means, d.toy_stds, d.toy_weights), split, d.toy_size)
     return Split(images=images, labels=labels)
 
 
 def _cifar10(split: str, d: DataConfig, cache: Path, mirrors: list[str] | None) -> Split:
-    from advnets.data.cifar import cifar10_split
-
     pixels, labels = cifar10_split(split, d.data_dir, cache, d.download, mirrors)
     return Split(images=pixels.astype(np.float32) / np.float32(255), labels=labels)   # (N, 3, 32, 32)
 
 
 def _tfd(split: str, d: DataConfig, cache: Path, mirrors: list[str] | None) -> Split:
-    from advnets.data.tfd import tfd_split
-
     images, labels = tfd_split(split, d.fold, d.data_dir, cache)                      # (N, 1, 48, 48)
     return Split(images=images, labels=labels)
 
 
 def _folder(split: str, d: DataConfig, cache: Path, mirrors: list[str] | None) -> Split:
-    from advnets.data.folder import folder_split
-    from advnets.data.folder_cache import find_folder_cache
-
     def find(folder, size, listing):           # the decoded uint8 cache, when a memmap run built one
         return find_folder_cache(folder, size, listing, cache)
 
@@ -109,8 +102,6 @@ _MIXTURE_SEED_OFFSETS = {"train": 0, "valid": 1 << 32, "test": 1 << 33}
 
 def _mixture(name: str) -> Reader:
     def read(split: str, d: DataConfig, cache: Path, mirrors: list[str] | None) -> Split:
-        from advnets.data.mixtures import sample_mixture
-
         seed = d.mixture_seed + _MIXTURE_SEED_OFFSETS[split]             # load_data_split fills in a null seed
         points, labels = sample_mixture(name, MIXTURE_SIZES[split], seed)
         return Split(images=points.reshape(-1, 1, 1, 2), labels=labels)                # (N, 1, 1, 2)
@@ -118,7 +109,7 @@ def _mixture(name: str) -> Reader:
 
 
 # name -> reader(split, data config, cache, mirrors), one for each of DATASETS (tests/config/test_config.py checks
-# it); the readers import their modules lazily (scikit-learn, scipy are slow to load).
+# it). The dataset modules load scikit-learn and scipy, which are slow to import, only when a reader needs them.
 READERS: dict[str, Reader] = {
     "mnist": _mnist("mnist"), "fashion-mnist": _mnist("fashion-mnist"), "mnist-5k": _mnist_5k,
     "digits": _digits, "toy1d": _toy1d, "cifar10": _cifar10, "tfd": _tfd, "folder": _folder,
@@ -129,8 +120,6 @@ MIXTURE_DATASETS: tuple[str, ...] = ("grid", "ring")      # the 2-D mixtures of 
 
 def _mirrors(name: str, mirrors: list[str] | None) -> list[str]:
     """Base URLs tried in order: `mirrors`, else $ADVNETS_MIRROR (comma-separated), else the dataset's own."""
-    from advnets.data.mnist import MIRRORS
-
     if mirrors is not None:
         return mirrors
     env = os.environ.get("ADVNETS_MIRROR")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..fileio import atomic_open
 
@@ -31,8 +32,6 @@ def image_grid(images: torch.Tensor | np.ndarray, nrow: int | None = None, paddi
 
 def save_png(array: np.ndarray, path: str | Path) -> Path:
     """Write a (H, W, C) uint8 array as PNG: to a temporary name first, then renamed into place."""
-    from PIL import Image
-
     path = Path(path)
     mode = "L" if array.shape[2] == 1 else "RGB"
     image = Image.fromarray(array[:, :, 0] if mode == "L" else array, mode)
