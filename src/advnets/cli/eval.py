@@ -19,8 +19,8 @@ from .common import ProgressBar, add_run_arguments, defaults, log, positive
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    sigmas = _sigmas(args)
-    for flag in ("n_samples", "sigma_num", "per_class"):
+    sigmas = _sigmas(args.sigmas)
+    for flag in ("n_samples", "per_class"):
         positive("--" + flag.replace("_", "-"), getattr(args, flag))
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     out_dir = Path(args.run) / "eval"
@@ -52,21 +52,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sigmas(args: argparse.Namespace) -> np.ndarray:
-    """The Parzen widths to try: --sigmas, else the log-spaced grid; positive finite numbers."""
-    if args.sigmas:
-        try:
-            values = [float(v) for v in args.sigmas.split(",") if v.strip()]
-        except ValueError:
-            raise AdvnetsError(f"--sigmas must be comma-separated numbers, got '{args.sigmas}'",
-                               "e.g. --sigmas 0.1,0.2,0.3") from None
-    else:
-        values = [args.sigma_low, args.sigma_high]
-    if not values or not all(math.isfinite(v) and v > 0 for v in values) or (not args.sigmas and
-                                                                             args.sigma_low > args.sigma_high):
-        raise AdvnetsError(f"Parzen widths must be positive finite numbers (low <= high), got "
-                           f"{args.sigmas or f'{args.sigma_low}..{args.sigma_high}'}")
-    return np.array(values) if args.sigmas else sigma_grid(args.sigma_low, args.sigma_high, max(args.sigma_num, 1))
+def _sigmas(text: str | None) -> np.ndarray | None:
+    """--sigmas as an array of positive finite numbers; None (the library's grid) when not given."""
+    if not text:
+        return None
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise AdvnetsError(f"--sigmas must be comma-separated numbers, got '{text}'",
+                           "e.g. --sigmas 0.1,0.2,0.3") from None
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise AdvnetsError(f"Parzen widths must be positive finite numbers, got {text}")
+    return np.array(values)
 
 
 def _classifier_progress() -> ProgressBar:
@@ -137,8 +134,6 @@ def add_eval_command(sub) -> None:
                    help="--class-accuracy: samples per class (default %(default)s)")
     p.add_argument("--n-samples", type=int, default=reports["parzen_report"]["n_samples"],
                    help="samples drawn from G (default %(default)s)")
-    p.add_argument("--sigmas", help="comma-separated sigma values (default: the grid below)")
-    p.add_argument("--sigma-low", type=float, default=grid["low"], help="grid start (default %(default)s)")
-    p.add_argument("--sigma-high", type=float, default=grid["high"], help="grid end (default %(default)s)")
-    p.add_argument("--sigma-num", type=int, default=grid["num"], help="log-spaced grid size (default %(default)s)")
+    p.add_argument("--sigmas", help=f"comma-separated Parzen widths to choose sigma from (default: {grid['num']} "
+                                    f"values log-spaced from {grid['low']:g} to {grid['high']:g})")
     p.set_defaults(func=cmd_eval)
