@@ -246,13 +246,13 @@ def test_saturation_table(quick_result):
     assert rejected["grad_non_saturating"] > 4 * rejected["grad_minimax"]
 
 
-def test_figures_and_cli(quick_result, tmp_path, monkeypatch):
+def test_figures_and_cli(quick_result, tmp_path, monkeypatch, capsys):
     from PIL import Image
 
-    import advnets.theory.experiment
-    from advnets.cli.theory import add_theory_command, add_toy1d_figure
+    import advnets.cli.theory
+    from advnets.cli.theory import add_theory_command, add_toy1d_figure, report_json
 
-    monkeypatch.setattr(advnets.theory.experiment, "run_experiment", lambda *args, **kwargs: quick_result)
+    monkeypatch.setattr(advnets.cli.theory, "run_experiment", lambda *args, **kwargs: quick_result)
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
     add_theory_command(sub)
@@ -262,14 +262,16 @@ def test_figures_and_cli(quick_result, tmp_path, monkeypatch):
     args = parser.parse_args(["theory", "--quick", "--out", str(tmp_path / "report.json"),
                               "--figures", str(tmp_path / "figs")])
     assert args.func(args) == (0 if quick_result.report["ok"] else 1)   # exits 1 when a check fails
+    # what it prints and writes is the library's report
+    printed = capsys.readouterr().out
+    assert printed == report_json(quick_result.report) + "\n" == (tmp_path / "report.json").read_text()
+    assert json.dumps(json.loads(printed)) == json.dumps(quick_result.report)
     failing = dataclasses.replace(quick_result, report={**quick_result.report, "ok": False,
                                                         "convergence": {**quick_result.report["convergence"],
                                                                         "ok": False}})
-    monkeypatch.setattr(advnets.theory.experiment, "run_experiment", lambda *args, **kwargs: failing)
+    monkeypatch.setattr(advnets.cli.theory, "run_experiment", lambda *args, **kwargs: failing)
     assert args.func(args) == 1
-    monkeypatch.setattr(advnets.theory.experiment, "run_experiment", lambda *args, **kwargs: quick_result)
-    assert json.loads((tmp_path / "report.json").read_text())["theorem_1"]["gap"] == \
-        quick_result.report["theorem_1"]["gap"]
+    monkeypatch.setattr(advnets.cli.theory, "run_experiment", lambda *args, **kwargs: quick_result)
     args = parser.parse_args(["figure", "toy1d", "--out", str(tmp_path / "fig1"), "--seed", "2",
                               "--set", "data.toy_stds=1.0"])
     assert args.func(args) == 0

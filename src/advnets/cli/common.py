@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import sys
 
@@ -78,3 +79,9 @@ class ProgressBar:
         self.bar.update(done - self.bar.n)
         if done >= total:
             self.bar.close()
+
+
+def defaults(function) -> dict:
+    """The default values of a library function's parameters: the command line's defaults, from one source."""
+    return {name: p.default for name, p in inspect.signature(function).parameters.items()
+            if p.default is not inspect.Parameter.empty}

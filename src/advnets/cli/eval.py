@@ -1,161 +1,94 @@
-"""`advnets eval`: the Parzen-window log-likelihood (Table 1), the memorisation check, class accuracy."""
+"""`advnets eval`: the Parzen-window log-likelihood (Table 1), the memorisation check, class accuracy, sample
+quality and mode coverage. Each report is built by `advnets.eval.run_reports`; this module writes and prints it."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import warnings
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import AdvnetsError
-from .common import ProgressBar, add_run_arguments, log, positive, run_split
+from ..eval import run_reports
+from ..eval.parzen import ParzenResult, SigmaOnEdgeWarning, sigma_grid
+from ..fileio import write_json
+from ..run.loaded import load_run
+from .common import ProgressBar, add_run_arguments, defaults, log, positive
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import warnings
-
-    from ..eval.parzen import SigmaOnEdgeWarning, parzen_evaluate
-    from ..fileio import write_json
-    from ..run.loaded import load_run
-
-    sigmas = _sigmas(args)
-    for flag in ("n_samples", "sigma_num", "per_class"):
+    sigmas = _sigmas(args.sigmas)
+    for flag in ("n_samples", "per_class"):
         positive("--" + flag.replace("_", "-"), getattr(args, flag))
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     out_dir = Path(args.run) / "eval"
-    report = {"run": str(args.run), "epoch": run.epoch, "step": run.step, "dataset": run.config.data.dataset}
+    data = {"data_dir": args.data_dir, "fold": args.fold}
     if args.nearest:
-        from ..eval.neighbours import memorisation_report
-
-        train = run_split(run, "train", args)
-        report["nearest"] = memorisation_report(run.sample(1000, seed=args.seed + 1), train,
-                                                run_split(run, "valid", args)[:1000], device=run.device)
-        n = report["nearest"]
+        nearest = run_reports.nearest_report(run, seed=args.seed, **data)
+        n = nearest["nearest"]
         log.info(f"mean L2 distance to the nearest training example: samples {n['samples_mean_nn_distance']:.3f}, "
                  f"held-out images {n['held_out_mean_nn_distance']:.3f} (ratio {n['ratio']:.3f})")
     if args.class_accuracy:
-        _class_accuracy(run, args, out_dir)
+        _class_accuracy(run_reports.class_accuracy_report(run, per_class=args.per_class, seed=args.seed,
+                                                          progress=_classifier_progress(), **data), out_dir)
     if args.quality:
-        _quality(run, args, out_dir)
+        _quality(run_reports.quality_report(run, n_samples=args.n_samples, seed=args.seed,
+                                            progress=_classifier_progress(), **data), out_dir)
     if args.coverage:
-        _mixture_coverage(run, args, out_dir)
+        _coverage(run_reports.coverage_report(run, n_samples=args.coverage_samples, seed=args.seed), out_dir)
     if args.parzen or not (args.nearest or args.class_accuracy or args.quality or args.coverage):
-        valid, test = run_split(run, "valid", args), run_split(run, "test", args)
-        samples = run.sample(args.n_samples, seed=args.seed)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SigmaOnEdgeWarning)
-            result = parzen_evaluate(samples, valid, test, sigmas, device=run.device)
+            parzen = run_reports.parzen_report(run, n_samples=args.n_samples, sigmas=sigmas, seed=args.seed, **data)
         for w in caught:
             print(f"advnets: warning: {w.message}", file=sys.stderr)
-        log.info(result.table_line(dataset=run.config.data.dataset))
-        parzen = {k: v for k, v in report.items() if k != "nearest"} | result.to_dict()
+        log.info(ParzenResult.from_dict(parzen).table_line(dataset=parzen["dataset"]))
         write_json(out_dir / "parzen.json", parzen)
         log.info(f"wrote {out_dir / 'parzen.json'}")
     if args.nearest:
-        write_json(out_dir / "nearest.json", report)
+        write_json(out_dir / "nearest.json", nearest)
     return 0
 
 
-def _sigmas(args: argparse.Namespace):
-    """The Parzen widths to try: --sigmas, else the log-spaced grid; positive finite numbers."""
-    import math
-
-    import numpy as np
-
-    from ..eval.parzen import sigma_grid
-
-    if args.sigmas:
-        try:
-            values = [float(v) for v in args.sigmas.split(",") if v.strip()]
-        except ValueError:
-            raise AdvnetsError(f"--sigmas must be comma-separated numbers, got '{args.sigmas}'",
-                               "e.g. --sigmas 0.1,0.2,0.3") from None
-    else:
-        values = [args.sigma_low, args.sigma_high]
-    if not values or not all(math.isfinite(v) and v > 0 for v in values) or (not args.sigmas and
-                                                                             args.sigma_low > args.sigma_high):
-        raise AdvnetsError(f"Parzen widths must be positive finite numbers (low <= high), got "
-                           f"{args.sigmas or f'{args.sigma_low}..{args.sigma_high}'}")
-    return np.array(values) if args.sigmas else sigma_grid(args.sigma_low, args.sigma_high, max(args.sigma_num, 1))
+def _sigmas(text: str | None) -> np.ndarray | None:
+    """--sigmas as an array of positive finite numbers; None (the library's grid) when not given."""
+    if not text:
+        return None
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise AdvnetsError(f"--sigmas must be comma-separated numbers, got '{text}'",
+                           "e.g. --sigmas 0.1,0.2,0.3") from None
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise AdvnetsError(f"Parzen widths must be positive finite numbers, got {text}")
+    return np.array(values)
 
 
-def _mixture_coverage(run, args: argparse.Namespace, out_dir: Path) -> dict:
-    """Modes captured, high-quality fraction and reverse KL of a 2-D run (always together), written to
-    RUN/eval/coverage.json."""
+def _classifier_progress() -> ProgressBar:
+    return ProgressBar("training the real-data classifier")
 
-    from ..eval.mixture_runs import run_mixture_coverage
-    from ..fileio import write_json
 
-    _, cov = run_mixture_coverage(run, args.coverage_samples, args.seed)
-    report = {"run": str(args.run), "epoch": run.epoch, "step": run.step, "pack": run.config.model.pack,
-              "seed": args.seed, **cov}
+def _coverage(report: dict, out_dir: Path) -> None:
     write_json(out_dir / "coverage.json", report)
-    log.info(f"{cov['dataset']}: {cov['modes_captured']}/{cov['modes']} modes captured, {cov['high_quality']:.1%} high "
-             f"quality (within 3 sigma = {3 * cov['sigma']:g} of a mean), reverse KL {cov['reverse_kl']:.4f} "
-             f"({cov['n']} samples, step {run.step})")
+    log.info(f"{report['dataset']}: {report['modes_captured']}/{report['modes']} modes captured, "
+             f"{report['high_quality']:.1%} high quality (within 3 sigma = {3 * report['sigma']:g} of a mean), "
+             f"reverse KL {report['reverse_kl']:.4f} ({report['n']} samples, step {report['step']})")
     log.info(f"wrote {out_dir / 'coverage.json'}")
-    return report
 
 
-def _class_accuracy(run, args: argparse.Namespace, out_dir: Path) -> dict:
-    """How often the package's classifier, trained on the real training split, recognises the class G was asked
-    for; written to RUN/eval/class_accuracy.json."""
-
-    from ..eval.classifier import class_accuracy
-    from ..fileio import write_json
-    from ..models import class_rows
-
-    if not run.num_classes:
-        raise AdvnetsError(f"{args.run} is not a conditional run: its samples have no intended class",
-                           "train with --conditional, or drop --class-accuracy")
-    d = run.config.data
-    classifier = _classifier(run, args)
-    if classifier.num_classes < run.num_classes:
-        raise AdvnetsError(f"the run has {run.num_classes} classes but {d.dataset}'s labels only "
-                           f"{classifier.num_classes}", "pass the --data-dir of the data the run was trained on")
-    per_class = args.per_class
-    labels = class_rows(run.num_classes, per_class)
-    result = class_accuracy(classifier, run.sample(len(labels), seed=args.seed, labels=labels), labels.numpy())
-    report = {"run": str(args.run), "epoch": run.epoch, "step": run.step, "dataset": d.dataset,
-              "samples_per_class": per_class, "seed": args.seed,
-              "classifier_held_out_accuracy": classifier.held_out_accuracy,
-              "classifier_held_out_size": classifier.held_out_size, "classifier": classifier.info, **result}
+def _class_accuracy(report: dict, out_dir: Path) -> None:
     write_json(out_dir / "class_accuracy.json", report)
-    worst = min(range(run.num_classes), key=lambda c: result["per_class"][c])
-    log.info(f"the classifier recognises the intended class in {result['accuracy']:.1%} of {result['n']} conditional "
-             f"samples (worst class {worst}: {result['per_class'][worst]:.1%}); on real held-out images it is right "
-             f"{classifier.held_out_accuracy:.1%} of the time")
+    per_class = report["per_class"]
+    worst = min(range(len(per_class)), key=per_class.__getitem__)
+    log.info(f"the classifier recognises the intended class in {report['accuracy']:.1%} of {report['n']} "
+             f"conditional samples (worst class {worst}: {per_class[worst]:.1%}); on real held-out images it is "
+             f"right {report['classifier_held_out_accuracy']:.1%} of the time")
     log.info(f"wrote {out_dir / 'class_accuracy.json'}")
-    return report
 
 
-def _classifier(run, args: argparse.Namespace):
-    """The real-data classifier of the run's dataset (with the command's --data-dir / --fold), cached by advnets;
-    trained first when the cache has none; on the run's device (--device)."""
-    import dataclasses
-
-    from ..eval.classifier import load_or_train_classifier
-
-    d = run.config.data
-    data = dataclasses.replace(d, data_dir=args.data_dir or d.data_dir, fold=d.fold if args.fold is None else args.fold)
-    return load_or_train_classifier(data, device=run.device, progress=ProgressBar("training the real-data classifier"))
-
-
-def _quality(run, args: argparse.Namespace, out_dir: Path) -> dict:
-    """Class coverage and sample-quality metrics on the real-data classifier's features, each beside its real-vs-real
-    floor; written to RUN/eval/quality.json."""
-
-    from ..eval.sample_report import sample_report
-    from ..fileio import write_json
-
-    d = run.config.data
-    if d.dataset in ("toy1d", "grid", "ring"):
-        raise AdvnetsError(f"--quality compares images through a classifier; {args.run} was trained on {d.dataset}",
-                           "use --coverage for the 2-D mixtures")
-    classifier = _classifier(run, args)
-    train = run.load_split("train", args.data_dir, args.fold)
-    valid, test = run_split(run, "valid", args), run_split(run, "test", args)
-    report = {"run": str(args.run), "epoch": run.epoch, "step": run.step, "dataset": d.dataset, "seed": args.seed,
-              **sample_report(run.sample(args.n_samples, seed=args.seed).numpy(), classifier, valid, test,
-                              train.labels, seed=args.seed)}
+def _quality(report: dict, out_dir: Path) -> None:
     write_json(out_dir / "quality.json", report)
     q, c = report["quality"], report["class_coverage"]
     log.info(f"{'':24}{'samples':>12}{'real (test vs valid)':>24}")
@@ -165,9 +98,8 @@ def _quality(run, args: argparse.Namespace, out_dir: Path) -> dict:
     for key, name in (("fd", "Frechet distance"), ("kid", "KID"), ("precision", "precision (k=3)"),
                       ("recall", "recall (k=3)"), ("density", "density (k=5)"), ("coverage", "coverage (k=5)")):
         log.info(f"{name:24}{_fmt(q[key]):>12}{_fmt(q['floor'][key]):>24}")
-    log.info(f"features: the classifier's penultimate layer (held-out accuracy {classifier.held_out_accuracy:.1%}); "
-             f"wrote {out_dir / 'quality.json'}")
-    return report
+    log.info(f"features: the classifier's penultimate layer (held-out accuracy "
+             f"{report['classifier_held_out_accuracy']:.1%}); wrote {out_dir / 'quality.json'}")
 
 
 def _fmt(value) -> str:
@@ -175,6 +107,9 @@ def _fmt(value) -> str:
 
 
 def add_eval_command(sub) -> None:
+    grid = defaults(sigma_grid)
+    reports = {name: defaults(getattr(run_reports, name)) for name in ("parzen_report", "class_accuracy_report",
+                                                                         "coverage_report")}
     p = sub.add_parser("eval", help="Parzen-window log-likelihood (Table 1) and a memorisation check",
                        description="Parzen-window estimate of the test log-likelihood (docs/design.md §2): N samples "
                                    "from G, sigma chosen on the validation split, mean and standard error on the "
@@ -193,11 +128,12 @@ def add_eval_command(sub) -> None:
     p.add_argument("--coverage", action="store_true",
                    help="2-D runs (grid, ring): modes captured, high-quality fraction and reverse KL (VEEGAN, "
                         "PacGAN), written to RUN/eval/coverage.json")
-    p.add_argument("--coverage-samples", type=int, default=2500, help="--coverage: samples (default 2500)")
-    p.add_argument("--per-class", type=int, default=1000, help="--class-accuracy: samples per class (default 1000)")
-    p.add_argument("--n-samples", type=int, default=10000, help="samples drawn from G (default 10000)")
-    p.add_argument("--sigmas", help="comma-separated sigma values (default: the grid below)")
-    p.add_argument("--sigma-low", type=float, default=0.1, help="grid start (default 0.1)")
-    p.add_argument("--sigma-high", type=float, default=1.0, help="grid end (default 1.0)")
-    p.add_argument("--sigma-num", type=int, default=10, help="log-spaced grid size (default 10)")
+    p.add_argument("--coverage-samples", type=int, default=reports["coverage_report"]["n_samples"],
+                   help="--coverage: samples (default %(default)s)")
+    p.add_argument("--per-class", type=int, default=reports["class_accuracy_report"]["per_class"],
+                   help="--class-accuracy: samples per class (default %(default)s)")
+    p.add_argument("--n-samples", type=int, default=reports["parzen_report"]["n_samples"],
+                   help="samples drawn from G (default %(default)s)")
+    p.add_argument("--sigmas", help=f"comma-separated Parzen widths to choose sigma from (default: {grid['num']} "
+                                    f"values log-spaced from {grid['low']:g} to {grid['high']:g})")
     p.set_defaults(func=cmd_eval)

@@ -1,18 +1,22 @@
-"""`advnets figure`: Figures 2 and 3 of a trained run, the scatter of a 2-D run's samples over its means; Figure 1 (cli/theory.py) and inpainting
-(cli/extensions.py) register themselves under it."""
+"""`advnets figure`: Figures 2 and 3 of a trained run, the scatter of a 2-D run's samples over its means; Figure 1
+(cli/theory.py) and inpainting (cli/extensions.py) register themselves under it."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from ..data.mixtures import mixture_means
 from ..errors import AdvnetsError
-from .common import add_run_arguments, log, positive, run_split
+from ..eval.mixture_runs import run_mixture_coverage
+from ..figures.paper_figures import interpolation_figure, samples_figure
+from ..figures.image_grid import save_png, upscale
+from ..figures.scatter import scatter_figure
+from ..fileio import save_figure
+from .common import add_run_arguments, defaults, log, positive, run_split
 
 
 def cmd_figure_samples(args: argparse.Namespace) -> int:
-    from ..figures.paper_figures import samples_figure
     from ..run.loaded import load_run
-    from ..figures.image_grid import save_png, upscale
 
     positive("--scale", args.scale)
     positive("--rows", args.rows)
@@ -26,9 +30,7 @@ def cmd_figure_samples(args: argparse.Namespace) -> int:
 
 
 def cmd_figure_interpolate(args: argparse.Namespace) -> int:
-    from ..figures.paper_figures import interpolation_figure
     from ..run.loaded import load_run
-    from ..figures.image_grid import save_png, upscale
 
     positive("--scale", args.scale)
     positive("--rows", args.rows)
@@ -42,10 +44,6 @@ def cmd_figure_interpolate(args: argparse.Namespace) -> int:
 
 
 def cmd_figure_scatter(args: argparse.Namespace) -> int:
-    from ..data.mixtures import mixture_means
-    from ..eval.mixture_runs import run_mixture_coverage
-    from ..figures.scatter import scatter_figure
-    from ..fileio import save_figure
     from ..run.loaded import load_run
 
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
@@ -66,8 +64,10 @@ def add_figure_command(sub):
                         description="Fair random samples; in the last column, framed, the training example "
                                     "nearest (L2) to the sample beside it. Default RUN/figures/samples.png.")
     add_run_arguments(p)
-    p.add_argument("--rows", type=int, default=6)
-    p.add_argument("--cols", type=int, default=6, help="columns including the nearest-neighbour column")
+    default = defaults(samples_figure)
+    p.add_argument("--rows", type=int, default=default["rows"], help="default %(default)s")
+    p.add_argument("--cols", type=int, default=default["cols"],
+                   help="columns including the nearest-neighbour column (default %(default)s)")
     p.add_argument("--out", help="output PNG")
     p.add_argument("--scale", type=int, default=1, help="each pixel as a scale x scale block (default 1)")
     p.set_defaults(func=cmd_figure_samples)
@@ -75,8 +75,9 @@ def add_figure_command(sub):
                         description="Each row: G(z) for z on the line between two random noise vectors. "
                                     "Default RUN/figures/interpolate.png.")
     add_run_arguments(p, data=False)
-    p.add_argument("--rows", type=int, default=8)
-    p.add_argument("--steps", type=int, default=10, help="samples per line")
+    default = defaults(interpolation_figure)
+    p.add_argument("--rows", type=int, default=default["rows"], help="default %(default)s")
+    p.add_argument("--steps", type=int, default=default["steps"], help="samples per line (default %(default)s)")
     p.add_argument("--out", help="output PNG")
     p.add_argument("--scale", type=int, default=1, help="each pixel as a scale x scale block (default 1)")
     p.set_defaults(func=cmd_figure_interpolate)
@@ -85,7 +86,8 @@ def add_figure_command(sub):
                                     "its high-quality circle (3 sigma; green: captured, red: missed), and the modes "
                                     "captured, high-quality fraction and reverse KL. Default RUN/figures/scatter.png.")
     add_run_arguments(p, data=False)
-    p.add_argument("--n", type=int, default=2500, help="samples (default 2500, the benchmarks' count)")
+    p.add_argument("--n", type=int, default=defaults(run_mixture_coverage)["n"],
+                   help="samples (default %(default)s, the benchmarks' count)")
     p.add_argument("--out", help="output PNG")
     p.set_defaults(func=cmd_figure_scatter)
     return figs

@@ -1,11 +1,19 @@
-"""`advnets theory` (section 4 checked on the 1-D problem) and `advnets figure toy1d` (Figure 1)."""
+"""`advnets theory` (section 4 checked on the 1-D problem) and `advnets figure toy1d` (Figure 1). The report is
+built by `advnets.theory.experiment.run_experiment`; this module prints and writes it."""
 from __future__ import annotations
 
 import argparse
 import json
 import re
 import sys
-from .common import log
+
+from ..config import parse_override
+from ..fileio import atomic_write_text
+from ..theory.experiment import ToyResult, run_experiment, toy_config
+from ..theory.figure1 import write_figures
+from .common import defaults, log
+
+CHECKS = ("proposition_1", "theorem_1", "convergence")
 
 
 def add_theory_command(subparsers) -> argparse.ArgumentParser:
@@ -16,33 +24,37 @@ def add_theory_command(subparsers) -> argparse.ArgumentParser:
                     "Proposition 1 (max |D - D*| after training D alone), Theorem 1 (V(G, D) against "
                     "-log 4 + 2 JSD), convergence (JSD and D's mean over training) and section 3's saturation "
                     "(G's gradient norm under the minimax and non-saturating losses). Exits 1 if a check fails.")
-    p.add_argument("--seed", type=int, default=0, help="train.seed of the run (default 0)")
+    _experiment_arguments(p)
     p.add_argument("--out", help="also write the report to this JSON file")
-    p.add_argument("--quick", action="store_true", help="the shorter settings the tests use (about 20 s)")
     p.add_argument("--figures", metavar="DIR", help="also draw Figure 1 and the training curves of this run in DIR")
-    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                   help="override the toy1d preset, e.g. --set data.toy_means=-2,2 --set data.toy_stds=0.5")
     p.set_defaults(func=cmd_theory)
     return p
 
 
-def cmd_theory(args: argparse.Namespace) -> int:
-    from ..config import parse_override
-    from ..fileio import atomic_write_text
-    from ..theory.experiment import run_experiment, toy_config
+def _experiment_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=defaults(toy_config)["seed"],
+                   help="train.seed of the run (default %(default)s)")
+    p.add_argument("--quick", action="store_true", help="the shorter settings the tests use")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override the toy1d preset, e.g. --set data.toy_means=-2,2 --set data.toy_stds=0.5")
 
-    config = toy_config(args.seed, dict(parse_override(item) for item in getattr(args, "set", None) or []))
-    result = run_experiment(config, quick=args.quick, log=sys.stderr)
+
+def _run(args: argparse.Namespace) -> ToyResult:
+    """The toy1d run of --seed, --set and --quick, with its progress lines on stderr."""
+    config = toy_config(args.seed, dict(parse_override(item) for item in args.set or []))
+    return run_experiment(config, quick=args.quick, log=sys.stderr)
+
+
+def cmd_theory(args: argparse.Namespace) -> int:
+    result = _run(args)
     text = report_json(result.report)
     print(text)
     if args.out:
         atomic_write_text(args.out, text + "\n")
     if args.figures:
-        from ..theory.figure1 import write_figures
-
         for path in write_figures(result, args.figures):
             print(f"wrote {path}", file=sys.stderr)
-    failed = [k for k in ("proposition_1", "theorem_1", "convergence") if not result.report[k]["ok"]]
+    failed = [k for k in CHECKS if not result.report[k]["ok"]]
     if failed:
         print(f"advnets: theory checks failed: {', '.join(failed)} (seed {args.seed})", file=sys.stderr)
         return 1
@@ -57,13 +69,7 @@ def report_json(report: dict) -> str:
 
 def cmd_toy1d(args: argparse.Namespace) -> int:
     """`advnets figure toy1d`: train the toy problem (seconds) and draw Figure 1 and its training curves."""
-    from ..config import parse_override
-    from ..theory.experiment import run_experiment, toy_config
-    from ..theory.figure1 import write_figures
-
-    config = toy_config(args.seed, dict(parse_override(item) for item in getattr(args, "set", None) or []))
-    result = run_experiment(config, quick=args.quick, log=sys.stderr)
-    for path in write_figures(result, args.out):
+    for path in write_figures(_run(args), args.out):
         log.info(f"wrote {path}")
     return 0
 
@@ -76,9 +82,6 @@ def add_toy1d_figure(figure_subparsers) -> argparse.ArgumentParser:
                     "Figure 1 from the run: figure1_toy1d.png (panels (a)-(d)) and figure1_training.png "
                     "(JSD and D's mean over the iterations).")
     p.add_argument("--out", default="figures", help="output directory (default ./figures)")
-    p.add_argument("--seed", type=int, default=0, help="train.seed of the run (default 0)")
-    p.add_argument("--quick", action="store_true", help="the shorter settings the tests use")
-    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                   help="override the toy1d preset, e.g. --set data.toy_means=-2,2 --set data.toy_stds=0.5")
+    _experiment_arguments(p)
     p.set_defaults(func=cmd_toy1d)
     return p

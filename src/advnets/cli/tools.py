@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import AdvnetsError
+from ..run.export import FORMATS, SUFFIXES, export_generator
 from .common import add_raw_generator, log
 
 
@@ -25,12 +26,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..run.export import export_generator
     from ..run.loaded import load_run
 
     run = load_run(args.run, args.checkpoint, "cpu", average=not args.raw_generator)
-    suffix = {"torchscript": ".pt", "onnx": ".onnx", "safetensors": ".safetensors"}[args.format]
-    out = args.out or Path(args.run) / "export" / f"generator{suffix}"
+    out = args.out or Path(args.run) / "export" / f"generator{SUFFIXES[args.format]}"
     model, spec = export_generator(run, out, args.format)
     log.info(f"wrote {model} and {spec} (G of {args.run} at epoch {run.epoch}, step {run.step})")
     return 0
@@ -53,8 +52,7 @@ def add_tool_commands(sub) -> None:
                                    "safetensors (the weights; rebuild with advnets). OUT.json beside it gives the "
                                    "noise dimension and prior, the classes, the output shape and value range.")
     p.add_argument("run", help="run directory written by `advnets train`")
-    p.add_argument("--format", choices=("torchscript", "onnx", "safetensors"), default="torchscript",
-                   help="default torchscript")
+    p.add_argument("--format", choices=FORMATS, default=FORMATS[0], help="default %(default)s")
     p.add_argument("--out", help="output file or directory/ (default RUN/export/generator.pt|.onnx|.safetensors)")
     p.add_argument("--checkpoint", help="checkpoint file (default RUN/checkpoints/last.pt)")
     add_raw_generator(p)

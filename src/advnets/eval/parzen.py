@@ -38,7 +38,7 @@ import math
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Sequence, Union
 
 import numpy as np
@@ -370,6 +370,12 @@ class ParzenResult:
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, report: dict) -> "ParzenResult":
+        """The result held in `to_dict()`'s keys of `report` (other keys, e.g. a run's, are ignored)."""
+        return cls(**{f.name: tuple(report[f.name]) if isinstance(report[f.name], list) else report[f.name]
+                      for f in fields(cls)})
 
     def table_line(self, name: str = "Adversarial nets (this run)", dataset: str | None = None) -> str:
         """One Table-1 style line, e.g.

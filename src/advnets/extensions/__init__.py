@@ -1,7 +1,7 @@
 """Uses of a trained run that the paper's section 7 proposes: learned approximate inference (`inference.py`),
 inpainting by optimising z (`inpaint.py`) and semi-supervised features from D (`semisup.py`).
 
-Pure functions only; their commands are in cli/extensions.py.
+Each module's `*_report(run, ...)` returns what its command writes to RUN/eval/ (cli/extensions.py writes it).
 """
 from __future__ import annotations
 
@@ -23,3 +23,8 @@ def check_images(run) -> None:
 
 def mse(a, b) -> float:
     return float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+
+
+def sci(x: float) -> str:
+    """A rate as the reports write it: 1e-3, 5e-2."""
+    return np.format_float_scientific(x, trim="-", exp_digits=1)

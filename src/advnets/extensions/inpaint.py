@@ -10,9 +10,13 @@ import torch
 from ..errors import AdvnetsError
 from ..models import sample_noise
 from ..figures.image_grid import image_grid
-from . import mse
+from . import check_images, mse
 
-MASKS = ("right-half", "random")
+MASKS = ("right-half", "random")   # the first is the default
+N_IMAGES = 8                       # valid images completed by `advnets figure inpaint`
+STEPS = 300                        # Adam steps on z ...
+RESTARTS = 8                       # ... from this many random starts per image ...
+LR = 0.05                          # ... at this learning rate
 
 
 def make_mask(kind: str, n: int, image_shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
@@ -35,8 +39,8 @@ def known_error(images: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) 
     return sq.flatten(1).sum(1) / mask.flatten(1).sum(1).clamp_min(1)
 
 
-def optimise_z(run, target: torch.Tensor, mask: torch.Tensor, steps: int = 300, restarts: int = 8,
-               lr: float = 0.05, seed: int = 0) -> dict[str, torch.Tensor]:
+def optimise_z(run, target: torch.Tensor, mask: torch.Tensor, steps: int = STEPS, restarts: int = RESTARTS,
+               lr: float = LR, seed: int = 0) -> dict[str, torch.Tensor]:
     """For each of n target images, `restarts` z's optimised by Adam against the known pixels; the restart with
     the lowest final known-pixel error is kept. With the uniform prior z is clamped to [-sqrt(3), sqrt(3)].
 
@@ -86,7 +90,7 @@ def inpaint_figure(target: torch.Tensor, mask: torch.Tensor, completion: torch.T
     return image_grid(torch.cat([masked, completion, target]), nrow=len(target), pad_value=0.0)
 
 
-def inpaint_report(target, mask, completion, train_mean: np.ndarray) -> dict:
+def unknown_pixel_errors(target, mask, completion, train_mean: np.ndarray) -> dict:
     """Mean squared error on the unknown pixels: the completion vs filling them with the mean training image."""
     unknown = (1 - mask).numpy().astype(bool)
     t, c = target.numpy(), completion.numpy()
@@ -94,3 +98,24 @@ def inpaint_report(target, mask, completion, train_mean: np.ndarray) -> dict:
     return {"unknown_mse_completion": round(mse(c[unknown], t[unknown]), 5),
             "unknown_mse_mean_training_image": round(mse(fill[unknown], t[unknown]), 5),
             "n_unknown_pixels": int(unknown.sum())}
+
+
+def inpaint_report(run, *, mask: str = MASKS[0], n: int = N_IMAGES, steps: int = STEPS, restarts: int = RESTARTS,
+                   lr: float = LR, seed: int = 0, data_dir: str | None = None,
+                   fold: int | None = None) -> tuple[dict, np.ndarray]:
+    """`advnets figure inpaint`: complete the first `n` valid images of the run's dataset with the `mask` pixels
+    unknown (`make_mask`, `inpaint`); the known-pixel error before and after optimising z and the unknown-pixel
+    error against the mean training image (`unknown_pixel_errors`). `data_dir` and `fold` replace the run's own.
+
+    Returns the report (RUN/eval/inpaint.json) and the figure (`inpaint_figure`)."""
+    check_images(run)
+    target = torch.as_tensor(run.load_split("valid", data_dir, fold).images[:n]).float()
+    known = make_mask(mask, len(target), run.image_shape, seed=seed)
+    result = inpaint(run, target, known, steps=steps, restarts=restarts, lr=lr, seed=seed)
+    train_mean = run.load_split("train", data_dir, fold).images.mean(0)
+    report = {"run": str(run.run_dir), "epoch": run.epoch, "step": run.step, "dataset": run.config.data.dataset,
+              "split": "valid", "n": len(target), "mask": mask, "steps": steps, "restarts": restarts, "lr": lr,
+              "seed": seed, "known_mse_initial": round(result["initial_error"].mean().item(), 5),
+              "known_mse_final": round(result["final_error"].mean().item(), 5),
+              **unknown_pixel_errors(target, known, result["completion"], train_mean)}
+    return report, inpaint_figure(target, known, result["completion"])

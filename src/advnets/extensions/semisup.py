@@ -10,10 +10,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.split import Split
 from ..errors import DataError
 from ..models import MaxoutDiscriminator
+from . import check_images, sci
 
-LABEL_COUNTS = (100, 600, 1000)
+LABEL_COUNTS = (100, 600, 1000)   # labelled training examples, each count a row of the report
+N_TEST = 2000                     # test images scored (0: all), drawn with the seed
+SCRATCH_EPOCHS = 100              # epochs of the from-scratch classifier
+L2 = 1e-3                         # the linear classifiers' L2 penalty
+BATCH_SIZE = 100                  # the from-scratch classifier's minibatch ...
+LR = 1e-3                         # ... and Adam learning rate
 
 
 def stratified_labels(labels: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
@@ -43,7 +50,7 @@ def d_features(discriminator: MaxoutDiscriminator, images: np.ndarray | torch.Te
     return torch.cat(out)
 
 
-def fit_linear(features: torch.Tensor, labels: torch.Tensor, n_classes: int, l2: float = 1e-3,
+def fit_linear(features: torch.Tensor, labels: torch.Tensor, n_classes: int, l2: float = L2,
                iterations: int = 200) -> tuple[torch.Tensor, torch.Tensor, nn.Linear]:
     """Multinomial logistic regression on standardised features, L-BFGS on the full labelled set with an L2
     penalty `l2` * ||W||^2. Returns the standardisation (mean, std) and the linear map."""
@@ -84,7 +91,7 @@ class ScratchClassifier(nn.Module):
 
 
 def fit_scratch(d: MaxoutDiscriminator, images: torch.Tensor, labels: torch.Tensor, n_classes: int,
-                init_range: float, epochs: int = 100, batch_size: int = 100, lr: float = 1e-3,
+                init_range: float, epochs: int = SCRATCH_EPOCHS, batch_size: int = BATCH_SIZE, lr: float = LR,
                 seed: int = 0) -> ScratchClassifier:
     """Train ScratchClassifier end to end from random init: Adam, a fixed `epochs` over the labelled set, no
     early stopping, no dropout."""
@@ -103,7 +110,8 @@ def fit_scratch(d: MaxoutDiscriminator, images: torch.Tensor, labels: torch.Tens
     return net.eval()
 
 
-def semisup_report(run, train, test, counts=LABEL_COUNTS, seed: int = 0, scratch_epochs: int = 100) -> dict:
+def semisup_accuracies(run, train, test, counts=LABEL_COUNTS, seed: int = 0,
+                       scratch_epochs: int = SCRATCH_EPOCHS) -> dict:
     """Test accuracy for each label count: linear on D's features, linear on pixels, D's architecture from
     scratch. `train` and `test` are Splits with labels."""
     if train.labels is None or test.labels is None:
@@ -130,7 +138,24 @@ def semisup_report(run, train, test, counts=LABEL_COUNTS, seed: int = 0, scratch
         rows.append({"labels": len(idx), "d_features_linear": round(feat, 4), "pixels_linear": round(pix, 4),
                      "scratch_same_architecture": round(scratch, 4), "seconds": round(time.time() - t0, 1)})
     return {"n_classes": n_classes, "n_test": len(test_y), "feature_dim": int(test_f.shape[1]),
-            "linear": "multinomial logistic regression on standardised inputs, L-BFGS, L2 1e-3",
-            "scratch": f"D's maxout layers + linear head, D's init, Adam lr 1e-3, batch 100, "
+            "linear": f"multinomial logistic regression on standardised inputs, L-BFGS, L2 {sci(L2)}",
+            "scratch": f"D's maxout layers + linear head, D's init, Adam lr {sci(LR)}, batch {BATCH_SIZE}, "
                        f"fixed {scratch_epochs} epochs, no early stopping, no dropout",
             "results": rows}
+
+
+def semisup_report(run, *, counts=LABEL_COUNTS, n_test: int = N_TEST, scratch_epochs: int = SCRATCH_EPOCHS,
+                   seed: int = 0, data_dir: str | None = None, fold: int | None = None) -> dict:
+    """`advnets semisup`: `semisup_accuracies` on the run's train split and on `n_test` images of its test split
+    drawn with `seed` (all of them when `n_test` is 0 or larger than the split). `data_dir` and `fold` replace the
+    run's own. Returns the report (RUN/eval/semisup.json)."""
+    check_images(run)
+    train, test = run.load_split("train", data_dir, fold), run.load_split("test", data_dir, fold)
+    n_all = len(test)
+    if n_test and n_test < n_all:
+        keep = np.sort(np.random.default_rng(seed).choice(n_all, n_test, replace=False))
+        test = Split(test.images[keep], None if test.labels is None else test.labels[keep])
+    accuracies = semisup_accuracies(run, train, test, counts, seed=seed, scratch_epochs=scratch_epochs)
+    return {"run": str(run.run_dir), "epoch": run.epoch, "step": run.step, "dataset": run.config.data.dataset,
+            "seed": seed, "test_split_size": n_all,
+            "test_subsample": f"{len(test)} of {n_all} test images, drawn with seed {seed}", **accuracies}

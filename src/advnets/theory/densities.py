@@ -195,7 +195,7 @@ def generator_grad_norms(generator: torch.nn.Module, discriminator: torch.nn.Mod
             d_fake = float(stats.d_fake)
     finally:
         discriminator.train(was_training)
-        for p, g in zip(params, saved):
+        for p, g in zip(params, saved, strict=True):
             p.grad = g
     return {"d_fake": d_fake, "minimax": norms["minimax"], "non_saturating": norms["non-saturating"],
             "ratio_ns_over_minimax": norms["non-saturating"] / norms["minimax"] if norms["minimax"] > 0 else math.inf}

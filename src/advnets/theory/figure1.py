@@ -30,8 +30,8 @@ def _figure(width: float, height: float):
 def x_window(result, width: float = 3.2) -> tuple[float, float]:
     """The x range shown in every panel: p_data +- `width` stds, widened to hold stage (a)'s samples."""
     cfg = result.config.data
-    lo = min(m - width * s for m, s in zip(cfg.toy_means, _broadcast(cfg.toy_stds, cfg.toy_means)))
-    hi = max(m + width * s for m, s in zip(cfg.toy_means, _broadcast(cfg.toy_stds, cfg.toy_means)))
+    lo = min(m - width * s for m, s in zip(cfg.toy_means, _broadcast(cfg.toy_stds, cfg.toy_means), strict=True))
+    hi = max(m + width * s for m, s in zip(cfg.toy_means, _broadcast(cfg.toy_stds, cfg.toy_means), strict=True))
     for key in ("a", "c", "d"):
         z, x = result.stages[key].arrows
         lo, hi = min(lo, float(x.min()) - 0.3), max(hi, float(x.max()) + 0.3)
@@ -59,7 +59,7 @@ def draw_panel(ax, meas, window: tuple[float, float], label: str, z_range: tuple
     z_pos = lo + margin + (z - zlo) / (zhi - zlo) * (hi - lo - 2 * margin)   # z drawn under the x window
     ax.plot([lo, hi], [X_LINE, X_LINE], color="black", linewidth=1.0)
     ax.plot([z_pos.min(), z_pos.max()], [Z_LINE, Z_LINE], color="black", linewidth=1.0)
-    for zp, xp in zip(z_pos, gz):
+    for zp, xp in zip(z_pos, gz, strict=True):
         if lo <= xp <= hi:
             ax.annotate("", xy=(xp, X_LINE), xytext=(zp, Z_LINE),
                         arrowprops=dict(arrowstyle="-|>", color="0.25", linewidth=0.6, mutation_scale=6,
@@ -82,7 +82,7 @@ def figure1(result):
     window = x_window(result)
     z_all = np.concatenate([result.stages[k].arrows[0] for k, _ in PANELS])
     z_range = (float(z_all.min()), float(z_all.max()))
-    for ax, (key, label) in zip(axes, PANELS):
+    for ax, (key, label) in zip(axes, PANELS, strict=True):
         draw_panel(ax, result.stages[key], window, label, z_range)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=3, frameon=False, fontsize=9)

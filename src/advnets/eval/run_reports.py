@@ -1,0 +1,112 @@
+"""What `advnets eval` writes for a trained run, one function per file of RUN/eval/: each takes a loaded run
+(`advnets.run.load_run`) and returns the JSON-ready dict that the command writes, so that Python code gets the
+same numbers as the command line for the same arguments.
+
+    from advnets.run import load_run
+    from advnets.eval.run_reports import parzen_report
+    report = parzen_report(load_run("runs/mnist"), seed=0)      # the dict of RUN/eval/parzen.json
+
+`seed` seeds G's noise; `data_dir` and `fold` replace the run's own (data moved since training, another TFD
+fold); a classifier's `progress(done, total, note)` is called while it trains (the first time only: it is cached).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..data.registry import MIXTURE_DATASETS
+from ..errors import AdvnetsError
+from ..models import class_rows
+from . import classifier, neighbours, parzen      # called through their modules, where tests spy on them
+from .mixture_runs import SAMPLES, run_mixture_coverage
+from .sample_report import sample_report
+
+N_SAMPLES = 10_000     # samples of G for the Parzen estimate and the feature metrics: Table 1's protocol
+NEAREST = 1000         # samples of G, and held-out images, in the memorisation check
+PER_CLASS = 1000       # samples of each class in the class-accuracy check
+NOT_IMAGES = ("toy1d", *MIXTURE_DATASETS)   # datasets of points, which no image classifier reads
+
+Progress = Callable[[int, int, str], None]
+
+
+def run_header(run) -> dict:
+    """The keys every report starts with: which run, and where its training stopped."""
+    return {"run": str(run.run_dir), "epoch": run.epoch, "step": run.step}
+
+
+def split_images(run, split: str, data_dir: str | None = None, fold: int | None = None) -> np.ndarray:
+    """The images of a split ("train" | "valid" | "test") of the run's dataset."""
+    return run.load_split(split, data_dir, fold).images
+
+
+def parzen_report(run, *, n_samples: int = N_SAMPLES, sigmas: Sequence[float] | np.ndarray | None = None,
+                  seed: int = 0, data_dir: str | None = None, fold: int | None = None) -> dict:
+    """Table 1's Parzen-window estimate (eval/parzen.py) for `n_samples` samples of the run's G: sigma chosen on
+    the valid split from `sigmas` (default: the original's grid, `parzen.sigma_grid()`), the mean log-likelihood of
+    the test split and its standard error. Warns (`SigmaOnEdgeWarning`) when sigma is on the grid's edge."""
+    valid, test = split_images(run, "valid", data_dir, fold), split_images(run, "test", data_dir, fold)
+    samples = run.sample(n_samples, seed=seed)
+    result = parzen.parzen_evaluate(samples, valid, test, sigmas, device=run.device)
+    return {**run_header(run), "dataset": run.config.data.dataset, **result.to_dict()}
+
+
+def nearest_report(run, *, seed: int = 0, data_dir: str | None = None, fold: int | None = None) -> dict:
+    """The memorisation check (eval/neighbours.py): mean L2 distance to the nearest training example of NEAREST
+    samples (noise seeded with seed + 1) and of NEAREST held-out (valid) images."""
+    train = split_images(run, "train", data_dir, fold)
+    nearest = neighbours.memorisation_report(run.sample(NEAREST, seed=seed + 1), train,
+                                             split_images(run, "valid", data_dir, fold)[:NEAREST], device=run.device)
+    return {**run_header(run), "dataset": run.config.data.dataset, "nearest": nearest}
+
+
+def run_classifier(run, *, data_dir: str | None = None, fold: int | None = None,
+                   progress: Progress | None = None) -> classifier.Classifier:
+    """The package's real-data classifier of the run's dataset (eval/classifier.py), on the run's device: from the
+    cache, else trained first."""
+    d = run.config.data
+    data = dataclasses.replace(d, data_dir=data_dir or d.data_dir, fold=d.fold if fold is None else fold)
+    return classifier.load_or_train_classifier(data, device=run.device, progress=progress)
+
+
+def class_accuracy_report(run, *, per_class: int = PER_CLASS, seed: int = 0, data_dir: str | None = None,
+                          fold: int | None = None, progress: Progress | None = None) -> dict:
+    """A conditional run: how often the real-data classifier recognises the class G was asked for, over
+    `per_class` samples of each class, beside the classifier's own accuracy on real held-out images."""
+    if not run.num_classes:
+        raise AdvnetsError(f"{run.run_dir} is not a conditional run: its samples have no intended class",
+                           "train with --conditional, or drop --class-accuracy")
+    d = run.config.data
+    clf = run_classifier(run, data_dir=data_dir, fold=fold, progress=progress)
+    if clf.num_classes < run.num_classes:
+        raise AdvnetsError(f"the run has {run.num_classes} classes but {d.dataset}'s labels only "
+                           f"{clf.num_classes}", "pass the --data-dir of the data the run was trained on")
+    labels = class_rows(run.num_classes, per_class)
+    result = classifier.class_accuracy(clf, run.sample(len(labels), seed=seed, labels=labels), labels.numpy())
+    return {**run_header(run), "dataset": d.dataset, "samples_per_class": per_class, "seed": seed,
+            "classifier_held_out_accuracy": clf.held_out_accuracy, "classifier_held_out_size": clf.held_out_size,
+            "classifier": clf.info, **result}
+
+
+def quality_report(run, *, n_samples: int = N_SAMPLES, seed: int = 0, data_dir: str | None = None,
+                   fold: int | None = None, progress: Progress | None = None) -> dict:
+    """An image run: class coverage and the feature metrics of `n_samples` samples on the real-data classifier's
+    features, each beside its real-vs-real floor (`sample_report`)."""
+    d = run.config.data
+    if d.dataset in NOT_IMAGES:
+        raise AdvnetsError(f"--quality compares images through a classifier; {run.run_dir} was trained on "
+                           f"{d.dataset}", "use --coverage for the 2-D mixtures")
+    clf = run_classifier(run, data_dir=data_dir, fold=fold, progress=progress)
+    train = run.load_split("train", data_dir, fold)
+    valid, test = split_images(run, "valid", data_dir, fold), split_images(run, "test", data_dir, fold)
+    return {**run_header(run), "dataset": d.dataset, "seed": seed,
+            **sample_report(run.sample(n_samples, seed=seed).numpy(), clf, valid, test, train.labels,
+                            seed=seed)}
+
+
+def coverage_report(run, *, n_samples: int = SAMPLES, seed: int = 0) -> dict:
+    """A run on a 2-D mixture (grid, ring): modes captured, high-quality fraction and reverse KL of `n_samples`
+    samples (eval/mixture_runs.py), always together."""
+    _, cov = run_mixture_coverage(run, n_samples, seed)
+    return {**run_header(run), "pack": run.config.model.pack, "seed": seed, **cov}
