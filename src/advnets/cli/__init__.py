@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+import warnings
 
 from .. import __version__
 from ..errors import AdvnetsError
+from ..threads import prefer_passive_wait
 from .common import configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The command modules (and torch with them) load here, not at the top: `main` sets OpenMP's wait policy first,
+    # which the OpenMP runtime reads once, when torch loads it (threads.py prefer_passive_wait).
     from .config import add_config_command
     from .eval import add_eval_command
     from .extensions import add_infer_command, add_inpaint_figure, add_semisup_command
@@ -61,9 +67,6 @@ def _terminate(signum, frame):
 def _signals() -> dict:
     """SIGTERM raises `Terminated`; SIGXFSZ is ignored, so a file-size limit is an EFBIG error on the write (a
     one-line OutputError) instead of killing the process. Returns the previous handlers."""
-    import signal
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         return {}
     wanted = {signal.SIGTERM: _terminate}
@@ -73,17 +76,13 @@ def _signals() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import signal
-    import warnings
-
-    from ..threads import prefer_passive_wait
-
     prefer_passive_wait()                            # before torch loads OpenMP: no collapse on a busy machine
-    args = build_parser().parse_args(argv)
-    configure_logging(-1 if args.quiet else 1 if args.verbose else 0)
-    previous, warnings.formatwarning = warnings.formatwarning, _one_line_warnings(warnings.formatwarning)
-    handlers = _signals()
+    previous, handlers = warnings.formatwarning, {}
     try:
+        args = build_parser().parse_args(argv)       # loads torch: a Ctrl-C here is one line too
+        configure_logging(-1 if args.quiet else 1 if args.verbose else 0)
+        warnings.formatwarning = _one_line_warnings(previous)
+        handlers = _signals()
         return args.func(args)
     except AdvnetsError as exc:
         print(f"advnets: error: {exc}", file=sys.stderr)

@@ -6,6 +6,8 @@ import inspect
 import logging
 import sys
 
+from tqdm import tqdm
+
 from ..errors import AdvnetsError
 
 # What the commands report goes through Python's logging: `advnets -q` keeps warnings and errors only, `-v` adds
@@ -64,16 +66,12 @@ class ProgressBar:
     """`progress(done, total, note)` callbacks drawn as a tqdm bar on stderr when it is a terminal, else silent."""
 
     def __init__(self, desc: str):
-        import sys
-
         self.desc, self.bar, self.on = desc, None, sys.stderr.isatty()
 
     def __call__(self, done: int, total: int, note: str = "") -> None:
         if not self.on:
             return
         if self.bar is None:
-            from tqdm import tqdm
-
             self.bar = tqdm(total=total, desc=self.desc, leave=False, dynamic_ncols=True)
         self.bar.set_postfix_str(note, refresh=False)
         self.bar.update(done - self.bar.n)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import make_config, preset_names
+
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from ..config import make_config, preset_names
-
     if args.list:
         print("\n".join(preset_names()))
         return 0

@@ -9,15 +9,14 @@ from ..errors import AdvnetsError
 from ..extensions.inference import describe_inferer, inference_report, inferer_checkpoint
 from ..extensions.inpaint import MASKS, inpaint_report
 from ..extensions.semisup import semisup_report
-from ..fileio import write_json
 from ..figures.image_grid import save_png
+from ..fileio import write_json
 from ..run.checkpoint import save_checkpoint
+from ..run.loaded import load_run
 from .common import ProgressBar, add_run_arguments, defaults, log, positive
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    from ..run.loaded import load_run
-
     positive("--steps", args.steps)
     positive("--n", args.n)
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
@@ -52,8 +51,6 @@ def add_infer_command(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_inpaint(args: argparse.Namespace) -> int:
-    from ..run.loaded import load_run
-
     for name in ("steps", "n", "restarts"):
         positive(f"--{name}", getattr(args, name))
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
@@ -93,8 +90,6 @@ def add_inpaint_figure(figure_subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_semisup(args: argparse.Namespace) -> int:
-    from ..run.loaded import load_run
-
     counts = _label_counts(args.labels)
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     report = semisup_report(run, counts=counts, n_test=args.n_test, scratch_epochs=args.scratch_epochs,

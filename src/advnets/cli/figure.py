@@ -8,16 +8,15 @@ from pathlib import Path
 from ..data.mixtures import mixture_means
 from ..errors import AdvnetsError
 from ..eval.mixture_runs import run_mixture_coverage
-from ..figures.paper_figures import interpolation_figure, samples_figure
 from ..figures.image_grid import save_png, upscale
+from ..figures.paper_figures import interpolation_figure, samples_figure
 from ..figures.scatter import scatter_figure
 from ..fileio import save_figure
+from ..run.loaded import load_run
 from .common import add_run_arguments, defaults, log, positive, run_split
 
 
 def cmd_figure_samples(args: argparse.Namespace) -> int:
-    from ..run.loaded import load_run
-
     positive("--scale", args.scale)
     positive("--rows", args.rows)
     if args.cols < 2:
@@ -30,8 +29,6 @@ def cmd_figure_samples(args: argparse.Namespace) -> int:
 
 
 def cmd_figure_interpolate(args: argparse.Namespace) -> int:
-    from ..run.loaded import load_run
-
     positive("--scale", args.scale)
     positive("--rows", args.rows)
     if args.steps < 2:
@@ -44,8 +41,6 @@ def cmd_figure_interpolate(args: argparse.Namespace) -> int:
 
 
 def cmd_figure_scatter(args: argparse.Namespace) -> int:
-    from ..run.loaded import load_run
-
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     samples, cov = run_mixture_coverage(run, args.n, args.seed)
     title = f"{Path(args.run).name}: {cov['dataset']}, pack {run.config.model.pack}, step {run.step}"

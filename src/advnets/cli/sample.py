@@ -4,18 +4,22 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 from pathlib import Path
 
-from ..errors import AdvnetsError
+import torch
+from PIL import Image
+
+from ..data import for_display
+from ..errors import AdvnetsError, OutputError
+from ..figures.image_grid import save_grid, save_pngs
+from ..fileio import atomic_npy, atomic_save_npy
+from ..models import class_rows
+from ..run.loaded import load_run
 from .common import add_raw_generator, log, positive
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..models import class_rows
-    from ..run.loaded import load_run
-
     if args.n < 1:
         raise AdvnetsError(f"--n must be at least 1, got {args.n}")
     if args.nrow is not None and args.nrow < 1:
@@ -39,8 +43,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
         what = f", one row per class ({per_class} per class)"
     batches = run.sample_batches(args.n, seed=args.seed, labels=labels)
     if folder:
-        from ..data import for_display
-
         start = 0
         for images in batches:
             write_sample_pngs(for_display(images, run.config.data), out, start)
@@ -49,9 +51,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
     elif out.suffix == ".npy":
         what += _write_npy(batches, out, (args.n, *run.image_shape), labels)
     else:
-        from ..data import for_display
-        from ..figures.image_grid import save_grid
-
         _check_grid_size(args.n, run.image_shape, nrow)
         images = torch.cat(list(batches))
         save_grid(for_display(images, run.config.data), out, nrow=nrow, scale=args.scale)
@@ -61,21 +60,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def write_sample_pngs(images, out_dir: Path, start: int = 0) -> list[Path]:
     """`sample --out DIR/` (or an existing folder): one PNG per sample, DIR/sample_00000.png, ..."""
-    from ..figures.image_grid import save_pngs
-
     return save_pngs(images, out_dir, start)
 
 
 def _write_npy(batches, out: Path, shape: tuple[int, ...], labels) -> str:
     """Stream the samples into a float32 .npy file (memory stays flat for any n), after checking the disk has
     room; a conditional run's classes go to OUT.labels.npy."""
-    import shutil
-
-    import torch
-
-    from ..errors import OutputError
-    from ..fileio import atomic_npy, atomic_save_npy
-
     need = math.prod(shape) * 4
     parent = next(p for p in (out.resolve().parent, *out.resolve().parents) if p.exists())
     free = shutil.disk_usage(parent).free
@@ -95,8 +85,6 @@ def _write_npy(batches, out: Path, shape: tuple[int, ...], labels) -> str:
 
 def _check_grid_size(n: int, image_shape: tuple[int, ...], nrow: int | None) -> None:
     """A PNG grid is built in memory and must stay an image viewers open (PIL's limit, about 89 megapixels)."""
-    from PIL import Image
-
     h, w = image_shape[-2:]
     cols = nrow or math.ceil(math.sqrt(n))
     width, height = 2 + cols * (w + 2), 2 + math.ceil(n / cols) * (h + 2)

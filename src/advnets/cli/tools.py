@@ -6,12 +6,12 @@ from pathlib import Path
 
 from ..errors import AdvnetsError
 from ..run.export import FORMATS, SUFFIXES, export_generator
+from ..run.loaded import load_run
+from ..run.report import write_report
 from .common import add_raw_generator, log
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..run.report import write_report
-
     runs = [Path(r) for r in args.runs]
     if args.out:
         out = Path(args.out)
@@ -26,8 +26,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..run.loaded import load_run
-
     run = load_run(args.run, args.checkpoint, "cpu", average=not args.raw_generator)
     out = args.out or Path(args.run) / "export" / f"generator{SUFFIXES[args.format]}"
     model, spec = export_generator(run, out, args.format)

@@ -7,7 +7,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+from tqdm import tqdm
+
+from ..config import make_config, parse_override, with_overrides
+from ..device import resolve_device
+from ..errors import AdvnetsError, OutputError, RunError
+from ..memory import keep_freed_memory
+from ..run.layout import read_config
+from ..threads import set_torch_threads
+from ..training.distributed import Dist
 from ..training.hooks import Reporter
+from ..training.trainer import Trainer
 from .common import log
 
 EPILOG = """examples:
@@ -67,8 +78,6 @@ class ConsoleReporter(Reporter):
             return
         per_epoch, position = trainer.iterations_per_epoch(), trainer.state.progress.position
         if self.bar is None:
-            from tqdm import tqdm
-
             t = trainer.config.train
             self.bar = tqdm(total=per_epoch, initial=position - 1, desc=f"epoch {trainer.epoch + 1}/{t.epochs}",
                             leave=False, dynamic_ncols=True, file=sys.stderr)
@@ -100,8 +109,6 @@ class ConsoleReporter(Reporter):
 
 def overrides(args: argparse.Namespace) -> dict[str, object]:
     """`--set section.key=value` items, then the shortcut flags (--dataset, --epochs, ...)."""
-    from ..config import parse_override
-
     values = dict(parse_override(item) for item in args.set or [])
     for flag, key in (("dataset", "data.dataset"), ("data_dir", "data.data_dir"), ("epochs", "train.epochs"),
                       ("max_steps", "train.max_steps"), ("seed", "train.seed"), ("device", "train.device"),
@@ -118,18 +125,9 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..config import make_config, with_overrides
-    from ..device import resolve_device
-    from ..errors import AdvnetsError
-    from ..run.layout import read_config
-    from ..training.distributed import Dist
-
     if args.preset and args.config:
         raise AdvnetsError("--preset and --config both give a base configuration", "pass one of them")
     base_name = args.config or args.preset
-    from ..memory import keep_freed_memory
-    from ..threads import set_torch_threads
-
     threads = set_torch_threads(args.threads)
     if args.dry_run:
         return _dry_run(args, base_name)
@@ -152,9 +150,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, config, run_dir: Path, dist, threads: int) -> int:
-    from ..errors import OutputError
-    from ..training.trainer import Trainer
-
     console = ConsoleReporter(progress=sys.stderr.isatty() and not args.no_progress) if dist.writes else None
     with Trainer(config, run_dir, resume=bool(args.resume), reporter=console, dist=dist) as trainer:
         t = trainer.config.train
@@ -190,8 +185,6 @@ def _train(args: argparse.Namespace, config, run_dir: Path, dist, threads: int) 
 
 def _check_work_left(trainer, run_dir: Path) -> None:
     """A resumed run that has nothing left to do says why, instead of exiting at once as if it had trained."""
-    from ..errors import RunError
-
     t = trainer.config.train
     if trainer.epoch >= t.epochs:
         raise RunError(f"{run_dir} has already trained {trainer.epoch} epochs (train.epochs is {t.epochs}): "
@@ -204,11 +197,6 @@ def _check_work_left(trainer, run_dir: Path) -> None:
 
 def _dry_run(args: argparse.Namespace, base_name) -> int:
     """Two iterations on random images: checks the install and the whole code path in seconds."""
-    import numpy as np
-
-    from ..config import make_config
-    from ..training.trainer import Trainer
-
     config = make_config(base_name, {**overrides(args), "train.epochs": 1, "train.batch_size": 10})
     rng = np.random.default_rng(0)
     images, labels = rng.random((20, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 20)

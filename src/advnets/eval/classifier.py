@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data import default_cache_dir, load_data_split
 from ..errors import DataError
 from ..fileio import atomic_open
 
@@ -244,8 +245,6 @@ def load_or_train_classifier(data_config, *, cache_dir: str | Path | None = None
     """The classifier for `data_config`'s dataset on `device` (default: the CPU): loaded from the cache, else
     trained there on its train split, checked on its valid split and saved. A damaged or foreign cache file gives
     a `ClassifierCacheWarning` and is replaced."""
-    from ..data import default_cache_dir, load_data_split
-
     train, valid = load_data_split(data_config, "train"), load_data_split(data_config, "valid")
     if train.labels is None or valid.labels is None:
         raise DataError(f"dataset {data_config.dataset!r} has no labels, so no classifier can be trained on it",

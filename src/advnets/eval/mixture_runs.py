@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.mixtures import mixture_means, mixture_sigma
 from ..data.registry import MIXTURE_DATASETS
 from ..errors import RunError
+from .coverage import mixture_coverage
 
 SAMPLES = 2500      # VEEGAN's and PacGAN's count
 
@@ -23,9 +25,6 @@ def check_mixture_run(run) -> str:
 def run_mixture_coverage(run, n: int = SAMPLES, seed: int = 0) -> tuple[np.ndarray, dict]:
     """n samples (n, 2) of the run's G (noise from `seed`) and their coverage: {"high_quality", "modes_captured",
     "reverse_kl", "histogram", "n"} plus "dataset", "sigma", "modes"."""
-    from ..data.mixtures import mixture_means, mixture_sigma
-    from .coverage import mixture_coverage
-
     name = check_mixture_run(run)
     if n < 1:
         raise RunError(f"need at least one sample, got {n}")

@@ -28,9 +28,8 @@ How the fast path stays fast and exact (float32; the tests hold it within ~1e-4 
   log n and d * log(sigma sqrt(2 pi)) are float64.
 What is left beside the matmul (benchmarks/parzen.py times the protocol against the matmul alone) is one pass
 each for the group minima and delta, and three (product, exp2, sum) per sigma whose terms are not sparse.
-On a CPU with several torch threads the blocks of points run side by side, one thread each (`run_blocks`): the
-same arithmetic per block, so the same result, in less time than giving each operation all the threads
-(`benchmarks/parzen.py --pairs N` compares the two). Measured figures: docs/performance.md.
+On a CPU with several torch threads the blocks of points run side by side, one thread each (`run_blocks`), in less
+time than giving each operation all the threads (`benchmarks/parzen.py --pairs N`; docs/performance.md).
 """
 from __future__ import annotations
 
@@ -38,6 +37,7 @@ import math
 import threading
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from typing import Sequence, Union
 
@@ -195,8 +195,7 @@ def _exp_sums(delta: torch.Tensor, g_min: torch.Tensor, c: list[float], underflo
 
 
 def block_workers(device: torch.device, blocks: int) -> int:
-    """How many threads run blocks of points at once: on CPU one per torch thread (each block then runs on one
-    thread), at most one per block; one on other devices."""
+    """Threads running blocks of points at once: on CPU one per torch thread, at most one per block; else one."""
     return 1 if device.type != "cpu" else max(1, min(torch.get_num_threads(), blocks))
 
 
@@ -204,18 +203,14 @@ def run_blocks(run_block, starts: Sequence[int], workers: int) -> None:
     """run_block(p0) for every p0 of `starts`: in order on this thread when `workers` is 1, else spread over `workers`
     threads, each block on one thread with torch's intra-op threads set to 1 for the duration (restored after).
 
-    Blocks of points are independent, so this is exact: each block's arithmetic is the same whichever thread runs
-    it. On CPU it beats handing every operation both cores: the passes beside the matmul (group minima, exp2, sums,
-    the float64 close pairs) are each too short to split well, and single-threaded GEMMs side by side outran one
-    two-threaded GEMM on these shapes (benchmarks/parzen.py; docs/performance.md). On an error or Ctrl-C the blocks not
-    yet started are cancelled and the running ones finish (each a fraction of a second). The thread count is
-    torch's, for the whole process: other torch work on another thread meanwhile would run on one thread."""
+    Blocks of points are independent: each block's arithmetic is the same whichever thread runs it. On CPU it beats
+    handing every operation both cores: the passes beside the matmul are each too short to split well
+    (benchmarks/parzen.py; docs/performance.md). On an error or Ctrl-C the blocks not yet started are cancelled and
+    the running ones finish. The thread count is torch's, for the whole process."""
     if workers <= 1:
         for p0 in starts:
             run_block(p0)
         return
-    from concurrent.futures import ThreadPoolExecutor
-
     with torch_threads(1):
         pool = ThreadPoolExecutor(workers, thread_name_prefix="parzen")
         try:

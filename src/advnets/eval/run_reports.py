@@ -19,7 +19,7 @@ import numpy as np
 from ..data.registry import MIXTURE_DATASETS
 from ..errors import AdvnetsError
 from ..models import class_rows
-from . import classifier, neighbours, parzen      # called through their modules, where tests spy on them
+from . import classifier, neighbours, parzen  # called through their modules, where tests spy on them
 from .mixture_runs import SAMPLES, run_mixture_coverage
 from .sample_report import sample_report
 

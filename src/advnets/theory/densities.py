@@ -22,6 +22,8 @@ import math
 import numpy as np
 import torch
 
+from ..training.step_alternating import generator_grads
+
 LOG4 = math.log(4.0)
 
 
@@ -181,8 +183,6 @@ def generator_grad_norms(generator: torch.nn.Module, discriminator: torch.nn.Mod
     Uses `step_alternating.generator_grads`, Algorithm 1's G step, with D's dropout off (masks None, D in eval mode).
     The gradients written into G's `.grad` buffers are restored afterwards; no parameter changes.
     """
-    from ..training.step_alternating import generator_grads
-
     params = list(generator.parameters())
     saved = [None if p.grad is None else p.grad.clone() for p in params]
     was_training = discriminator.training

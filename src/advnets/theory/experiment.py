@@ -44,6 +44,7 @@ from ..optim import make_optimizer, set_hyperparameters
 from ..schedules import learning_rate, momentum
 from ..training.hooks import Reporter
 from ..training.step_alternating import discriminator_grads, generator_grads
+from ..training.trainer import Trainer
 from . import densities as theory
 
 
@@ -252,8 +253,6 @@ def run_experiment(config: Config | None = None, *, seed: int = 0, quick: bool =
     `config` defaults to the toy1d preset with `seed`; `run_dir` keeps a run directory (else no file is
     written); `log` receives a progress line every tenth of the run.
     """
-    from ..training.trainer import Trainer
-
     started = time.perf_counter()
     s = settings or (QUICK if quick else FULL)
     # a 1-D problem: the CPU is the right device, and the measurements assume it
