@@ -111,6 +111,13 @@ class Algorithm1:
         c = self.data.sample_classes(self.config.train.batch_size, self.rng)
         return c[self.dist.rows(c.shape[0])] if self.dist.active and c is not None else c
 
+    def simultaneous_draws(self, perm: torch.Tensor, position: int):
+        """What one simultaneous update uses, drawn in this order: the data minibatch x and its classes c, the
+        noise z, D's masks for [data; samples], the samples' classes (c and the samples' classes None when
+        unconditional)."""
+        (x, c), z, masks = self.batch(perm, position), self.batch_noise(), self.masks(2 * self.config.train.batch_size)
+        return x, c, z, masks, self.classes()
+
     # ----- how a step updates the players
 
     def set_rates(self, mu: float) -> None:

@@ -100,8 +100,7 @@ class AutogradStep:
     def __call__(self, players, perm: torch.Tensor, position: int, mu: float, stop: bool = False,
                  keep: float = 1.0) -> StepStats:
         p, t = players, players.config.train
-        (x, c), z, masks = p.batch(perm, position), p.batch_noise(), p.masks(2 * t.batch_size)
-        c_fake = p.classes()                                               # None, as c, when unconditional
+        x, c, z, masks, c_fake = p.simultaneous_draws(perm, position)
         with p.autocast:
             stats = simultaneous_grads_autograd(p.generator, p.discriminator, x, z, masks, t.generator_loss,
                                                 real_labels=c, fake_labels=c_fake, **p.loss_scale())

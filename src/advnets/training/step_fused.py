@@ -170,10 +170,9 @@ class FusedStep:
     def __call__(self, players, perm: torch.Tensor, position: int, mu: float, stop: bool = False,
                  keep: float = 1.0) -> StepStats:
         p, t = players, players.config.train
-        (x, c), z, masks = p.batch(perm, position), p.batch_noise(), p.masks(2 * t.batch_size)
-        c_fake = p.classes()                                               # None, as c, when unconditional
+        x, c, z, masks, c_fake = p.simultaneous_draws(perm, position)
         velocity = isinstance(p.opt_d, MomentumSGD) and isinstance(p.opt_g, MomentumSGD)
-        outs = dict(d_out=p.opt_d, g_out=p.opt_g, apply_now=not p.dist.active) if velocity else {}
+        outs = {"d_out": p.opt_d, "g_out": p.opt_g, "apply_now": not p.dist.active} if velocity else {}
         stats = simultaneous_grads_fused(p.generator, p.discriminator, x, z, masks, t.generator_loss,
                                          real_labels=c, fake_labels=c_fake, **outs)
         p.average(p.opt_d, stats, D_STATS, velocity=velocity)
