@@ -136,7 +136,7 @@ def test_report_embeds_only_regular_pngs_and_json_objects_of_the_run(run, outsid
     assert page.count('<img class="grid"') == 1                       # samples/epoch_0001.png, the real grid
 
 
-def test_report_refuses_a_metrics_file_that_is_a_fifo_or_a_link(run, outside, capsys):
+def test_report_refuses_a_metrics_or_config_file_that_is_a_fifo_or_a_link(run, outside, capsys):
     (run / "metrics.jsonl").unlink()
     os.mkfifo(run / "metrics.jsonl")
     with hang_guard():
@@ -145,6 +145,10 @@ def test_report_refuses_a_metrics_file_that_is_a_fifo_or_a_link(run, outside, ca
     (run / "metrics.jsonl").unlink()
     (run / "metrics.jsonl").symlink_to(outside / "metrics.jsonl")
     with pytest.raises(RunError, match="metrics.jsonl.*symbolic link"):
+        write_report([run], run / "report.html")
+    (run / "config.json").unlink()
+    (run / "config.json").symlink_to(outside / "token.json")
+    with pytest.raises(RunError, match="config.json.*symbolic link"):
         write_report([run], run / "report.html")
     assert not (run / "report.html").exists()
 
@@ -196,6 +200,16 @@ def test_linked_folders_inside_a_run_are_never_written_through(run, outside, cap
     before = snapshot(outside)
     code, err = cli(capsys, *(c.format(run=run) for c in command))
     assert_one_line_error(code, err, folder_name, "symbolic link")
+    assert snapshot(outside) == before
+
+
+def test_a_path_through_a_link_and_back_is_refused(run, outside):
+    """RUN/link/.. is the parent of the link's target, not RUN: a write there would land outside the run."""
+    (outside / "deep").mkdir()
+    (run / "elsewhere").symlink_to(outside / "deep")
+    before = snapshot(outside)
+    with pytest.raises(RunError, match="elsewhere is a symbolic link"):
+        write_report([run], run / "elsewhere" / ".." / "report.html")
     assert snapshot(outside) == before
 
 

@@ -136,14 +136,13 @@ def check_output(path: str | Path) -> Path:
     would take the write outside the run). Every command's output passes here before it is written. Returns
     `path`."""
     path = Path(path)
-    lexical = Path(os.path.abspath(path))
-    run_dir = next((p for p in lexical.parents if is_run_dir(p)), None)
-    if run_dir is not None:
+    lexical = path.absolute()               # ".." kept: RUN/link/.. is the parent of its target, not RUN
+    for run_dir in filter(is_run_dir, lexical.parents):
         try:
             check_no_links(run_dir, lexical)
         except OutputError as exc:
             raise RunError(exc.message, exc.hint) from None
-    real = lexical.parent.resolve() / lexical.name           # a link at the final name is replaced, not followed
+    real = lexical.parent.resolve() / lexical.name       # a link at the final name is replaced, not followed
     run_dir = next((p for p in real.parents if is_run_dir(p)), None)
     if run_dir is None:
         return path
