@@ -46,7 +46,10 @@ class OutputError(AdvnetsError, OSError):
 
     @classmethod
     def from_os_error(cls, exc: OSError, path=None, hint: str | None = None) -> "OutputError":
-        """One line naming the file and the cause of `exc` (raised while writing `path`)."""
+        """One line naming the file and the cause of `exc` (raised while writing `path`); `exc` itself when it is
+        already one."""
+        if isinstance(exc, cls):
+            return exc
         where = path if path is not None else (exc.filename or "a file")
         causes = {errno.ENOSPC: "the disk is full", errno.EFBIG: "the file-size limit was reached",
                   errno.EDQUOT: "the disk quota is exhausted", errno.EACCES: "permission denied",

@@ -1,8 +1,11 @@
-"""Atomic file writes: a file appears whole under its final name or not at all."""
+"""Atomic file writes: a file appears whole under its final name or not at all. Reads and appends that open only
+regular files, never through a symbolic link and never blocking on a FIFO (a run directory is a sandbox)."""
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,9 +14,15 @@ from typing import IO, Iterator
 import numpy as np
 from numpy.lib import format as npy
 
-from .errors import OutputError
+from .errors import OutputError, RunError
 
 TEMPORARY_SUFFIX = ".tmp"      # atomic_open's temporaries: ".NAME.RANDOM.tmp" beside NAME
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# not through a link at the final name; a FIFO opens at once (and is then refused) instead of waiting for a writer
+_SAFE = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+_FIX = "advnets opens only regular files: remove it, or replace it with the file itself"
 
 
 def _umask() -> int:
@@ -48,6 +57,95 @@ def atomic_open(path: str | Path, mode: str = "wb", suffix: str = ".tmp") -> Ite
         if isinstance(exc, OSError) and not isinstance(exc, OutputError):
             raise OutputError.from_os_error(exc, path) from None
         raise
+
+
+def file_kind(path: str | Path) -> str | None:
+    """What is at `path` when it is not a regular file ("a symbolic link", "a FIFO", ...; the link itself, not
+    what it points to); None for a regular file or nothing."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISREG(mode) else _kind(mode)
+
+
+def _kind(mode: int) -> str:
+    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
+
+
+def open_regular(path: str | Path, mode: str = "rb") -> IO:
+    """`path` opened for reading when it is a regular file. A symbolic link at `path`, a FIFO, a device or a socket
+    is a RunError naming the file (a FIFO is refused at once, it does not wait for a writer); a missing file is
+    FileNotFoundError as for open()."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _SAFE)
+    except OSError as exc:
+        kind = file_kind(path) if exc.errno in (errno.ELOOP, errno.EMLINK, errno.ENXIO, errno.EISDIR) else None
+        if kind:
+            raise RunError(f"{path}: it is {kind}, not a regular file", _FIX) from None
+        raise
+    return _regular(fd, path, mode, RunError)
+
+
+def open_append(path: str | Path) -> IO[str]:
+    """`path` opened for appending text, created if missing, only when it is (or becomes) a regular file: never
+    through a symbolic link at `path` (a dangling one creates nothing), never a FIFO. An OutputError otherwise."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _SAFE, 0o666)
+    except OSError as exc:
+        kind = file_kind(path)
+        if kind:
+            raise OutputError(f"cannot write {path}: it is {kind}, not a regular file", _FIX) from None
+        raise OutputError.from_os_error(exc, path) from None
+    return _regular(fd, path, "a", OutputError)
+
+
+def _regular(fd: int, path, mode: str, error: type) -> IO:
+    """The descriptor `fd` of `path` as a blocking file object when it is a regular file; closed and `error` if not."""
+    mode_bits = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode_bits):
+        os.close(fd)
+        what = f"it is {_kind(mode_bits)}, not a regular file"
+        raise error(f"cannot write {path}: {what}" if error is OutputError else f"{path}: {what}", _FIX)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, mode)
+
+
+def read_regular(path: str | Path) -> bytes:
+    """The bytes of `path` (see `open_regular`)."""
+    with open_regular(path) as f:
+        return f.read()
+
+
+def load_npy(path: str | Path, mmap: bool = False) -> np.ndarray:
+    """A .npy file (see `open_regular`), without pickles; `mmap`: as a read-only memory map of the open file."""
+    with open_regular(path) as f:
+        if not mmap:
+            return np.load(f, allow_pickle=False)
+        version = npy.read_magic(f)
+        read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(f)
+        if fortran_order or dtype.hasobject:
+            raise ValueError(f"{path} holds a Fortran-ordered or object array")
+        if 0 in shape:
+            return np.empty(shape, dtype)
+        return np.memmap(f, dtype=dtype, mode="r", shape=shape, offset=f.tell())
+
+
+def check_no_links(root: str | Path, path: str | Path) -> None:
+    """Refuse (OutputError) to write `path` when a folder between `root` and it (`root` itself not included) is a
+    symbolic link or not a directory: a write there would land outside `root`. The final name may be a link:
+    atomic_open's rename replaces the link, it does not write through it."""
+    root, path = Path(root), Path(path)
+    for folder in reversed(path.parents):
+        if folder == root or root not in folder.parents:
+            continue
+        kind = file_kind(folder)
+        if kind == "a directory":
+            continue
+        if kind is not None:
+            raise OutputError(f"cannot write {path}: {folder} is {kind}, not a directory of {root}",
+                              f"advnets writes inside {root} only: remove {folder}, or replace it with a folder")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -14,6 +14,7 @@ from ..errors import AdvnetsError
 from ..eval import run_reports
 from ..eval.parzen import ParzenResult, SigmaOnEdgeWarning, sigma_grid
 from ..fileio import write_json
+from ..run.layout import check_output
 from ..run.loaded import load_run
 from .common import ProgressBar, add_run_arguments, defaults, log, positive
 
@@ -24,6 +25,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         positive("--" + flag.replace("_", "-"), getattr(args, flag))
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     out_dir = Path(args.run) / "eval"
+    check_output(out_dir / "parzen.json")                     # not through a linked eval/ folder
     data = {"data_dir": args.data_dir, "fold": args.fold}
     if args.nearest:
         nearest = run_reports.nearest_report(run, seed=args.seed, **data)

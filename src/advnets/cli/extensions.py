@@ -10,8 +10,9 @@ from ..extensions.inference import describe_inferer, inference_report, inferer_c
 from ..extensions.inpaint import MASKS, inpaint_report
 from ..extensions.semisup import semisup_report
 from ..figures.image_grid import save_png
-from ..fileio import write_json
+from ..fileio import check_no_links, write_json
 from ..run.checkpoint import save_checkpoint
+from ..run.layout import check_output
 from ..run.loaded import load_run
 from .common import ProgressBar, add_run_arguments, defaults, log, positive
 
@@ -19,8 +20,11 @@ from .common import ProgressBar, add_run_arguments, defaults, log, positive
 def cmd_infer(args: argparse.Namespace) -> int:
     positive("--steps", args.steps)
     positive("--n", args.n)
-    run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     run_dir = Path(args.run)
+    check_output(run_dir / "eval" / "infer.json")
+    check_output(run_dir / "figures" / "infer.png")
+    check_no_links(run_dir, run_dir / "checkpoints" / "inference.pt")
+    run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     report, E, figure = inference_report(run, steps=args.steps, n=args.n, seed=args.seed, data_dir=args.data_dir,
                                          fold=args.fold, progress=ProgressBar("fitting E(x) ~ z"))
     save_checkpoint(run_dir / "checkpoints" / "inference.pt", inferer_checkpoint(run, E, args.steps, args.seed))
@@ -53,8 +57,10 @@ def add_infer_command(subparsers) -> argparse.ArgumentParser:
 def cmd_inpaint(args: argparse.Namespace) -> int:
     for name in ("steps", "n", "restarts"):
         positive(f"--{name}", getattr(args, name))
-    run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     run_dir = Path(args.run)
+    check_output(run_dir / "eval" / "inpaint.json")
+    check_output(run_dir / "figures" / "inpaint.png")
+    run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     report, figure = inpaint_report(run, mask=args.mask, n=args.n, steps=args.steps, restarts=args.restarts,
                                     lr=args.lr, seed=args.seed, data_dir=args.data_dir, fold=args.fold)
     png = save_png(figure, run_dir / "figures" / "inpaint.png")
@@ -91,6 +97,7 @@ def add_inpaint_figure(figure_subparsers) -> argparse.ArgumentParser:
 
 def cmd_semisup(args: argparse.Namespace) -> int:
     counts = _label_counts(args.labels)
+    check_output(Path(args.run) / "eval" / "semisup.json")
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     report = semisup_report(run, counts=counts, n_test=args.n_test, scratch_epochs=args.scratch_epochs,
                             seed=args.seed, data_dir=args.data_dir, fold=args.fold)

@@ -12,6 +12,7 @@ from ..figures.image_grid import save_png, upscale
 from ..figures.paper_figures import interpolation_figure, samples_figure
 from ..figures.scatter import scatter_figure
 from ..fileio import save_figure
+from ..run.layout import check_output
 from ..run.loaded import load_run
 from .common import add_run_arguments, defaults, log, positive, run_split
 
@@ -21,9 +22,10 @@ def cmd_figure_samples(args: argparse.Namespace) -> int:
     positive("--rows", args.rows)
     if args.cols < 2:
         raise AdvnetsError(f"--cols must be at least 2 (samples and the nearest-neighbour column), got {args.cols}")
+    out = check_output(args.out or Path(args.run) / "figures" / "samples.png")
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     grid = samples_figure(run, run_split(run, "train", args), rows=args.rows, cols=args.cols, seed=args.seed)
-    out = save_png(upscale(grid, args.scale), args.out or Path(args.run) / "figures" / "samples.png")
+    save_png(upscale(grid, args.scale), out)
     log.info(f"wrote {out}: {args.rows} rows of {args.cols - 1} samples and, framed, the nearest training example")
     return 0
 
@@ -33,19 +35,20 @@ def cmd_figure_interpolate(args: argparse.Namespace) -> int:
     positive("--rows", args.rows)
     if args.steps < 2:
         raise AdvnetsError(f"--steps must be at least 2 (the two ends of each line), got {args.steps}")
+    out = check_output(args.out or Path(args.run) / "figures" / "interpolate.png")
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     grid = interpolation_figure(run, rows=args.rows, steps=args.steps, seed=args.seed)
-    out = save_png(upscale(grid, args.scale), args.out or Path(args.run) / "figures" / "interpolate.png")
+    save_png(upscale(grid, args.scale), out)
     log.info(f"wrote {out}: {args.rows} straight lines in z space, {args.steps} samples each")
     return 0
 
 
 def cmd_figure_scatter(args: argparse.Namespace) -> int:
+    out = check_output(args.out or Path(args.run) / "figures" / "scatter.png")
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     samples, cov = run_mixture_coverage(run, args.n, args.seed)
     title = f"{Path(args.run).name}: {cov['dataset']}, pack {run.config.model.pack}, step {run.step}"
-    out = save_figure(scatter_figure(samples, mixture_means(cov["dataset"]), cov["sigma"], cov, title),
-                      args.out or Path(args.run) / "figures" / "scatter.png", dpi=120)
+    save_figure(scatter_figure(samples, mixture_means(cov["dataset"]), cov["sigma"], cov, title), out, dpi=120)
     log.info(f"wrote {out}: {cov['n']} samples over the {cov['modes']} means; {cov['modes_captured']} modes captured, "
              f"{cov['high_quality']:.1%} high quality, reverse KL {cov['reverse_kl']:.3f}")
     return 0

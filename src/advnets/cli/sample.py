@@ -15,6 +15,7 @@ from ..errors import AdvnetsError, OutputError
 from ..figures.image_grid import save_grid, save_pngs
 from ..fileio import atomic_npy, atomic_save_npy
 from ..models import class_rows
+from ..run.layout import check_output
 from ..run.loaded import load_run
 from .common import add_raw_generator, log, positive
 
@@ -31,6 +32,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise AdvnetsError(f"cannot write samples to '{out}'", "use a .png (grid) or .npy (array) file name, or a "
                                                                "folder (DIR/: one PNG per sample)")
     positive("--scale", args.scale)
+    check_output(out / "sample_00000.png" if folder else out)
+    if out.suffix == ".npy":
+        check_output(out.with_suffix(".labels.npy"))
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     run.check_class(args.label)
     labels, nrow, what = args.label, args.nrow, ""

@@ -29,7 +29,7 @@ from advnets.data.download import default_cache_dir
 from advnets.data.folder import (UnreadableImagesWarning, decode_listing, folder_labels, no_readable_images,
                                  unreadable_message)
 from advnets.errors import OutputError
-from advnets.fileio import atomic_npy, atomic_save_npy, atomic_write_text
+from advnets.fileio import atomic_npy, atomic_save_npy, atomic_write_text, load_npy, read_regular
 from advnets.run.lock import build_lock
 
 VERSION = 1          # of the decoding (folder.decode_image) and of this layout: a new value rebuilds every cache
@@ -99,16 +99,16 @@ def _existing(stem: Path, files: int, size: int, folder: Path, quiet: bool = Fal
 
 
 def _open(stem: Path, files: int, size: int) -> FolderCache:
-    meta = json.loads(stem.with_suffix(".json").read_text())
+    meta = json.loads(read_regular(stem.with_suffix(".json")))       # regular files only: no link, no FIFO
     n, c = meta["images"], meta["channels"]
     if meta.get("version") != VERSION or meta.get("files") != files or c not in (1, 3) or not 0 < n <= files:
         raise ValueError(f"its description {stem}.json does not match the folder")
-    pixels = np.load(stem.with_suffix(".npy"), mmap_mode="r")
+    pixels = load_npy(stem.with_suffix(".npy"), mmap=True)
     if pixels.dtype != np.uint8 or pixels.shape != (n, c, size, size):
         raise ValueError(f"it holds {pixels.dtype} {pixels.shape}, not uint8 {(n, c, size, size)}")
     labels = None
     if meta["labelled"]:
-        labels = np.load(Path(f"{stem}.labels.npy"))
+        labels = load_npy(Path(f"{stem}.labels.npy"))
         if labels.dtype != np.int64 or labels.shape != (n,) or labels.min() < 0:
             raise ValueError(f"its labels are {labels.dtype} {labels.shape}, not {n} int64 classes")
     return FolderCache(stem.with_suffix(".npy"), pixels, labels, meta)

@@ -30,6 +30,7 @@ from ..config import from_dict
 from ..errors import AdvnetsError
 from ..fileio import atomic_open, write_json
 from ..models import build_models
+from .layout import check_output
 
 FORMATS = ("torchscript", "onnx", "safetensors")
 SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx", "safetensors": ".safetensors"}
@@ -63,6 +64,9 @@ def export_generator(run, out_path: str | Path, fmt: str) -> list[Path]:
     The exported G runs on CPU in float32: forward(z) for an unconditional run, forward(z, labels) with
     labels (B,) int64 class indices for a conditional one; it returns (B, C, H, W)."""
     path = export_path(out_path, fmt)
+    meta_path = path.with_name(path.name + ".json")
+    check_output(path)
+    check_output(meta_path)
     generator = copy.deepcopy(run.generator).to("cpu", torch.float32).eval()
     example = _example_inputs(run)
     if fmt == "torchscript":
@@ -72,7 +76,6 @@ def export_generator(run, out_path: str | Path, fmt: str) -> list[Path]:
     else:
         _write_safetensors(generator, path)
     meta = describe_generator(run, fmt, path.name)
-    meta_path = path.with_name(path.name + ".json")
     write_json(meta_path, meta)
     return [path, meta_path]
 

@@ -8,23 +8,30 @@ safe. Training writes it; evaluation, reports and export read it through this mo
     RUN/events.out.tfevents.*  TensorBoard scalars and grids (train.tensorboard)
     RUN/checkpoints/last.pt    everything a resumed run needs (checkpoint.py)
     RUN/eval/*.json            what `advnets eval` and the extensions measured (report.py shows them)
+
+A run directory is a sandbox: its files are read and appended to only when they are regular files (never through a
+symbolic link, never a FIFO: fileio.open_regular), nothing is written through a linked folder inside it, and no
+output of a command replaces the files a resume needs (`check_output`).
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from ..config import Config, from_dict
 from ..errors import AdvnetsError, ConfigError, OutputError, RunError
-from ..fileio import TEMPORARY_SUFFIX, atomic_write_text
+from ..fileio import TEMPORARY_SUFFIX, atomic_write_text, check_no_links, file_kind, open_append, open_regular
 from .checkpoint import checkpoint_config, load_checkpoint
+from .lock import LOCK
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoints/last.pt"
 SAMPLES = "samples"
 EVAL = "eval"
+TENSORBOARD = "events.out.tfevents."
 
 # Settings that may change when a run is resumed: they do not change what the run computes.
 RESUMABLE_CHANGES = {"train.epochs", "train.max_steps", "train.device", "train.sample_every_epochs",
@@ -36,14 +43,15 @@ RESUMABLE_CHANGES = {"train.epochs", "train.max_steps", "train.device", "train.s
 def read_config_data(run_dir: str | Path):
     """The parsed JSON of a run directory's config.json, not yet checked against the schema."""
     path = Path(run_dir) / CONFIG
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise RunError(f"{run_dir} is not a run directory (no {CONFIG})",
                        "pass the directory given to `advnets train --out`")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})",
-                          "restore the file or start a new run") from None
+        with open_regular(path) as f:
+            return json.loads(f.read())
+    except ValueError as exc:                   # not JSON, or not UTF-8
+        why = f"{exc.msg} at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else exc.reason
+        raise ConfigError(f"{path} is not valid JSON ({why})", "restore the file or start a new run") from None
 
 
 def read_config(run_dir: str | Path) -> Config:
@@ -103,6 +111,52 @@ def _changes(stored: Config, config: Config) -> str:
     return ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in changed[:4])
 
 
+def is_run_dir(folder: Path) -> bool:
+    """Whether `folder` holds a run: two of config.json, checkpoints/last.pt, metrics.jsonl and .lock (any one of
+    them may be lost or not written yet)."""
+    return sum(os.path.lexists(folder / name) for name in (CONFIG, CHECKPOINT, METRICS, LOCK)) >= 2
+
+
+def check_run_files(run_dir: Path) -> None:
+    """Refuse (RunError) a run directory whose own files or folders are symbolic links, FIFOs, devices or sockets:
+    training reads and writes them, and must neither block nor reach outside the directory."""
+    for name, wanted in ((CONFIG, None), (METRICS, None), (LOCK, None), (CHECKPOINT, None),
+                         (SAMPLES, "a directory"), (EVAL, "a directory"), (Path(CHECKPOINT).parent, "a directory")):
+        kind = file_kind(run_dir / name)
+        if kind is not None and kind != wanted:
+            what = "regular file" if wanted is None else "folder"
+            raise RunError(f"{run_dir / name} is {kind}, not a {what}",
+                           f"advnets keeps a run's files inside it: remove it, or replace it with the {what} itself")
+
+
+def check_output(path: str | Path) -> Path:
+    """Refuse (RunError) an output path that would replace a run's own files, whatever directory it is given
+    from: config.json, metrics.jsonl, .lock, anything under checkpoints/, an existing sample grid or TensorBoard
+    file of the trainer; or a path inside a run directory that goes through a symbolic link (a linked folder
+    would take the write outside the run). Every command's output passes here before it is written. Returns
+    `path`."""
+    path = Path(path)
+    lexical = path.absolute()               # ".." kept: RUN/link/.. is the parent of its target, not RUN
+    for run_dir in filter(is_run_dir, lexical.parents):
+        try:
+            check_no_links(run_dir, lexical)
+        except OutputError as exc:
+            raise RunError(exc.message, exc.hint) from None
+    real = lexical.parent.resolve() / lexical.name       # a link at the final name is replaced, not followed
+    run_dir = next((p for p in real.parents if is_run_dir(p)), None)
+    if run_dir is None:
+        return path
+    inside = real.relative_to(run_dir)
+    first = inside.parts[0]
+    own = first in (CONFIG, METRICS, LOCK, Path(CHECKPOINT).parts[0]) or os.path.lexists(real) and (
+        first.startswith(TENSORBOARD) or first == SAMPLES and real.name.startswith(("epoch_", "step_")))
+    if own:
+        raise RunError(f"{path} would replace {inside.as_posix()}, a file of the run {run_dir}",
+                       "choose an output path outside the run's checkpoints/, config.json, metrics.jsonl, .lock and "
+                       "sample grids")
+    return path
+
+
 def remove_stale_temporaries(run_dir: Path) -> list[Path]:
     """Delete the temporary files of writes that a killed process left behind (".NAME.RANDOM.tmp" beside
     config.json, metrics.jsonl, samples/ and checkpoints/: only the trainer writes there, and only under the run's
@@ -131,7 +185,7 @@ def sample_path(run_dir: Path, epoch: int | None, step: int) -> Path:
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
     """Append one line (a crash mid-append leaves a partial line, which readers skip and a resume removes)."""
     try:
-        with open(run_dir / METRICS, "a") as f:
+        with open_append(run_dir / METRICS) as f:
             f.write(json.dumps(record) + "\n")
     except OSError as exc:
         raise OutputError.from_os_error(exc, run_dir / METRICS) from None
@@ -139,11 +193,8 @@ def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """The records of metrics.jsonl; a line cut short by a crash mid-append (or otherwise unreadable) is skipped."""
-    path = Path(run_dir) / METRICS
-    if not path.exists():
-        return []
     records = []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in _metrics_lines(Path(run_dir)):
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
@@ -156,12 +207,21 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 def truncate_metrics(run_dir: Path, step: int) -> None:
     """Keep the metric records up to `step` (the checkpoint a run resumes from), dropping later and broken lines."""
     path = run_dir / METRICS
-    if not path.exists():
+    if not os.path.lexists(path):
         return
-    lines = path.read_text(errors="replace").splitlines()
+    lines = _metrics_lines(run_dir)
     keep = [json.dumps(r) for r in read_metrics(run_dir) if r.get("step", 0) <= step]
     if keep != lines:
         atomic_write_text(path, "".join(line + "\n" for line in keep))
+
+
+def _metrics_lines(run_dir: Path) -> list[str]:
+    """The lines of metrics.jsonl (none when it is missing), read only from a regular file (a RunError else)."""
+    try:
+        with open_regular(run_dir / METRICS) as f:
+            return f.read().decode(errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
 
 
 def _flatten(nested: dict[str, dict[str, Any]]) -> dict[str, Any]:

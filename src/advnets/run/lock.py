@@ -19,10 +19,12 @@ package's other modules (advnets/run/__init__.py imports none of them).
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,8 +48,21 @@ POLL_S = 0.1                            # how often a waiting builder tries the 
 # ----- one flock, shared by both locks
 
 def _open(path: Path) -> IO[str]:
-    """The lock file at `path`, created if missing (mode 0666 less the umask), never through a symbolic link."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    """The lock file at `path`, created if missing (mode 0666 less the umask), never through a symbolic link, and
+    only a regular file (a FIFO planted there is refused at once)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0),
+                     0o666)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise OutputError(f"cannot write the lock file {path}: it is a symbolic link",
+                          "remove it; advnets creates the file again") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OutputError(f"cannot write the lock file {path}: it is not a regular file (a FIFO, device or socket)",
+                          "remove it; advnets creates the file again")
+    os.set_blocking(fd, True)
     return os.fdopen(fd, "r+")
 
 

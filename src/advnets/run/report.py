@@ -5,7 +5,9 @@ eval/*.json as a table, and its config as the preset it is nearest to and the ke
 (the whole config folded below, and a link to config.json); for several runs, the curves overlaid (one colour per
 run) and one table comparing them: the config keys that differ, the final metrics and the evaluation numbers. Images
 are embedded as base64 data URIs so the single HTML file can be mailed or archived; the curve PNGs are also written
-to `<name>_files/` beside it. All text from the runs is HTML-escaped.
+to `<name>_files/` beside it. All text from the runs is HTML-escaped. Only regular files inside a run are read,
+never through a symbolic link or from a FIFO; a sample grid must be a PNG and an eval file a JSON object, or it is
+left out with a `ReportWarning`.
 """
 from __future__ import annotations
 
@@ -15,21 +17,26 @@ import json
 import math
 import os
 import urllib.parse
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ..config import PRESETS, make_config
 from ..errors import RunError
-from ..fileio import atomic_open, atomic_write_text
+from ..fileio import PNG_SIGNATURE, atomic_open, atomic_write_text, file_kind, open_regular, read_regular
 from .curves import COLOURS, curve_png
-from .layout import CONFIG, EVAL, SAMPLES, read_config_data, read_metrics
+from .layout import CONFIG, EVAL, SAMPLES, check_output, read_config_data, read_metrics
 
 FINAL_KEYS = ("epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "steps_per_s")
 EARLIER_GRIDS = 3
 ABSENT = "(absent)"             # a key one config has and another lacks (written by another advnets version)
 
-__all__ = ["config_changes", "final_metrics", "flatten", "nearest_preset", "pick_grids", "run_names",
+__all__ = ["ReportWarning", "config_changes", "final_metrics", "flatten", "nearest_preset", "pick_grids", "run_names",
            "write_report"]
+
+
+class ReportWarning(UserWarning):
+    """A file of a run left out of its report: not a regular file, a link, or not what its name says."""
 
 
 def write_report(run_dirs: list[str | Path], out_path: str | Path) -> Path:
@@ -42,6 +49,8 @@ def write_report(run_dirs: list[str | Path], out_path: str | Path) -> Path:
     records = [read_metrics(d) for d in dirs]
     out_path = Path(out_path)
     files = out_path.parent / f"{out_path.stem}_files"
+    check_output(out_path)
+    check_output(files / "losses.png")
     curves = {}
     for panel in ("losses", "d_outputs"):
         png = curve_png(list(zip(names, records, strict=True)), panel)
@@ -87,7 +96,7 @@ def run_names(dirs: list[Path]) -> list[str]:
 
 def _grid_step(path: Path) -> tuple[float, str]:
     """Grids in the order they were made: by modification time (epoch_ and step_ grids interleave), then name."""
-    return path.stat().st_mtime, path.name
+    return path.lstat().st_mtime, path.name
 
 
 def pick_grids(paths: list[Path], earlier: int = EARLIER_GRIDS) -> list[Path]:
@@ -143,12 +152,47 @@ def _read_config(run_dir: Path) -> dict:
 def _read_evals(run_dir: Path) -> dict[str, dict | str]:
     """{file name: parsed JSON object, or an error text} for each eval/*.json."""
     out: dict[str, dict | str] = {}
-    for path in sorted((run_dir / EVAL).glob("*.json")):
+    for path in _files(run_dir / EVAL, "*.json"):
         try:
-            out[path.name] = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            data = json.loads(read_regular(path))
+        except (OSError, ValueError) as exc:         # ValueError: not JSON, or not UTF-8
             out[path.name] = f"unreadable: {exc}"
+            continue
+        if isinstance(data, dict):
+            out[path.name] = data
+        else:
+            warnings.warn(f"left {path} out of the report: not a JSON object", ReportWarning, stacklevel=2)
     return out
+
+
+def _files(folder: Path, pattern: str) -> list[Path]:
+    """The regular files in `folder` matching `pattern`, by name; each link, FIFO or other special file is left out
+    with a ReportWarning, and so is the whole folder when it is a link."""
+    kind = file_kind(folder)
+    if kind is not None and kind != "a directory":
+        warnings.warn(f"left {folder} out of the report: it is {kind}, not a folder of the run", ReportWarning,
+                      stacklevel=3)
+    paths = []
+    for path in sorted(folder.glob(pattern)) if kind == "a directory" else ():
+        what = file_kind(path)
+        if what is None:
+            paths.append(path)
+        else:
+            warnings.warn(f"left {path} out of the report: it is {what}, not a regular file", ReportWarning,
+                          stacklevel=3)
+    return paths
+
+
+def _is_png(path: Path) -> bool:
+    """Whether `path` starts with the PNG signature (a ReportWarning when it does not)."""
+    try:
+        with open_regular(path) as f:
+            if f.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE:
+                return True
+    except (OSError, RunError):                      # gone, or replaced since it was listed
+        pass
+    warnings.warn(f"left {path} out of the report: not a PNG file", ReportWarning, stacklevel=3)
+    return False
 
 
 # ----- HTML
@@ -230,12 +274,12 @@ def _run_section(i: int, name: str, run_dir: Path, config: dict, records: list[d
     final = final_metrics(records)
     if final:
         out.append("<h3>Where training stands</h3>" + _table(list(final.items())))
-    grids = pick_grids(sorted((run_dir / SAMPLES).glob("*_*.png"), key=_grid_step))
+    grids = pick_grids(sorted(filter(_is_png, _files(run_dir / SAMPLES, "*_*.png")), key=_grid_step))
     if grids:
         out.append("<h3>Samples (fixed noise)</h3><div class=\"grids\">")
         for path in grids:
             label = path.stem.replace("_", " ") + (" (latest)" if path == grids[-1] else "")
-            out.append(f'<figure><img class="grid" alt="{_e(path.name)}" src="{_data_uri(path.read_bytes())}">'
+            out.append(f'<figure><img class="grid" alt="{_e(path.name)}" src="{_data_uri(read_regular(path))}">'
                        f"<figcaption>{_e(label)}</figcaption></figure>")
         out.append("</div>")
     else:

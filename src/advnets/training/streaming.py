@@ -25,6 +25,7 @@ from ..data.folder import DEFAULT_SIZE, pixels_to_float, split_indices
 from ..data.folder_cache import open_folder_cache
 from ..data.transforms import global_contrast_normalize
 from ..errors import ConfigError, DataError
+from ..fileio import load_npy
 from ..models.layers import mean_logits
 from .batches import check_size, class_labels
 
@@ -42,7 +43,7 @@ class _Rows(Dataset):
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         if self.pixels is None:
-            self.pixels = np.load(self.path, mmap_mode="r")
+            self.pixels = load_npy(self.path, mmap=True)           # not through a link, not a FIFO
         order = np.argsort(rows, kind="stable")                  # read in file order, put back in batch order
         block = np.empty((len(rows), *self.pixels.shape[1:]), np.uint8)
         block[order] = self.pixels[rows[order]]

@@ -62,6 +62,8 @@ class Trainer:
         self.lock = RunLock.acquire(self.run_dir, create=not resume) if self.writes else None
         self.data = None
         try:
+            if self.writes:
+                layout.check_run_files(self.run_dir)                # no links or FIFOs among the run's files
             reads = self.writes or (resume and self.run_dir is not None)
             self.config = layout.resolve_config(self.run_dir, config, resume) if reads else config
             t = self.config.train
