@@ -62,8 +62,6 @@ class Trainer:
         self.lock = RunLock.acquire(self.run_dir, create=not resume) if self.writes else None
         self.data = None
         try:
-            if self.writes:
-                layout.check_run_files(self.run_dir)                # no links or FIFOs among the run's files
             reads = self.writes or (resume and self.run_dir is not None)
             self.config = layout.resolve_config(self.run_dir, config, resume) if reads else config
             t = self.config.train
@@ -187,8 +185,8 @@ class Trainer:
         """Under the run's lock: remove temporaries a killed process left, restore the checkpoint if there is one,
         drop the metric lines after it, write config.json. True when the run starts from step 0 (a new run, or one
         that stopped before its first checkpoint: see run/layout.py resolve_config). Other ranks only restore."""
-        if self.writes:
-            layout.remove_stale_temporaries(self.run_dir)
+        if self.writes:                     # no links or FIFOs among the run's files; no temporaries of a killed run
+            layout.check_run_files(self.run_dir), layout.remove_stale_temporaries(self.run_dir)
         from_scratch = not self.checkpoint.exists()
         if not from_scratch:
             self.state.load_state_dict(load_checkpoint(self.checkpoint, self.device, RESUME_KEYS), self.checkpoint)
