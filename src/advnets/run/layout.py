@@ -81,9 +81,8 @@ def _stored(run_dir: Path, notes: list[str] | None) -> tuple[Config, dict[str, A
         edited = read_config(run_dir)
     except AdvnetsError as exc:
         if notes is not None:
-            notes.append(f"{run_dir / CONFIG} {'is missing' if isinstance(exc, RunError) else 'is damaged'}"
-                         f"{'' if isinstance(exc, RunError) else f' ({exc.message})'}: recovered from {path}, "
-                         "which holds the run's config; config.json is written again")
+            what = f"{run_dir / CONFIG} is missing" if isinstance(exc, RunError) else exc.message
+            notes.append(f"{what}: recovered from {path}, which holds the run's config; config.json is written again")
         return saved, {}
     old, new = _flatten(saved.to_dict()), _flatten(edited.to_dict())
     edits = {k: new[k] for k in old if old[k] != new[k] and k not in RESUMABLE_CHANGES}
