@@ -14,7 +14,7 @@ from ..config import make_config, parse_override, with_overrides
 from ..device import resolve_device
 from ..errors import AdvnetsError, OutputError, RunError
 from ..memory import keep_freed_memory
-from ..run.layout import read_config
+from ..run.layout import stored_config
 from ..threads import set_torch_threads
 from ..training.distributed import Dist
 from ..training.hooks import Reporter
@@ -135,11 +135,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir, config, values = Path(args.resume), None, overrides(args)
         if base_name or values:
-            config = with_overrides(make_config(base_name) if base_name else read_config(run_dir), values)
+            config = with_overrides(make_config(base_name) if base_name else stored_config(run_dir), values)
     else:
         config = make_config(base_name, overrides(args))
         run_dir = Path(args.out or f"runs/{config.data.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
-    dist = Dist.from_env(resolve_device((config or read_config(run_dir)).train.device))
+    dist = Dist.from_env(resolve_device((config or stored_config(run_dir)).train.device))
     try:
         code = _train(args, config, run_dir, dist, threads)
     except BaseException:
@@ -153,6 +153,8 @@ def _train(args: argparse.Namespace, config, run_dir: Path, dist, threads: int) 
     console = ConsoleReporter(progress=sys.stderr.isatty() and not args.no_progress) if dist.writes else None
     with Trainer(config, run_dir, resume=bool(args.resume), reporter=console, dist=dist) as trainer:
         t = trainer.config.train
+        for note in trainer.notes if dist.writes else ():
+            log.warning(note)
         if not dist.writes:                  # ranks > 0 train silently; rank 0 speaks for the run
             return 130 if trainer.run().interrupted else 0
         where = ""

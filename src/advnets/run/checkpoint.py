@@ -1,7 +1,14 @@
 """Checkpoints: one dict per file, written atomically, read with safe (weights-only) deserialisation, every entry
-checked for its type. What a training checkpoint holds (RESUME_KEYS) is the trainer's `TrainingState.state_dict()`."""
+checked for its type. What a training checkpoint holds (RESUME_KEYS) is the trainer's `TrainingState.state_dict()`.
+
+Every checkpoint carries `checksum`, a SHA-256 of its entries (each tensor's dtype, shape and bytes, each number and
+string, in a fixed key order), checked when it is read: bytes changed on disk are a one-line CheckpointError, not
+weights that load silently. It is computed at save and load only, never per step. A checkpoint written before the
+checksum existed (no `checksum` entry) still loads.
+"""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -23,27 +30,63 @@ VERSION = 1
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write `payload` (tensors, numbers, strings, lists, dicts) to `path` via a temporary file + rename."""
     path = Path(path)
+    payload = {"format": FORMAT, "version": VERSION, **{k: v for k, v in payload.items() if k != CHECKSUM}}
     buffer = io.BytesIO()       # serialised in memory first: a full disk is then a plain OSError of f.write
-    torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
+    torch.save({**payload, CHECKSUM: checksum(payload)}, buffer)
     with atomic_open(path) as f:
         f.write(buffer.getbuffer())
     return path
+
+
+CHECKSUM = "checksum"
+
+
+def checksum(payload: dict[str, Any]) -> str:
+    """"sha256:" and the hex SHA-256 of every entry of `payload` but `checksum` itself: a tensor as its dtype,
+    shape and bytes (read in place, no copy on the CPU), a number or string as its repr, dicts in sorted key
+    order, lists in order."""
+    digest = hashlib.sha256()
+    _feed(digest, {k: v for k, v in payload.items() if k != CHECKSUM})
+    return "sha256:" + digest.hexdigest()
+
+
+def _feed(digest, value) -> None:
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"T{t.dtype}{tuple(value.shape)}:".encode())
+        if t.numel():
+            digest.update(t.view(torch.uint8).numpy())
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}:".encode())
+        for key in sorted(value, key=lambda k: (type(k).__name__, str(k))):
+            digest.update(f"{type(key).__name__}:{key!r}=".encode())
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"L{len(value)}:".encode())
+        for item in value:
+            _feed(digest, item)
+    elif value is None or isinstance(value, (bool, int, float, str, bytes)):
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
+    else:           # any other type weights-only loading admits (a torch.Size, a dtype): by its name and text
+        digest.update(f"{type(value).__name__}:{value};".encode())
 
 
 MODEL_KEYS = ("config", "image_shape", "generator", "discriminator", "epoch", "g_updates")
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
-                    required: tuple[str, ...] = MODEL_KEYS) -> dict[str, Any]:
+                    required: tuple[str, ...] = MODEL_KEYS, verify: bool = True) -> dict[str, Any]:
     """Read a checkpoint written by `save_checkpoint`; anything else is a CheckpointError, never a crash.
 
-    `required` names the entries the caller needs; a checkpoint without one of them is refused.
+    `required` names the entries the caller needs; a checkpoint without one of them is refused. `verify` False
+    skips the checksum and maps the tensors instead of reading them (for a caller that needs only its config).
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}", "train the run first, or check the path")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(path, map_location="cpu" if not verify else map_location, weights_only=True,
+                             mmap=not verify)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile,
             AttributeError, KeyError, IndexError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -55,6 +98,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     if payload.get("version") != VERSION:
         raise CheckpointError(f"checkpoint {path} has format version {payload.get('version')}, "
                               f"this advnets reads version {VERSION}", "use the advnets version that wrote it")
+    if verify and CHECKSUM in payload:         # a checkpoint written before the checksum existed has none
+        _verify(payload, path)
     missing = [key for key in required if key not in payload]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}",
@@ -64,6 +109,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
             raise CheckpointError(f"checkpoint {path} is damaged: its '{key}' is {_kind(payload[key])}, not {expected}",
                                   "use another checkpoint, or retrain")
     return payload
+
+
+def _verify(payload: dict[str, Any], path: Path) -> None:
+    stored = payload[CHECKSUM]
+    try:
+        computed = checksum(payload)
+    except (RuntimeError, TypeError, ValueError):      # a crafted entry (a sparse tensor) that save never writes
+        computed = None
+    if not isinstance(stored, str) or computed != stored:
+        raise CheckpointError(f"checkpoint {path} is damaged: its contents do not match the checksum it was written "
+                              "with (bytes changed on disk)", "resume from another checkpoint (a copy of the run), "
+                              "or retrain")
 
 
 def _count(v) -> bool:

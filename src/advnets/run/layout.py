@@ -49,9 +49,14 @@ def read_config_data(run_dir: str | Path):
     try:
         with open_regular(path) as f:
             return json.loads(f.read())
-    except ValueError as exc:                   # not JSON, or not UTF-8
-        why = f"{exc.msg} at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else exc.reason
-        raise ConfigError(f"{path} is not valid JSON ({why})", "restore the file or start a new run") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})",
+                          "restore the file or start a new run") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})",
+                          "restore the file or start a new run") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply to be a config", "restore the file or start a new run") from None
 
 
 def read_config(run_dir: str | Path) -> Config:
@@ -64,9 +69,42 @@ def read_config(run_dir: str | Path) -> Config:
         raise ConfigError(f"{path}: {exc.message}", exc.hint) from None
 
 
-def resolve_config(run_dir: Path, config: Config | None, resume: bool) -> Config:
-    """The run's config: the given one for a new run; for a resumed run the stored one, with only the settings in
-    RESUMABLE_CHANGES taken from `config`. Writes nothing.
+def stored_config(run_dir: str | Path, notes: list[str] | None = None) -> Config:
+    """The config a resumed run continues with, before any change asked for at resume (the CLI applies --set to
+    it). With a checkpoint: the checkpoint's copy, with config.json's values of the settings in RESUMABLE_CHANGES
+    (the last resume may have changed them); a config.json that is missing or damaged is recovered from the
+    checkpoint, and a line appended to `notes` says so (the trainer then rewrites the file). Without a
+    checkpoint: config.json."""
+    return _stored(Path(run_dir), notes)[0]
+
+
+def _stored(run_dir: Path, notes: list[str] | None) -> tuple[Config, dict[str, Any]]:
+    """`stored_config`, and the settings outside RESUMABLE_CHANGES in which config.json differs from the
+    checkpoint's copy (a hand edit), each with config.json's value."""
+    path = run_dir / CHECKPOINT
+    if not path.exists():
+        return read_config(run_dir), {}
+    saved = checkpoint_config(load_checkpoint(path, required=("config",), verify=False), path)
+    try:
+        edited = read_config(run_dir)
+    except AdvnetsError as exc:
+        if notes is not None:
+            what = f"{run_dir / CONFIG} is missing" if isinstance(exc, RunError) else exc.message
+            notes.append(f"{what}: recovered from {path}, which holds the run's config; config.json is written again")
+        return saved, {}
+    old, new = _flatten(saved.to_dict()), _flatten(edited.to_dict())
+    edits = {k: new[k] for k in old if old[k] != new[k] and k not in RESUMABLE_CHANGES}
+    return _merged(saved, edited), edits
+
+
+def resolve_config(run_dir: Path, config: Config | None, resume: bool, notes: list[str] | None = None) -> Config:
+    """The run's config: the given one for a new run; for a resumed run the stored one (`stored_config`), with
+    only the settings in RESUMABLE_CHANGES taken from `config`. Writes nothing; `notes` gets a line when
+    config.json was recovered from the checkpoint.
+
+    A resumed run keeps its settings: a change to another one is refused, whether given in `config` or made by
+    hand in config.json (the checkpoint's copy is the reference); a hand edit that `config` repeats counts as
+    given there.
 
     A directory whose run stopped before its first checkpoint (killed, diverged, a full disk) is never a dead end:
     `resume` starts it again from step 0 with its stored config, and a new run with the same settings (those in
@@ -89,16 +127,27 @@ def resolve_config(run_dir: Path, config: Config | None, resume: bool) -> Config
                                f"settings ({changed})", f"repeat its command, continue it with --resume {run_dir}, "
                                "choose another output directory, or delete it")
         return config
-    if not (run_dir / CONFIG).exists() and has_checkpoint:      # config.json lost: the checkpoint has it
-        stored = checkpoint_config(load_checkpoint(run_dir / CHECKPOINT, required=("config",)), run_dir / CHECKPOINT)
-    else:
-        stored = read_config(run_dir)
+    stored, edits = _stored(run_dir, notes)
+    given = {} if config is None else _flatten(config.to_dict())
+    hand = sorted(k for k, v in edits.items() if k not in given or given[k] != v)
+    if hand:
+        old = _flatten(stored.to_dict())
+        raise ConfigError(f"{run_dir / CONFIG} differs from the checkpoint's config in "
+                          + ", ".join(f"{k}: {old[k]!r} -> {edits[k]!r}" for k in hand[:4])
+                          + ", which a resumed run cannot change",
+                          f"restore config.json (or delete it: {CHECKPOINT} holds the config), or start a new run "
+                          "with the new settings in another output directory")
     if config is None:
         return stored
     changed = _changes(stored, config)
     if changed:
         raise ConfigError(f"cannot resume {run_dir} with different settings ({changed})",
                           "resume without them, or start a new run with another output directory")
+    return _merged(stored, config)
+
+
+def _merged(stored: Config, config: Config) -> Config:
+    """`stored` with the settings in RESUMABLE_CHANGES taken from `config`."""
     old, new = _flatten(stored.to_dict()), _flatten(config.to_dict())
     return from_dict({s: {k: (new if f"{s}.{k}" in RESUMABLE_CHANGES else old)[f"{s}.{k}"] for k in v}
                       for s, v in stored.to_dict().items()})

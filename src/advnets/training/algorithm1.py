@@ -177,4 +177,20 @@ class Algorithm1:
         except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
             raise CheckpointError(f"checkpoint {path} does not fit this run: its optimizer or random state "
                                   f"({str(exc).strip()[:80]}) is wrong", "use the run's own checkpoint, or retrain") from None
+        for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+            check_optimizer_state(opt, name, path)
         self.g_updates, self.d_updates = state["g_updates"], state["d_updates"]
+
+
+def check_optimizer_state(opt: torch.optim.Optimizer, name: str, path) -> None:
+    """A CheckpointError unless every tensor `opt` holds for a parameter (the velocity; Adam's exp_avg and
+    exp_avg_sq, and its scalar step count) is a tensor of the parameter's shape: torch's `load_state_dict` checks
+    the parameter groups, not the state, and a wrong shape would fail inside the first step."""
+    params = [p for group in opt.param_groups for p in group["params"]]
+    for i, p in enumerate(params):
+        for key, value in opt.state.get(p, {}).items():
+            expected = () if key == "step" else tuple(p.shape)
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != expected:
+                what = f"of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else f"a {type(value).__name__}"
+                raise CheckpointError(f"checkpoint {path} does not fit this run: its {name} '{key}' of parameter {i} "
+                                      f"is {what}, not a tensor of shape {expected}", "use the run's own checkpoint, or retrain")

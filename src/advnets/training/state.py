@@ -85,7 +85,8 @@ class TrainingState:
 
     def check_finite(self, checkpoint: Path | None = None) -> None:
         """Refuse to log or checkpoint a diverged state (a loss or a weight NaN or infinite): the last checkpoint,
-        if any (at `checkpoint`), stays the last finite state."""
+        if any (at `checkpoint`), stays the last finite state. It is finite: a checkpoint is written only after
+        this check, and one a run resumed from was checked when loaded (`load_state_dict`)."""
         nets = (self.generator, self.discriminator) + (() if self.average is None else (self.average.module,))
         if self.progress.finite() and all(bool(torch.isfinite(p).all()) for net in nets for p in net.parameters()):
             return
@@ -112,6 +113,12 @@ class TrainingState:
         """Continue from checkpoint `state` (read from `path`); the model must be the one the config builds (else a
         RunError or CheckpointError naming the difference)."""
         saved = checkpoint_config(state, path)
+        bad = [key for key, value in state.items() if not _finite(value)]
+        if bad:
+            raise CheckpointError(f"checkpoint {path} holds a state that is not finite (NaN or infinite values in its "
+                                  f"{', '.join(bad[:4])}): it diverged, and a run resumed from it cannot train",
+                                  "resume from an earlier copy of the run, or start a new run (another --out) with a "
+                                  f"lower learning rate, e.g. --set train.lr={self.config.train.lr / 4:g}")
         if saved.model != self.config.model or list(state["image_shape"]) != list(self.data.image_shape) or \
                 state.get("num_classes", 0) != self.data.num_classes:
             raise RunError(f"checkpoint {path} was written for another model than {path.parent.parent / 'config.json'} "
@@ -137,3 +144,14 @@ class TrainingState:
         elif self.average is not None:       # turned on at resume: the average starts from the restored G
             self.average = GeneratorAverage(self.generator, self.average.decay)
         self.fixed_noise = state["fixed_noise"].to(self.device, self.fixed_noise.dtype)
+
+
+def _finite(value) -> bool:
+    """Whether every floating-point tensor in `value` (a tensor, or dicts and lists of them) is finite."""
+    if isinstance(value, torch.Tensor):
+        return not value.is_floating_point() or bool(torch.isfinite(value).all())
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_finite(v) for v in value)
+    return True

@@ -61,9 +61,10 @@ class Trainer:
         # one writer per run directory (run/lock.py), from here to the end of run(); taken before anything is read
         self.lock = RunLock.acquire(self.run_dir, create=not resume) if self.writes else None
         self.data = None
+        self.notes: list[str] = []          # what the start repaired (a config.json recovered from the checkpoint)
         try:
             reads = self.writes or (resume and self.run_dir is not None)
-            self.config = layout.resolve_config(self.run_dir, config, resume) if reads else config
+            self.config = layout.resolve_config(self.run_dir, config, resume, self.notes) if reads else config
             t = self.config.train
             self.dist.local_batch(t.batch_size)                       # refuses a batch that does not split
             self.device = self.dist.device(resolve_device(t.device))
