@@ -18,6 +18,7 @@ from advnets.data import load_held_out, load_split
 from advnets.errors import DataError
 from advnets.eval import classifier, run_reports
 from advnets.eval.classifier import Recipe
+from advnets.extensions.semisup import semisup_report
 from advnets.run import load_run
 from advnets.run.loaded import LoadedRun
 from advnets.training import train
@@ -129,6 +130,11 @@ def test_offline_quick_start_quality_and_parzen(quickstart, classifier_spy, caps
     # the library says the same as the command
     run = load_run(quickstart)
     assert run_reports.parzen_report(run, n_samples=200)["test_split"] == parzen["test_split"]
+
+
+def test_offline_quick_start_semisup(quickstart):
+    report = semisup_report(load_run(quickstart), counts=(20,), scratch_epochs=1, n_test=100)
+    assert "mnist-5k held-out" in report["test_split"] and report["test_split_size"] == 500
 
 
 @needs_mnist
