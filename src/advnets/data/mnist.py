@@ -56,10 +56,11 @@ def idx_files(name: str, prefix: str, data_dir, cache: Path, download: bool, mir
     try:
         return [fetch(f, IDX_MD5[name][f], mirrors, search, cache / name, download) for f in files]
     except DataError as e:
-        how = "with network access" if download else "(data.download=true) with network access"
+        source = f"network access to {mirrors[0]}" if mirrors else "network access"
+        how = f"check {source}" if download else f"turn downloads on (data.download=true) with {source}"
         raise DataError(e.message, f"pass --data-dir DIR holding {files[0]} and {files[1]} ({name}'s "
-                                   f"{'test' if prefix == 't10k' else 'training'} files), allow downloads {how}, "
-                                   "or set ADVNETS_MIRROR to a mirror that serves them") from None
+                                   f"{'test' if prefix == 't10k' else 'training'} files), {how}, or set "
+                                   "ADVNETS_MIRROR to a mirror that serves them") from None
 
 
 def idx_split(name: str, split: str, data_dir, cache: Path, download: bool, mirrors: list[str]) -> Split:
