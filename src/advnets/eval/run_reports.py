@@ -8,6 +8,8 @@ same numbers as the command line for the same arguments.
 
 `seed` seeds G's noise; `data_dir` and `fold` replace the run's own (data moved since training, another TFD
 fold); a classifier's `progress(done, total, note)` is called while it trains (the first time only: it is cached).
+Each report reads its data before any long work; `check_data` does so for several reports at once. Reports scored on
+a test split say which in "test_split" (a mnist-5k run without the MNIST test files is scored on held-out digits).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..data.registry import MIXTURE_DATASETS
+from ..data.registry import MIXTURE_DATASETS, HeldOut, load_held_out
 from ..errors import AdvnetsError
 from ..models import class_rows
 from . import classifier, neighbours, parzen  # called through their modules, where tests spy on them
@@ -41,15 +43,33 @@ def split_images(run, split: str, data_dir: str | None = None, fold: int | None 
     return run.load_split(split, data_dir, fold).images
 
 
+def held_out(run, data_dir: str | None = None, fold: int | None = None) -> HeldOut:
+    """The valid and test images the run's samples are scored against (`advnets.data.load_held_out`)."""
+    return load_held_out(_data_config(run, data_dir, fold), run_seed=run.config.train.seed)
+
+
+def check_data(run, reports: Sequence[str], data_dir: str | None = None, fold: int | None = None) -> None:
+    """Read every split that `reports` ("parzen", "nearest", "class_accuracy", "quality", "coverage") will read, so
+    that missing data is a `DataError` before any long work (sampling, training a classifier, Parzen). The readers
+    keep what they parsed in memory: the reports do not read the files again."""
+    refused = {"quality"} if run.config.data.dataset in NOT_IMAGES else set()   # these reports refuse the run
+    refused |= set() if run.num_classes else {"class_accuracy"}                 # before they read any data
+    wanted = set(reports) - refused
+    for split in ("train", "valid") if wanted & {"nearest", "class_accuracy", "quality"} else ():
+        run.load_split(split, data_dir, fold)                  # the classifier trains on train, checks on valid
+    if wanted & {"parzen", "quality"}:
+        held_out(run, data_dir, fold)
+
+
 def parzen_report(run, *, n_samples: int = N_SAMPLES, sigmas: Sequence[float] | np.ndarray | None = None,
                   seed: int = 0, data_dir: str | None = None, fold: int | None = None) -> dict:
     """Table 1's Parzen-window estimate (eval/parzen.py) for `n_samples` samples of the run's G: sigma chosen on
     the valid split from `sigmas` (default: the original's grid, `parzen.sigma_grid()`), the mean log-likelihood of
     the test split and its standard error. Warns (`SigmaOnEdgeWarning`) when sigma is on the grid's edge."""
-    valid, test = split_images(run, "valid", data_dir, fold), split_images(run, "test", data_dir, fold)
+    held = held_out(run, data_dir, fold)
     samples = run.sample(n_samples, seed=seed)
-    result = parzen.parzen_evaluate(samples, valid, test, sigmas, device=run.device)
-    return {**run_header(run), "dataset": run.config.data.dataset, **result.to_dict()}
+    result = parzen.parzen_evaluate(samples, held.valid.images, held.test.images, sigmas, device=run.device)
+    return {**run_header(run), "dataset": run.config.data.dataset, "test_split": held.test_split, **result.to_dict()}
 
 
 def nearest_report(run, *, seed: int = 0, data_dir: str | None = None, fold: int | None = None) -> dict:
@@ -65,9 +85,14 @@ def run_classifier(run, *, data_dir: str | None = None, fold: int | None = None,
                    progress: Progress | None = None) -> classifier.Classifier:
     """The package's real-data classifier of the run's dataset (eval/classifier.py), on the run's device: from the
     cache, else trained first."""
+    return classifier.load_or_train_classifier(_data_config(run, data_dir, fold), device=run.device,
+                                               progress=progress)
+
+
+def _data_config(run, data_dir: str | None, fold: int | None):
+    """The run's data config with `data_dir` and `fold` in place of its own when given."""
     d = run.config.data
-    data = dataclasses.replace(d, data_dir=data_dir or d.data_dir, fold=d.fold if fold is None else fold)
-    return classifier.load_or_train_classifier(data, device=run.device, progress=progress)
+    return dataclasses.replace(d, data_dir=data_dir or d.data_dir, fold=d.fold if fold is None else fold)
 
 
 def class_accuracy_report(run, *, per_class: int = PER_CLASS, seed: int = 0, data_dir: str | None = None,
@@ -97,12 +122,11 @@ def quality_report(run, *, n_samples: int = N_SAMPLES, seed: int = 0, data_dir: 
     if d.dataset in NOT_IMAGES:
         raise AdvnetsError(f"--quality compares images through a classifier; {run.run_dir} was trained on "
                            f"{d.dataset}", "use --coverage for the 2-D mixtures")
+    train, held = run.load_split("train", data_dir, fold), held_out(run, data_dir, fold)   # before the classifier
     clf = run_classifier(run, data_dir=data_dir, fold=fold, progress=progress)
-    train = run.load_split("train", data_dir, fold)
-    valid, test = split_images(run, "valid", data_dir, fold), split_images(run, "test", data_dir, fold)
-    return {**run_header(run), "dataset": d.dataset, "seed": seed,
-            **sample_report(run.sample(n_samples, seed=seed).numpy(), clf, valid, test, train.labels,
-                            seed=seed)}
+    return {**run_header(run), "dataset": d.dataset, "seed": seed, "test_split": held.test_split,
+            **sample_report(run.sample(n_samples, seed=seed).numpy(), clf, held.valid.images, held.test.images,
+                            train.labels, seed=seed)}
 
 
 def coverage_report(run, *, n_samples: int = SAMPLES, seed: int = 0) -> dict:

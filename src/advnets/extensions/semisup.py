@@ -12,6 +12,7 @@ from torch import nn
 
 from ..data.split import Split
 from ..errors import DataError
+from ..eval.run_reports import held_out
 from ..models import MaxoutDiscriminator
 from . import check_images, sci
 
@@ -150,12 +151,13 @@ def semisup_report(run, *, counts=LABEL_COUNTS, n_test: int = N_TEST, scratch_ep
     drawn with `seed` (all of them when `n_test` is 0 or larger than the split). `data_dir` and `fold` replace the
     run's own. Returns the report (RUN/eval/semisup.json)."""
     check_images(run)
-    train, test = run.load_split("train", data_dir, fold), run.load_split("test", data_dir, fold)
+    held = held_out(run, data_dir, fold)           # mnist-5k without the MNIST test files: its held-out digits
+    train, test = run.load_split("train", data_dir, fold), held.test
     n_all = len(test)
     if n_test and n_test < n_all:
         keep = np.sort(np.random.default_rng(seed).choice(n_all, n_test, replace=False))
         test = Split(test.images[keep], None if test.labels is None else test.labels[keep])
     accuracies = semisup_accuracies(run, train, test, counts, seed=seed, scratch_epochs=scratch_epochs)
     return {"run": str(run.run_dir), "epoch": run.epoch, "step": run.step, "dataset": run.config.data.dataset,
-            "seed": seed, "test_split_size": n_all,
+            "seed": seed, "test_split": held.test_split, "test_split_size": n_all,
             "test_subsample": f"{len(test)} of {n_all} test images, drawn with seed {seed}", **accuracies}
