@@ -1,0 +1,130 @@
+"""No hang, no silent crash: a stopped rank of a distributed run (training/heartbeat.py), a full disk under a
+memory-mapped write and the temporaries of killed writers (fileio.py), the loser of a race for a run's lock
+(run/lock.py). Real processes, real signals, real files; the timeouts below are hang guards, not measurements.
+
+Run as a script (`torchrun ... test_hangs.py OUT busy`), this file is the rank of the busy-rank case.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from advnets.run.layout import CHECKPOINT
+from advnets.training.distributed import Dist
+from advnets.training.heartbeat import HEARTBEAT_ENV
+from tests.conftest import TINY, cli_sets
+
+ROOT = Path(__file__).resolve().parents[2]
+HAS_PROC = Path("/proc/self/task").exists()
+
+
+def _env(**extra: str) -> dict:
+    return {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", "OMP_NUM_THREADS": "1", **extra}
+
+
+def _torchrun(*args: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(c) for c in f.read().split()]
+
+
+def _rank_of(pid: int) -> int | None:
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+    return int(env[b"RANK"]) if b"RANK" in env else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0] not in "ZX"
+    except OSError:
+        return False
+
+
+# ----- a stopped rank
+
+@pytest.mark.skipif(not HAS_PROC, reason="finds the ranks' processes through /proc")
+def test_a_stopped_rank_is_named_in_one_line_long_before_the_collective_timeout(tmp_path):
+    """SIGSTOP rank 1 of a torchrun training run: rank 0, waiting for it in an all-reduce whose timeout is an hour,
+    ends with one line naming rank 1, after the heartbeat's limit (5 s here) rather than the hour."""
+    run = tmp_path / "run"
+    cmd = _torchrun("-m", "advnets", "train", *cli_sets(TINY), "--epochs=1000", "--device=cpu", "--no-progress",
+                    f"--out={run}")
+    proc = subprocess.Popen(cmd, env=_env(ADVNETS_DIST_TIMEOUT="3600", **{HEARTBEAT_ENV: "5"}),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stopped = None
+    try:
+        deadline = time.monotonic() + 300
+        while not (run / CHECKPOINT).exists():                  # the first epoch's checkpoint: both ranks train
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
+            time.sleep(0.2)
+        ranks = {_rank_of(p): p for p in _children(proc.pid)}
+        stopped = ranks[1]
+        os.kill(stopped, signal.SIGSTOP)
+        deadline = time.monotonic() + 240                       # a hang guard: the heartbeat's limit is 5 s
+        while _alive(ranks[0]):
+            if time.monotonic() > deadline:
+                pytest.fail("rank 0 was still waiting 240 s after rank 1 was stopped")
+            time.sleep(0.2)
+        os.kill(stopped, signal.SIGKILL)                        # (torchrun would take 30 s to do it)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if stopped is not None:
+            try:
+                os.kill(stopped, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    ours = [line for line in err.splitlines() if line.startswith("advnets: error:")]
+    assert len(ours) == 1, err[-3000:]
+    assert f"rank 1 of 2 (process {stopped} on host" in ours[0] and "no sign of life" in ours[0], ours
+
+
+BUSY_S = 8.0                                # rank 0's busy spell in the busy case, 4 times the heartbeat's limit
+
+
+def _busy_rank(out: Path) -> None:
+    """One rank of the busy case: rank 0 computes in its main thread (holding the GIL, as a checkpoint's pickling
+    or an evaluation would) for BUSY_S seconds while rank 1 waits for it in an all-reduce."""
+    torch.set_num_threads(1)
+    dist = Dist.from_env(torch.device("cpu"))
+    try:
+        assert dist.heartbeat is not None
+        if dist.rank == 0:
+            end, n = time.monotonic() + BUSY_S, 0
+            while time.monotonic() < end:
+                n += sum(range(1000)) > 0
+        t = torch.full((3,), float(dist.rank + 1))
+        dist.all_reduce_mean([t])
+        (out / f"rank{dist.rank}.txt").write_text(repr(t.tolist()))
+    except BaseException:
+        dist.close(barrier=False)
+        raise
+    dist.close()
+
+
+def test_a_busy_rank_is_not_taken_for_a_stopped_one(tmp_path):
+    done = subprocess.run(_torchrun(__file__, str(tmp_path), "busy"),
+                          env=_env(ADVNETS_DIST_TIMEOUT="600", **{HEARTBEAT_ENV: str(BUSY_S / 4)}),
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "no sign of life" not in done.stderr
+    for rank in (0, 1):
+        assert (tmp_path / f"rank{rank}.txt").read_text() == "[1.5, 1.5, 1.5]"
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    if sys.argv[2] == "busy":
+        _busy_rank(Path(sys.argv[1]))
