@@ -1,6 +1,6 @@
-"""No hang, no silent crash: a stopped rank of a distributed run (training/heartbeat.py), a full disk under a
-memory-mapped write and the temporaries of killed writers (fileio.py), the loser of a race for a run's lock
-(run/lock.py). Real processes, real signals, real files; the timeouts below are hang guards, not measurements.
+"""No hang, no silent crash: a stopped rank of a distributed run (training/heartbeat.py), the loser of a race for a
+run's lock (run/lock.py); tests/test_fileio_faults.py has the full disk and the killed writers' temporaries. Real
+processes, real signals, real files; the timeouts below are hang guards, not measurements.
 
 Run as a script (`torchrun ... test_hangs.py OUT busy`), this file is the rank of the busy-rank case.
 """
@@ -60,7 +60,7 @@ def test_a_stopped_rank_is_named_in_one_line_long_before_the_collective_timeout(
                     f"--out={run}")
     proc = subprocess.Popen(cmd, env=_env(ADVNETS_DIST_TIMEOUT="3600", **{HEARTBEAT_ENV: "5"}),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    stopped = None
+    ranks, stopped = {}, None
     try:
         deadline = time.monotonic() + 300
         while not (run / CHECKPOINT).exists():                  # the first epoch's checkpoint: both ranks train
@@ -77,9 +77,9 @@ def test_a_stopped_rank_is_named_in_one_line_long_before_the_collective_timeout(
         os.kill(stopped, signal.SIGKILL)                        # (torchrun would take 30 s to do it)
         _, err = proc.communicate(timeout=120)
     finally:
-        if stopped is not None:
+        for pid in ranks.values():                              # a rank left alone would wait for an hour
             try:
-                os.kill(stopped, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         if proc.poll() is None:
@@ -122,6 +122,70 @@ def test_a_busy_rank_is_not_taken_for_a_stopped_one(tmp_path):
     assert "no sign of life" not in done.stderr
     for rank in (0, 1):
         assert (tmp_path / f"rank{rank}.txt").read_text() == "[1.5, 1.5, 1.5]"
+
+
+# ----- a race for a new run directory's lock
+
+# A racer: for each round R, waits for BASE/goR, then takes the lock of the new directory BASE/runR; writes
+# BASE/R.PID ("won" or the error line) and, if it won, holds the lock until BASE/doneR appears.
+RACER = """
+import os, sys, time
+from pathlib import Path
+from advnets.errors import AdvnetsError
+from advnets.run.lock import RunLock
+base, rounds = Path(sys.argv[1]), int(sys.argv[2])
+def say(r, text):
+    (base / f"tmp{r}.{os.getpid()}").write_text(text)
+    os.replace(base / f"tmp{r}.{os.getpid()}", base / f"{r}.{os.getpid()}")
+for r in range(rounds):
+    while not (base / f"go{r}").exists():
+        time.sleep(0.0005)
+    try:
+        lock = RunLock.acquire(base / f"run{r}")
+    except AdvnetsError as exc:
+        say(r, str(exc))
+        continue
+    say(r, "won")
+    while not (base / f"done{r}").exists():
+        time.sleep(0.002)
+    lock.release()
+"""
+RACERS, ROUNDS = 4, 25
+
+
+def _results(base: Path, r: int, pids: list[int]) -> dict[int, str]:
+    deadline = time.monotonic() + 120                        # a hang guard
+    while not all((base / f"{r}.{pid}").exists() for pid in pids):
+        assert time.monotonic() < deadline, f"round {r}: the racers did not all answer"
+        time.sleep(0.005)
+    return {pid: (base / f"{r}.{pid}").read_text() for pid in pids}
+
+
+def test_the_loser_of_a_race_for_a_new_run_is_told_who_holds_it(tmp_path):
+    """RACERS processes take the lock of the same new run directory at once, ROUNDS times: every time one wins
+    and every other is told the winner's process id (not that "a file of that name is in the way", which is what
+    the loser of the race to make the directory used to hear, nor "another process")."""
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path), str(ROUNDS)], env=_env())
+              for _ in range(RACERS)]
+    try:
+        pids = [p.pid for p in racers]
+        for r in range(ROUNDS):
+            (tmp_path / f"go{r}").touch()
+            said = _results(tmp_path, r, pids)
+            winners = [pid for pid, text in said.items() if text == "won"]
+            assert len(winners) == 1, said
+            for pid, text in said.items():
+                if pid != winners[0]:
+                    assert text.startswith(f"{tmp_path / f'run{r}'} is being trained by process {winners[0]} on "
+                                           "host"), (r, text)
+            (tmp_path / f"done{r}").touch()
+        for racer in racers:
+            assert racer.wait(timeout=60) == 0
+    finally:
+        for racer in racers:
+            if racer.poll() is None:
+                racer.kill()
+                racer.wait()
 
 
 if __name__ == "__main__":
