@@ -114,6 +114,44 @@ def _busy_rank(out: Path) -> None:
     dist.close()
 
 
+def _gather_rank(out: Path) -> None:
+    """One rank of the gather case: rank 1 stops itself before the gather that every checkpoint starts with, which
+    rank 0 waits for without the slices of an all-reduce (gather_object has no asynchronous form)."""
+    dist = Dist.from_env(torch.device("cpu"))
+    if dist.rank == 1:
+        os.kill(os.getpid(), signal.SIGSTOP)
+    (out / f"rank{dist.rank}.txt").write_text(repr(dist.gather(dist.rank)))
+    dist.close()
+
+
+@pytest.mark.skipif(not HAS_PROC, reason="finds the ranks' processes through /proc")
+def test_a_rank_stuck_outside_a_sliced_wait_still_ends_with_the_line(tmp_path):
+    proc = subprocess.Popen(_torchrun(__file__, str(tmp_path), "gather"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env(ADVNETS_DIST_TIMEOUT="3600",
+                                                                       **{HEARTBEAT_ENV: "3"}))
+    ranks = {}
+    try:
+        deadline = time.monotonic() + 240                       # a hang guard
+        while len(ranks) < 2 or Path(f"/proc/{ranks[1]}/stat").read_text().split(") ")[-1][0] != "T":
+            assert time.monotonic() < deadline and proc.poll() is None, "rank 1 did not stop itself"
+            ranks = {_rank_of(p): p for p in _children(proc.pid)}
+            time.sleep(0.2)
+        while _alive(ranks[0]):
+            if time.monotonic() > deadline:
+                pytest.fail("rank 0 was still waiting 240 s after rank 1 stopped")
+            time.sleep(0.2)
+    finally:
+        for pid in ranks.values():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if "no sign of life" in line]
+    assert len(lines) == 1 and lines[0].startswith("rank 1 of 2 (process "), err[-3000:]
+    assert not (tmp_path / "rank0.txt").exists()
+
+
 def test_a_busy_rank_is_not_taken_for_a_stopped_one(tmp_path):
     done = subprocess.run(_torchrun(__file__, str(tmp_path), "busy"),
                           env=_env(ADVNETS_DIST_TIMEOUT="600", **{HEARTBEAT_ENV: str(BUSY_S / 4)}),
@@ -190,5 +228,4 @@ def test_the_loser_of_a_race_for_a_new_run_is_told_who_holds_it(tmp_path):
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    if sys.argv[2] == "busy":
-        _busy_rank(Path(sys.argv[1]))
+    {"busy": _busy_rank, "gather": _gather_rank}[sys.argv[2]](Path(sys.argv[1]))

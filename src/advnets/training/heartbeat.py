@@ -118,7 +118,11 @@ class Heartbeat:
         for longer than the limit (then `error` names it)."""
         peers = [r for r in range(self.world_size) if r != self.rank]
         seen: dict[int, tuple[int, float]] = {}             # peer: (its count, when this rank saw it change)
-        while not self._stop.wait(self.interval) and main.is_alive():
+        beat = time.monotonic() + self.interval
+        while not self._stop.wait(min(self.interval, 0.25)) and main.is_alive():    # (an exit waits for this)
+            if time.monotonic() < beat:
+                continue
+            beat = time.monotonic() + self.interval
             self.store.add(f"{KEY}/{self.rank}", 1)
             for peer in peers:
                 count, now = self.store.add(f"{KEY}/{peer}", 0), time.monotonic()
