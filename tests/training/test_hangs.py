@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from advnets.errors import ConfigError
 from advnets.run.layout import CHECKPOINT
 from advnets.training.distributed import Dist
-from advnets.training.heartbeat import HEARTBEAT_ENV
+from advnets.training.heartbeat import HEARTBEAT_ENV, Heartbeat
 from tests.conftest import TINY, cli_sets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +90,13 @@ def test_a_stopped_rank_is_named_in_one_line_long_before_the_collective_timeout(
     ours = [line for line in err.splitlines() if line.startswith("advnets: error:")]
     assert len(ours) == 1, err[-3000:]
     assert f"rank 1 of 2 (process {stopped} on host" in ours[0] and "no sign of life" in ours[0], ours
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan", "inf"])
+def test_the_heartbeat_limit_must_be_a_number_of_seconds(monkeypatch, value):
+    monkeypatch.setenv(HEARTBEAT_ENV, value)
+    with pytest.raises(ConfigError, match=f"{HEARTBEAT_ENV}=.* is not a number of seconds"):
+        Heartbeat.start(0, 2)
 
 
 BUSY_S = 8.0                                # rank 0's busy spell in the busy case, 4 times the heartbeat's limit

@@ -172,14 +172,16 @@ class Dist:
         describes the same abort for a group never destroyed)."""
         if not self.active:
             return
+        met = False                         # every rank reached the barrier: a later verdict is about their exits
         if barrier and td.is_initialized():
             try:
                 self._call("barrier")
+                met = True
             except DistributedError:
                 if self.peer_stopped:
                     raise
                 # else a peer died after the end: the run is whole
-        if self.peer_stopped:
+        if self.peer_stopped and not met:
             return
         if self.heartbeat is not None:
             self.heartbeat.stop()
