@@ -3,10 +3,15 @@ regular files, never through a symbolic link and never blocking on a FIFO (a run
 from __future__ import annotations
 
 import errno
+import glob
 import json
+import math
 import os
+import re
+import socket
 import stat
 import tempfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
@@ -16,7 +21,9 @@ from numpy.lib import format as npy
 
 from .errors import OutputError, RunError
 
-TEMPORARY_SUFFIX = ".tmp"      # atomic_open's temporaries: ".NAME.RANDOM.tmp" beside NAME
+TEMPORARY_SUFFIX = ".tmp"      # atomic_open's temporaries: ".NAME.PID-HOST.RANDOM.tmp" beside NAME
+# ".NAME.PID-HOST.RANDOM.SUFFIX": the writer's process id, a hash of its host name, tempfile's 8 random characters
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)-(?P<host>[0-9a-f]{8})\.[a-z0-9_]{8}(?P<suffix>\..+)")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # not through a link at the final name; a FIFO opens at once (and is then refused) instead of waiting for a writer
 _SAFE = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -31,17 +38,61 @@ def _umask() -> int:
     return mask
 
 
+def _host_tag() -> str:
+    return f"{zlib.crc32(socket.gethostname().encode()):08x}"
+
+
+def writer_named(temporary: Path) -> bool:
+    """Whether `temporary` has the name atomic_open gives, which names its writer."""
+    return _TEMPORARY.fullmatch(temporary.name) is not None
+
+
+def writer_is_gone(temporary: Path) -> bool:
+    """Whether `temporary`, named by atomic_open, was left by a process of this host that no longer exists (killed
+    while it wrote). False for any other name, another host's file, a live process, or a system where that cannot
+    be told: such a file is never removed."""
+    match = _TEMPORARY.fullmatch(temporary.name)
+    if match is None or match["host"] != _host_tag() or os.name != "posix" or int(match["pid"]) == os.getpid():
+        return False
+    try:
+        os.kill(int(match["pid"]), 0)   # signal 0 sends nothing: it asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):   # alive under another user (or not a process id)
+        pass
+    return False
+
+
+def remove_dead_writers_temporaries(path: Path, suffix: str = TEMPORARY_SUFFIX) -> list[Path]:
+    """Delete the temporaries of earlier writes of `path` whose writer was killed (see `writer_is_gone`)."""
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*{glob.escape(suffix)}"):
+        match = _TEMPORARY.fullmatch(tmp.name)
+        if match and match["name"] == path.name and match["suffix"] == suffix and writer_is_gone(tmp):
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:
+                pass
+    return removed
+
+
 @contextmanager
-def atomic_open(path: str | Path, mode: str = "wb", suffix: str = ".tmp") -> Iterator[IO]:
+def atomic_open(path: str | Path, mode: str = "wb", suffix: str = TEMPORARY_SUFFIX) -> Iterator[IO]:
     """Open a temporary file beside `path` for writing; on success it is synced and renamed to `path` with the
     usual permissions (0666 less the umask), on any error it is removed and `path` is left as it was.
+
+    The temporary's name, ".NAME.PID-HOST.RANDOM.tmp", says which process writes it: a process killed with
+    SIGKILL cannot remove its temporary, so the next write of the same NAME removes those whose writer is gone.
 
     An OSError (a full disk, a file-size limit, no permission, ...) becomes an `OutputError` naming `path`; a
     BaseException (Ctrl-C, a signal turned into an exception) also removes the temporary file."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+        remove_dead_writers_temporaries(path, suffix)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-{_host_tag()}.",
+                                   suffix=suffix)
     except OSError as exc:
         raise OutputError.from_os_error(exc, path) from None
     try:
@@ -161,7 +212,10 @@ def atomic_save_npy(path: str | Path, array) -> None:
 @contextmanager
 def atomic_npy(path: str | Path, shape: tuple[int, ...], dtype="float32") -> Iterator:
     """A writable memory map of a new .npy file of `shape`: fill it in parts (memory stays flat whatever its
-    size); on success it is flushed and renamed to `path`, on any error removed."""
+    size); on success it is flushed and renamed to `path`, on any error removed.
+
+    The file's blocks are allocated before it is mapped: a store into a mapped page the disk has no room for is a
+    SIGBUS that kills the process without a word, where a full disk at allocation is an OutputError naming `path`."""
     header = {"descr": npy.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": tuple(shape)}
     with atomic_open(path) as f:
         npy.write_array_header_1_0(f, header)
@@ -169,12 +223,27 @@ def atomic_npy(path: str | Path, shape: tuple[int, ...], dtype="float32") -> Ite
         if 0 in shape:
             yield np.empty(shape, dtype)
             return
+        _allocate(f.fileno(), f.tell() + math.prod(shape) * np.dtype(dtype).itemsize)
         array = np.memmap(f, dtype=dtype, mode="w+", offset=f.tell(), shape=shape)
         try:
             yield array
             array.flush()
         finally:
             del array
+
+
+def _allocate(fd: int, size: int) -> None:
+    """Reserve `size` bytes of disk for the file `fd` (an OSError, ENOSPC or EFBIG, when there is no room). Where
+    the system or the file system cannot (no posix_fallocate: macOS, Windows; EOPNOTSUPP, EINVAL), the file is
+    only extended, as np.memmap would do."""
+    if hasattr(os, "posix_fallocate"):
+        try:
+            os.posix_fallocate(fd, 0, size)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+    os.ftruncate(fd, size)
 
 
 def save_figure(fig, path: str | Path, dpi: int = 150) -> Path:

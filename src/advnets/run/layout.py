@@ -22,7 +22,8 @@ from typing import Any
 
 from ..config import Config, from_dict
 from ..errors import AdvnetsError, ConfigError, OutputError, RunError
-from ..fileio import TEMPORARY_SUFFIX, atomic_write_text, check_no_links, file_kind, open_append, open_regular
+from ..fileio import (TEMPORARY_SUFFIX, atomic_write_text, check_no_links, file_kind, open_append, open_regular,
+                      writer_is_gone, writer_named)
 from .checkpoint import checkpoint_config, load_checkpoint
 from .lock import LOCK
 
@@ -207,13 +208,14 @@ def check_output(path: str | Path) -> Path:
 
 
 def remove_stale_temporaries(run_dir: Path) -> list[Path]:
-    """Delete the temporary files of writes that a killed process left behind (".NAME.RANDOM.tmp" beside
-    config.json, metrics.jsonl, samples/ and checkpoints/: only the trainer writes there, and only under the run's
-    lock, so none is in use). Returns what was removed."""
+    """Delete the temporary files of writes that a killed process left behind beside config.json, metrics.jsonl,
+    samples/ and checkpoints/: those atomic_open names ".NAME.PID-HOST.RANDOM.tmp" whose writer is gone (never a
+    live process's, e.g. an `advnets sample --out RUN/samples/x.png` running beside the trainer), and those of the
+    older form ".NAME.RANDOM.tmp", which no running version writes. Returns what was removed."""
     removed = []
     for folder in (run_dir, run_dir / SAMPLES, (run_dir / CHECKPOINT).parent):
         for path in folder.glob(".*" + TEMPORARY_SUFFIX) if folder.is_dir() else ():
-            if path.is_file() and path.name.count(".") >= 3:
+            if path.is_file() and (writer_is_gone(path) if writer_named(path) else path.name.count(".") >= 3):
                 try:
                     path.unlink()
                     removed.append(path)

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 LOCK = ".lock"                          # a run directory's lock file
 TIMEOUT_ENV = "ADVNETS_CACHE_TIMEOUT"   # seconds without a sign of progress from a cache's builder; default 300
 POLL_S = 0.1                            # how often a waiting builder tries the lock again
+DESCRIBE_WAIT_S = 2.0                   # how long a refused writer waits for a new holder to write who it is
 
 
 # ----- one flock, shared by both locks
@@ -92,15 +93,20 @@ def _describe(file: IO[str]) -> None:
         pass
 
 
-def _holder(file: IO[str]) -> str:
-    """"process PID on host HOST (started TIME)", as the holder wrote it; "another process" when unreadable."""
-    try:
-        file.seek(0)
-        info = json.loads(file.read())
-        started = f" (started {info['started']})" if "started" in info else ""
-        return f"process {info['pid']} on host {info['host']}{started}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "another process"
+def _holder(file: IO[str], wait: float = 0.0) -> str:
+    """"process PID on host HOST (started TIME)", as the holder wrote it; "another process" when unreadable.
+    `wait`: seconds to wait for a holder that has just taken the lock and not yet written who it is (a race)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            file.seek(0)
+            info = json.loads(file.read())
+            started = f" (started {info['started']})" if "started" in info else ""
+            return f"process {info['pid']} on host {info['host']}{started}"
+        except (OSError, ValueError, KeyError, TypeError):
+            if time.monotonic() >= deadline:
+                return "another process"
+        time.sleep(0.01)
 
 
 # ----- a run directory: one writer, refused at once
@@ -122,8 +128,7 @@ class RunLock:
                 if not create:
                     raise RunError(f"{run_dir} is not a run directory (no such directory)",
                                    "pass the directory given to `advnets train --out`")
-                run_dir.mkdir(parents=True)
-                created = True
+                created = _make_dir(run_dir)
             file = _lock_run_dir(run_dir)
         except OSError as exc:
             if exc.errno is not None and exc.filename is None:
@@ -155,6 +160,17 @@ class RunLock:
             self.file.close()
 
 
+def _make_dir(run_dir: Path) -> bool:
+    """Make `run_dir`; False when another process made it first (a race for a new run: the lock then decides)."""
+    try:
+        run_dir.mkdir(parents=True)
+        return True
+    except FileExistsError:
+        if run_dir.is_dir():
+            return False
+        raise
+
+
 def _lock_run_dir(run_dir: Path) -> IO[str]:
     """RUN/.lock, locked (open but not locked without fcntl); a RunError naming the holder when another process
     has it."""
@@ -164,7 +180,7 @@ def _lock_run_dir(run_dir: Path) -> IO[str]:
         state = True if fcntl is None else _try_lock(file, path)
         if state:
             return file
-        holder = _holder(file) if state is False else None
+        holder = _holder(file, DESCRIBE_WAIT_S) if state is False else None
         file.close()
         if holder is not None:
             raise RunError(f"{run_dir} is being trained by {holder}",

@@ -16,13 +16,17 @@ How a run is split (Algorithm1 does it, with `rows`):
   ONE all-reduce per update per player: the tensors are flattened into one buffer, and the step's statistics and
   a stop flag ride along as a few extra elements (so every rank logs global means and stops at the same step).
 * a NaN on one rank becomes a NaN in the average on every rank, so every rank stops with the same DivergedError.
+* a rank that dies is seen at once (its connections drop); one that is stopped (SIGSTOP, a frozen machine) is named
+  by the heartbeat (heartbeat.py) after $ADVNETS_DIST_HEARTBEAT seconds of silence, while a rank that is only busy
+  (rank 0 writing a checkpoint) goes on beating. On Gloo a collective is waited for in slices of WAIT_SLICE_S seconds,
+  between which the heartbeat's verdict is looked at.
 """
 from __future__ import annotations
 
 import datetime
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as td
@@ -33,14 +37,13 @@ import torch.distributed as td
 # before any group exists, the defaults are None.
 import torch.distributed.nn.functional  # noqa: F401
 
-from ..errors import AdvnetsError, ConfigError
+from ..errors import ConfigError
+from .heartbeat import DistributedError, Heartbeat, seconds_from_env
 
+__all__ = ["Dist", "DistributedError", "TIMEOUT_ENV"]
 
-class DistributedError(AdvnetsError):
-    """Another rank died or stopped answering; the run stops (resume it from its last checkpoint)."""
-
-
-TIMEOUT_ENV = "ADVNETS_DIST_TIMEOUT"     # seconds a collective waits for a silent (not dead) rank; default 300
+TIMEOUT_ENV = "ADVNETS_DIST_TIMEOUT"     # seconds a collective waits for a live but silent rank; default 300
+WAIT_SLICE_S = 1.0                       # on Gloo, how often a waiting rank looks at the heartbeat's verdict
 
 
 @dataclass
@@ -50,10 +53,16 @@ class Dist:
     world_size: int = 1
     local_rank: int = 0
     backend: str = ""
+    heartbeat: Heartbeat | None = field(default=None, compare=False, repr=False)
 
     @property
     def active(self) -> bool:
         return self.world_size > 1
+
+    @property
+    def peer_stopped(self) -> bool:
+        """The heartbeat found a rank that gives no sign of life."""
+        return self.heartbeat is not None and self.heartbeat.error is not None
 
     @property
     def writes(self) -> bool:
@@ -72,11 +81,11 @@ class Dist:
         backend = "nccl" if device.type == "cuda" else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(local)
-        timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, "300")))
+        timeout = datetime.timedelta(seconds=seconds_from_env(TIMEOUT_ENV, 300))
         if not td.is_initialized():
             td.init_process_group(backend, timeout=timeout,
                                   device_id=torch.device("cuda", local) if backend == "nccl" else None)
-        return cls(rank, world, local, backend)
+        return cls(rank, world, local, backend, Heartbeat.start(rank, world))
 
     def device(self, device: torch.device) -> torch.device:
         """The device this rank computes on: cuda:LOCAL_RANK for a GPU run, else `device`."""
@@ -119,30 +128,62 @@ class Dist:
         return out
 
     def _call(self, name: str, *args, **kwargs):
-        """A collective; a dead or silent rank becomes one DistributedError line instead of a traceback."""
+        """A collective; a dead, stopped or silent rank becomes one DistributedError line instead of a traceback."""
+        beat = self.heartbeat
         try:
-            return getattr(td, name)(*args, **kwargs)
+            if beat is None:
+                return getattr(td, name)(*args, **kwargs)
+            beat.check()
+            if self.backend != "gloo" or name == "gather_object":     # no async_op (gather), or NCCL's own waits
+                return getattr(td, name)(*args, **kwargs)
+            self._wait(getattr(td, name)(*args, **kwargs, async_op=True), beat)
+            return None
         except (RuntimeError, td.DistBackendError) as exc:
+            if self.peer_stopped:                                       # the cause: a stopped peer
+                beat.check()
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             first = re.sub(r"^\[[^\]]*\] ", "", first)[:120]             # gloo's "[.../pair.cc:537] " prefix
             raise DistributedError(f"rank {self.rank} of {self.world_size} lost contact with the others ({first})",
                                    "a process died or hung; resume with `advnets train --resume RUN`") from None
 
+    @staticmethod
+    def _wait(work, beat: Heartbeat) -> None:
+        """Wait for an asynchronous Gloo collective in slices, raising the heartbeat's error between them. A slice
+        that runs out raises RuntimeError with the work still pending; a failed collective is completed."""
+        while True:
+            try:
+                work.wait(timeout=datetime.timedelta(seconds=WAIT_SLICE_S))
+                return
+            except RuntimeError:
+                if work.is_completed():
+                    raise
+            beat.check()
+
     def close(self, barrier: bool = True) -> None:
         """Leave the process group: destroy_process_group frees it and joins its Gloo threads (see the import of
         torch.distributed.nn.functional at the top). After a normal end every rank waits for the others first (`barrier`), so no
         rank tears its group down while a peer still talks to it. After an error there is no barrier: a peer may
-        be gone.
+        be gone. After a stopped peer (the heartbeat's error) the group is left as it is: tearing it down would wait
+        for that peer; the heartbeat ends the process once the main thread is done (heartbeat.py).
 
         Why it matters: a Gloo worker thread that outlives the interpreter can drop the last reference to a
         finished collective's tensors during finalization, when taking the GIL ends the thread inside a noexcept
         destructor: std::terminate, "terminate called without an active exception" (pytorch/pytorch#179291
         describes the same abort for a group never destroyed)."""
-        if self.active:
-            if td.is_initialized():
-                if barrier:
-                    try:
-                        td.barrier()
-                    except (RuntimeError, td.DistBackendError):
-                        pass
-                td.destroy_process_group()
+        if not self.active:
+            return
+        met = False                         # every rank reached the barrier: a later verdict is about their exits
+        if barrier and td.is_initialized():
+            try:
+                self._call("barrier")
+                met = True
+            except DistributedError:
+                if self.peer_stopped:
+                    raise
+                # else a peer died after the end: the run is whole
+        if self.peer_stopped and not met:
+            return
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        if td.is_initialized():
+            td.destroy_process_group()
