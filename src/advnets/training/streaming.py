@@ -30,6 +30,16 @@ from ..models.layers import mean_logits
 from .batches import check_size, class_labels
 
 
+def worker_death(exc: RuntimeError, data) -> DataError | None:
+    """The one-line error for `exc` if it is PyTorch's report that a DataLoader worker of `data` (the streamed
+    store) died -- killed, or out of memory -- raised by its SIGCHLD handler wherever the loop was; else None."""
+    if getattr(data, "storage", None) != "memmap" or "DataLoader worker" not in str(exc):
+        return None
+    return DataError(f"a process reading the training images ({data.describe()}) stopped: {str(exc).strip()}",
+                     "run the command again with --resume to continue from the last checkpoint (data.workers=0 "
+                     "reads the images in the training process)")
+
+
 class _Rows(Dataset):
     """Cache rows -> a minibatch: (B, C_s, H, W) uint8, or (B, C, H, W) float32 when `host_float` (converted as
     the memory store converts). The memory map is opened in each worker on first use."""

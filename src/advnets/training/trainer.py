@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import Config
+from ..config import Config, from_dict
 from ..device import resolve_device
+from ..errors import RunError
+from ..models.build import check_model_memory
 from ..run import layout
 from ..run.checkpoint import RESUME_KEYS, load_checkpoint, save_checkpoint
 from ..run.lock import RunLock
@@ -34,6 +36,7 @@ from .progress import STATS
 from .signals import stop_on_signals
 from .state import TrainingState
 from .storage import load_training_data
+from .streaming import worker_death
 from .tensorboard import TensorBoardReporter
 
 
@@ -55,6 +58,10 @@ class Trainer:
                  train_images: np.ndarray | torch.Tensor | None = None,
                  train_labels: np.ndarray | torch.Tensor | None = None, reporter: Reporter | None = None,
                  dist: Dist | None = None, step: str | None = None):
+        if isinstance(run_dir, str) and not run_dir.strip():      # Path("") would be the working directory
+            raise RunError("the run directory is an empty path", "name a directory, or pass None to write no files")
+        # the values a Config built in Python holds are checked as a config file's are (types, ranges)
+        config = None if config is None else from_dict(config.to_dict())
         self.run_dir, self.dist = None if run_dir is None else Path(run_dir), dist or Dist()
         self.checkpoint = None if run_dir is None else self.run_dir / layout.CHECKPOINT
         self.writes = self.run_dir is not None and self.dist.writes        # only rank 0 writes
@@ -72,6 +79,7 @@ class Trainer:
                 self.data, train_labels = load_training_data(self.config, self.device)
             else:
                 self.data = TrainingData.prepare(self.config, train_images, train_labels, self.device)
+            check_model_memory(self.config.model, self.data.image_shape, self.data.num_classes, self.device)
             self.state = TrainingState(self.config, self.data, self.device, self.dist, step)
             self.coverage = coverage_tracker(self.config, train_labels, self.data.num_classes, self.device)
             self.stop_reason: str | None = None
@@ -131,6 +139,11 @@ class Trainer:
                     last = self._end_epoch(p.position - first, time.perf_counter() - started, p.position < per_epoch)
                     if last.get("partial"):
                         break
+        except RuntimeError as exc:          # a DataLoader worker of the memmap store died (streaming.py)
+            stopped = worker_death(exc, self.data)
+            if stopped is None:
+                raise
+            raise stopped from None
         finally:
             self.reporter.close()
             self.close()
