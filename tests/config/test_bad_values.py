@@ -45,8 +45,8 @@ def dry_run(capsys, tmp_path, *args):
     (["--set", "train.lr=1e308"], ["train.lr must be at most 3.403e+38"]),
     (["--set", "train.lr_min=1e308"], ["train.lr_min must be <= train.lr", "1e+308", "0.1"]),
     (["--set", "train.lr=0.01", "--set", "train.lr_min=0.02"], ["train.lr_min must be <= train.lr"]),
-    (["--set", "train.seed=null"], ["train.seed must be a whole number, not null"]),
-    (["--set", "train.lr=null"], ["train.lr must be a number, not null"]),
+    (["--set", "train.seed=null"], ["train.seed must be a whole number, got None"]),
+    (["--set", "train.lr=null"], ["train.lr must be a number, got None"]),
     (["--set", "train.lr=" + "[" * 50_000 + "]" * 50_000], ["nested more than"]),
     (["--threads", "100000"], ["--threads 100000: this process may run on"]),
     (["--device", "cuda:99"], ["device 'cuda:99' was asked for but PyTorch sees"]),
@@ -66,7 +66,7 @@ def test_bad_train_values_are_one_line(capsys, tmp_path, monkeypatch, args, frag
 def test_epochs_null_is_refused_for_a_real_run(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     proc = run_main(capsys, "train", "--set", "train.epochs=null", "--out", tmp_path / "run")
-    assert_one_line(proc, "train.epochs must be a whole number, not null")
+    assert_one_line(proc, "train.epochs must be a whole number, got None")
     assert not (tmp_path / "run").exists()
 
 

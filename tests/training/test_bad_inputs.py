@@ -44,7 +44,7 @@ def conditional():
     ({"batch_size": 0}, "train.batch_size must be positive, got 0"),
     ({"seed": 2**64}, f"train.seed must be in 0..4294967295 (2**32 - 1), got {2**64}"),
     ({"lr_min": 1.0}, "train.lr_min must be <= train.lr"),
-    ({"epochs": None}, "train.epochs must be a whole number, not null"),
+    ({"epochs": None}, "train.epochs must be a whole number, got None"),
     ({"epochs": 1.5}, "train.epochs must be a whole number, got 1.5"),
 ])
 def test_a_config_built_in_python_is_checked_like_a_file(values, message):

@@ -82,8 +82,6 @@ def _boolean(where: str, value: Any) -> bool:
 
 
 def _whole(where: str, value: Any) -> int:
-    if value is None:
-        raise ConfigError(f"{where} must be a whole number, not null")
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -92,8 +90,6 @@ def _whole(where: str, value: Any) -> int:
 
 
 def _number(where: str, value: Any) -> float:
-    if value is None:
-        raise ConfigError(f"{where} must be a number, not null")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{where} must be a number, got {value!r}")
     try:
