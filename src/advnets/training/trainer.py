@@ -36,7 +36,7 @@ from .progress import STATS
 from .signals import stop_on_signals
 from .state import TrainingState
 from .storage import load_training_data
-from .streaming import worker_death
+from .streaming import worker_deaths
 from .tensorboard import TensorBoardReporter
 
 
@@ -58,10 +58,7 @@ class Trainer:
                  train_images: np.ndarray | torch.Tensor | None = None,
                  train_labels: np.ndarray | torch.Tensor | None = None, reporter: Reporter | None = None,
                  dist: Dist | None = None, step: str | None = None):
-        if isinstance(run_dir, str) and not run_dir.strip():      # Path("") would be the working directory
-            raise RunError("the run directory is an empty path", "name a directory, or pass None to write no files")
-        # the values a Config built in Python holds are checked as a config file's are (types, ranges)
-        config = None if config is None else from_dict(config.to_dict())
+        config = checked_config(config, run_dir)
         self.run_dir, self.dist = None if run_dir is None else Path(run_dir), dist or Dist()
         self.checkpoint = None if run_dir is None else self.run_dir / layout.CHECKPOINT
         self.writes = self.run_dir is not None and self.dist.writes        # only rank 0 writes
@@ -75,11 +72,7 @@ class Trainer:
             t = self.config.train
             self.dist.local_batch(t.batch_size)                       # refuses a batch that does not split
             self.device = self.dist.device(resolve_device(t.device))
-            if train_images is None:       # memory or memmap (data.storage; storage.py)
-                self.data, train_labels = load_training_data(self.config, self.device)
-            else:
-                self.data = TrainingData.prepare(self.config, train_images, train_labels, self.device)
-            check_model_memory(self.config.model, self.data.image_shape, self.data.num_classes, self.device)
+            self.data, train_labels = training_data(self.config, train_images, train_labels, self.device)
             self.state = TrainingState(self.config, self.data, self.device, self.dist, step)
             self.coverage = coverage_tracker(self.config, train_labels, self.data.num_classes, self.device)
             self.stop_reason: str | None = None
@@ -130,7 +123,7 @@ class Trainer:
             self.lock = RunLock.acquire(self.run_dir, create=False)
         self.reporter.start(self)
         try:
-            with stop_on_signals(self.request_stop):
+            with stop_on_signals(self.request_stop), worker_deaths(self.data):
                 while p.epoch < t.epochs and not self.reached_max_steps():
                     perm, started, first = p.order(self.state.rng, len(self.data)), time.perf_counter(), p.position
                     while p.position < per_epoch and not self.reached_max_steps() and self.stop_reason is None:
@@ -139,11 +132,6 @@ class Trainer:
                     last = self._end_epoch(p.position - first, time.perf_counter() - started, p.position < per_epoch)
                     if last.get("partial"):
                         break
-        except RuntimeError as exc:          # a DataLoader worker of the memmap store died (streaming.py)
-            stopped = worker_death(exc, self.data)
-            if stopped is None:
-                raise
-            raise stopped from None
         finally:
             self.reporter.close()
             self.close()
@@ -208,6 +196,25 @@ class Trainer:
             layout.truncate_metrics(self.run_dir, self.g_updates)
             layout.write_config(self.run_dir, self.config)
         return from_scratch
+
+
+def checked_config(config: Config | None, run_dir: str | Path | None) -> Config | None:
+    """`config` as `from_dict` reads a config file (types and ranges checked: a Config built in Python may hold
+    anything), after refusing an empty `run_dir` (Path("") is the working directory)."""
+    if isinstance(run_dir, str) and not run_dir.strip():
+        raise RunError("the run directory is an empty path", "name a directory, or pass None to write no files")
+    return None if config is None else from_dict(config.to_dict())
+
+
+def training_data(config: Config, images, labels, device: torch.device):
+    """(the training data, its labels): `images` / `labels` given in Python, else the dataset's training split from
+    the store data.storage names (storage.py); then G and D are checked to fit in `device`'s memory."""
+    if images is None:
+        data, labels = load_training_data(config, device)
+    else:
+        data = TrainingData.prepare(config, images, labels, device)
+    check_model_memory(config.model, data.image_shape, data.num_classes, device)
+    return data, labels
 
 
 def epoch_line(t, epoch: float, step: int, means: dict, iterations: int, seconds: float) -> dict[str, Any]:
