@@ -19,12 +19,14 @@ class AdvnetsError(Exception):
         return f"{self.message} -- {self.hint}" if self.hint else self.message
 
 
-class ConfigError(AdvnetsError):
-    """An unknown key, a bad value or a bad override in a config or preset."""
+class ConfigError(AdvnetsError, ValueError):
+    """An unknown key, a bad value or a bad override in a config or preset. Also a ValueError, as Python code
+    calling the library expects of a bad argument."""
 
 
-class DataError(AdvnetsError):
-    """A dataset that is missing, corrupt, truncated or fails its checksum."""
+class DataError(AdvnetsError, ValueError):
+    """A dataset that is missing, corrupt, truncated or fails its checksum, or training arrays of the wrong shape.
+    Also a ValueError, as Python code calling the library expects of a bad argument."""
 
 
 class CheckpointError(AdvnetsError):

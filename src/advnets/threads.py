@@ -87,15 +87,24 @@ def prefer_passive_wait(environ=os.environ) -> bool:
     return True
 
 
+def check_thread_count(requested: int) -> int:
+    """`requested` (--threads), if it is 1 .. the CPUs this process may run on. More threads than CPUs are refused,
+    not clamped: each OpenMP barrier would then wait for time slices (see the module docstring), so such a count
+    is never what was meant, and a typo (1000 for 10) should not silently become another setting."""
+    cpus = len(usable_cpus())
+    if not 1 <= requested <= cpus:
+        raise ConfigError(f"--threads {requested}: this process may run on {cpus} CPU{'s' if cpus > 1 else ''}",
+                          f"pass --threads 1 to {cpus}, or leave it out (one thread per idle CPU)")
+    return requested
+
+
 def set_torch_threads(requested: int | None = None, environ=os.environ) -> int:
     """Give torch `requested` threads, or, unless OMP_NUM_THREADS chose already, one per free CPU
     (`choose_threads`). Returns the count torch now uses."""
     import torch
 
     if requested is not None:
-        if requested < 1:
-            raise ConfigError(f"--threads {requested}: need at least 1 thread", "pass --threads 1 or more")
-        torch.set_num_threads(requested)
+        torch.set_num_threads(check_thread_count(requested))
     elif not environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(choose_threads())
     return torch.get_num_threads()

@@ -127,6 +127,10 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
 def cmd_train(args: argparse.Namespace) -> int:
     if args.preset and args.config:
         raise AdvnetsError("--preset and --config both give a base configuration", "pass one of them")
+    for flag in ("out", "resume", "config"):
+        if getattr(args, flag) is not None and not getattr(args, flag).strip():
+            what = "a config file" if flag == "config" else "a run directory"
+            raise RunError(f"--{flag} is an empty path", f"give {what} after --{flag}, or leave the option out")
     base_name = args.config or args.preset
     threads = set_torch_threads(args.threads)
     if args.dry_run:

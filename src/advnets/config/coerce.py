@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, Literal, Union, get_args, get_origin
 
 from ..errors import ConfigError
+from .files import MAX_DEPTH, check_extent
 from .schema import SECTIONS, Config, did_you_mean, field_types
 
 
@@ -24,6 +25,7 @@ def from_dict(data: dict[str, Any]) -> Config:
     their defaults."""
     if not isinstance(data, dict):
         raise ConfigError("a config must be a JSON object with sections data, model, train")
+    check_extent(data, "the config")
     _check_keys(data, SECTIONS, "config")
     given = {name: data.get(name, {}) for name in SECTIONS}
     for name, values in given.items():                        # every key known before any value is read
@@ -44,6 +46,8 @@ def parse_value(raw: str) -> Any:
         return json.loads(raw)
     except ValueError:                                         # not JSON, or a number too long to read
         return raw
+    except RecursionError:                                     # lists nested past Python's recursion limit
+        raise ConfigError(f"the value '{raw[:20]}...' is nested more than {MAX_DEPTH} levels deep") from None
 
 
 def coerce(where: str, kind: Any, value: Any) -> Any:

@@ -1,14 +1,12 @@
 """Building a Config: defaults, then a preset (or a config file), then `section.key=value` overrides."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import ConfigError
 from .coerce import from_dict, parse_value
+from .files import load_config_data
 from .presets import PRESETS, preset_names
 from .schema import Config, did_you_mean
 
@@ -46,20 +44,7 @@ def read_config_file(path: str | Path) -> Config:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist", "give an existing .json or .yaml file, or a preset")
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path} ({exc})") from None
-    if path.suffix in (".yaml", ".yml"):
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = load_config_data(path)
     try:
         return from_dict(data)
     except ConfigError as exc:

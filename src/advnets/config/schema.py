@@ -21,6 +21,10 @@ from ..errors import ConfigError
 # The datasets data/registry.py reads; grid and ring are the 2-D mixtures of data/mixtures.py.
 Dataset = Literal["mnist", "fashion-mnist", "mnist-5k", "digits", "toy1d", "cifar10", "tfd", "folder", "grid", "ring"]
 DATASETS: tuple[str, ...] = get_args(Dataset)
+# Seeds are 32-bit: the 2-D mixtures draw valid and test from seed + 2**32 and + 2**33 (data/registry.py), and a
+# resume on another device type seeds seed * 1_000_003 + step (training/state.py), both within torch's 64-bit range.
+MAX_SEED = 2**32 - 1
+FLOAT32_MAX = 3.4028234663852886e38     # the learning rate multiplies float32 tensors
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class DataConfig:
                  f"data.image_size {self.image_size}, data.channels {self.channels}, data.contrast_normalize "
                  f"{self.contrast_normalize}", "image_size >= 0, channels 0 | 1 | 3, contrast_normalize >= 0")
         _non_negative("data", self, "toy_size")
+        _require(self.mixture_seed is None or 0 <= self.mixture_seed <= MAX_SEED,
+                 f"data.mixture_seed must be null or in 0..{MAX_SEED} (2**32 - 1), got {self.mixture_seed}")
         return self
 
 
@@ -186,7 +192,8 @@ class TrainConfig:
         _check_optimizer(self)
         _check_schedule(self)
         _at_least_one("train", self, "sample_every_epochs", "checkpoint_every_epochs")
-        _non_negative("train", self, "seed", "log_every_steps", "sample_every_steps", "checkpoint_every_steps",
+        _require(0 <= self.seed <= MAX_SEED, f"train.seed must be in 0..{MAX_SEED} (2**32 - 1), got {self.seed}")
+        _non_negative("train", self, "log_every_steps", "sample_every_steps", "checkpoint_every_steps",
                       "coverage_every_epochs", "coverage_samples")
         return self
 
@@ -298,6 +305,9 @@ def _check_optimizer(t: TrainConfig) -> None:
     _require(t.lr_decay_after >= 0,
              f"train.lr_decay_after must be >= 0 (0: decay from the first update), got {t.lr_decay_after}")
     _non_negative("train", t, "lr_min")
+    _require(t.lr <= FLOAT32_MAX, f"train.lr must be at most {FLOAT32_MAX:.4g} (the largest float32), got {t.lr:g}")
+    _require(t.lr_min <= t.lr, f"train.lr_min must be <= train.lr, got lr_min {t.lr_min:g} and lr {t.lr:g}",
+             "lr_min is the floor the decayed learning rate stops at")
     unit = {"train.momentum_start": t.momentum_start, "train.momentum_end": t.momentum_end,
             **{f"train.adam_betas[{i}]": b for i, b in enumerate(t.adam_betas)}}
     for key, value in unit.items():

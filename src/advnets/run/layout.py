@@ -243,14 +243,16 @@ def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The records of metrics.jsonl; a line cut short by a crash mid-append (or otherwise unreadable) is skipped."""
+    """The records of metrics.jsonl; a line cut short by a crash mid-append (or otherwise unreadable, or whose step
+    is not a whole number) is skipped."""
     records = []
     for line in _metrics_lines(Path(run_dir)):
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):                  # RecursionError: nested too deeply
             continue
-        if isinstance(record, dict):
+        step = record.get("step", 0) if isinstance(record, dict) else None
+        if isinstance(step, int) and not isinstance(step, bool):       # "step": "abc" or null: a broken line
             records.append(record)
     return records
 

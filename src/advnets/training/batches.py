@@ -46,11 +46,11 @@ class TrainingData:
     def prepare(cls, config, images, labels, device: torch.device) -> "TrainingData":
         """Checked training data for `config`: enough examples for one iteration, and for a conditional run
         (model.conditional) one class label per image."""
-        images = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
-        if images.ndim == 3:
-            images = images[:, None]
+        images = checked_images(images)
+        check_size(config, images.shape[0])
+        if labels is not None:
+            check_label_shape(labels, images.shape[0])
         data = images.to(device, torch.float32).reshape(images.shape[0], -1).contiguous()    # (N, d)
-        check_size(config, data.shape[0])
         return cls(data, class_labels(config, labels, data.shape[0], device), tuple(images.shape[1:]))
 
     def output_bias(self, model_config) -> torch.Tensor | None:
@@ -78,6 +78,25 @@ class TrainingData:
         return torch.index_select(self.labels, 0, rows)
 
 
+def checked_images(images) -> torch.Tensor:
+    """`images` (train_images) as a (N, C, H, W) tensor of numbers: (N, H, W) gains its channel axis; any other
+    shape, or values that are not numbers, is a DataError naming the expected shape."""
+    if not isinstance(images, torch.Tensor):
+        images = np.asarray(images)
+        if images.dtype.kind not in "biuf":
+            raise DataError(f"train_images must hold numbers, got an array of {images.dtype}",
+                            "pass float pixel values, e.g. in [0, 1]")
+        images = torch.as_tensor(images)
+    if images.ndim == 3:
+        images = images[:, None]
+    if images.ndim != 4 or min(images.shape[1:]) < 1:
+        raise DataError(f"train_images must be an (N, C, H, W) or (N, H, W) array, got shape {tuple(images.shape)}",
+                        "e.g. 2-D points as (N, 1, 1, 2), grey images as (N, 1, 28, 28)")
+    if images.is_complex():
+        raise DataError("train_images must hold real numbers, got complex ones")
+    return images
+
+
 def check_size(config, n: int) -> None:
     t = config.train
     if n < t.batch_size * t.k_discriminator_steps:
@@ -90,12 +109,26 @@ def class_labels(config, labels, n: int, device: torch.device) -> torch.Tensor |
     if not config.model.conditional:
         return None
     dataset = config.data.dataset
-    labels = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+    labels = None if labels is None else checked_labels(labels, n)
     if labels is None or (labels.numel() and int(labels.min()) < 0):
         raise DataError(f"model.conditional needs class labels, and the {dataset} training split has none",
                         "train without --conditional, or on labelled data (mnist, fashion-mnist, mnist-5k, "
                         "digits, cifar10, or an image folder with one subfolder per class)")
-    labels = labels.to(device)
-    if labels.shape != (n,):
-        raise DataError(f"{labels.shape[0]} labels for {n} training images")
-    return labels
+    return labels.to(device)
+
+
+def check_label_shape(labels, n: int) -> None:
+    """`labels` (train_labels) hold one class per image: shape (N,)."""
+    shape = tuple(labels.shape) if hasattr(labels, "shape") else np.shape(labels)
+    if shape != (n,):
+        raise DataError(f"train_labels must have shape (N,) = ({n},), one class per image, got shape {shape}")
+
+
+def checked_labels(labels, n: int) -> torch.Tensor:
+    """`labels` (train_labels) as a (N,) int64 tensor: one whole number per image, else a DataError."""
+    check_label_shape(labels, n)
+    values = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if values.dtype.kind not in "iu" and not (values.dtype.kind in "bf" and np.all(values == np.round(values))):
+        raise DataError(f"train_labels must be whole class numbers, got an array of {values.dtype}",
+                        "pass integer class indices 0, 1, ...")
+    return torch.as_tensor(values.astype(np.int64, copy=False))

@@ -15,6 +15,7 @@ in the workers instead, with the functions the memory store used (per image, so 
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,20 @@ from ..errors import ConfigError, DataError
 from ..fileio import load_npy
 from ..models.layers import mean_logits
 from .batches import check_size, class_labels
+
+
+@contextlib.contextmanager
+def worker_deaths(data):
+    """PyTorch's report that a DataLoader worker of `data` (the streamed store) died -- killed, or out of memory --
+    raised by its SIGCHLD handler wherever the loop was, as one DataError; other errors pass through."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if getattr(data, "storage", None) != "memmap" or "DataLoader worker" not in str(exc):
+            raise
+        raise DataError(f"a process reading the training images ({data.describe()}) stopped: {str(exc).strip()}",
+                        "run the command again with --resume to continue from the last checkpoint (data.workers=0 "
+                        "reads the images in the training process)") from None
 
 
 class _Rows(Dataset):

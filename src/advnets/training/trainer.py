@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import Config
+from ..config import Config, from_dict
 from ..device import resolve_device
+from ..errors import RunError
+from ..models.build import check_model_memory
 from ..run import layout
 from ..run.checkpoint import RESUME_KEYS, load_checkpoint, save_checkpoint
 from ..run.lock import RunLock
@@ -34,6 +36,7 @@ from .progress import STATS
 from .signals import stop_on_signals
 from .state import TrainingState
 from .storage import load_training_data
+from .streaming import worker_deaths
 from .tensorboard import TensorBoardReporter
 
 
@@ -55,6 +58,7 @@ class Trainer:
                  train_images: np.ndarray | torch.Tensor | None = None,
                  train_labels: np.ndarray | torch.Tensor | None = None, reporter: Reporter | None = None,
                  dist: Dist | None = None, step: str | None = None):
+        config = checked_config(config, run_dir)
         self.run_dir, self.dist = None if run_dir is None else Path(run_dir), dist or Dist()
         self.checkpoint = None if run_dir is None else self.run_dir / layout.CHECKPOINT
         self.writes = self.run_dir is not None and self.dist.writes        # only rank 0 writes
@@ -68,10 +72,7 @@ class Trainer:
             t = self.config.train
             self.dist.local_batch(t.batch_size)                       # refuses a batch that does not split
             self.device = self.dist.device(resolve_device(t.device))
-            if train_images is None:       # memory or memmap (data.storage; storage.py)
-                self.data, train_labels = load_training_data(self.config, self.device)
-            else:
-                self.data = TrainingData.prepare(self.config, train_images, train_labels, self.device)
+            self.data, train_labels = training_data(self.config, train_images, train_labels, self.device)
             self.state = TrainingState(self.config, self.data, self.device, self.dist, step)
             self.coverage = coverage_tracker(self.config, train_labels, self.data.num_classes, self.device)
             self.stop_reason: str | None = None
@@ -122,7 +123,7 @@ class Trainer:
             self.lock = RunLock.acquire(self.run_dir, create=False)
         self.reporter.start(self)
         try:
-            with stop_on_signals(self.request_stop):
+            with stop_on_signals(self.request_stop), worker_deaths(self.data):
                 while p.epoch < t.epochs and not self.reached_max_steps():
                     perm, started, first = p.order(self.state.rng, len(self.data)), time.perf_counter(), p.position
                     while p.position < per_epoch and not self.reached_max_steps() and self.stop_reason is None:
@@ -195,6 +196,25 @@ class Trainer:
             layout.truncate_metrics(self.run_dir, self.g_updates)
             layout.write_config(self.run_dir, self.config)
         return from_scratch
+
+
+def checked_config(config: Config | None, run_dir: str | Path | None) -> Config | None:
+    """`config` as `from_dict` reads a config file (types and ranges checked: a Config built in Python may hold
+    anything), after refusing an empty `run_dir` (Path("") is the working directory)."""
+    if isinstance(run_dir, str) and not run_dir.strip():
+        raise RunError("the run directory is an empty path", "name a directory, or pass None to write no files")
+    return None if config is None else from_dict(config.to_dict())
+
+
+def training_data(config: Config, images, labels, device: torch.device):
+    """(the training data, its labels): `images` / `labels` given in Python, else the dataset's training split from
+    the store data.storage names (storage.py); then G and D are checked to fit in `device`'s memory."""
+    if images is None:
+        data, labels = load_training_data(config, device)
+    else:
+        data = TrainingData.prepare(config, images, labels, device)
+    check_model_memory(config.model, data.image_shape, data.num_classes, device)
+    return data, labels
 
 
 def epoch_line(t, epoch: float, step: int, means: dict, iterations: int, seconds: float) -> dict[str, Any]:
