@@ -59,3 +59,20 @@ def keep_freed_memory(environ=os.environ) -> bool:
     # trimming off: a freed block at the top of the heap stays too (the threshold is an int: 2 GiB - 1)
     _done = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1))
     return _done
+
+
+
+def available_ram() -> int | None:
+    """Bytes of RAM that can still be allocated (the kernel's MemAvailable, else the free pages), or None where it
+    cannot be told. Sizes computed from a config are checked against it before allocating."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -12,6 +12,7 @@ from torch import nn
 
 from ..data.split import Split
 from ..errors import DataError
+from ..limits import check_count
 from ..models import MaxoutDiscriminator
 from . import check_images, sci
 
@@ -149,6 +150,10 @@ def semisup_report(run, *, counts=LABEL_COUNTS, n_test: int = N_TEST, scratch_ep
     """`advnets semisup`: `semisup_accuracies` on the run's train split and on `n_test` images of its test split
     drawn with `seed` (all of them when `n_test` is 0 or larger than the split). `data_dir` and `fold` replace the
     run's own. Returns the report (RUN/eval/semisup.json)."""
+    for count in counts:
+        check_count("counts", count, low=1)
+    check_count("n_test", n_test)
+    check_count("scratch_epochs", scratch_epochs, low=1)
     check_images(run)
     train, test = run.load_split("train", data_dir, fold), run.load_split("test", data_dir, fold)
     n_all = len(test)
