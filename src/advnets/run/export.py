@@ -63,7 +63,8 @@ def export_generator(run, out_path: str | Path, fmt: str) -> list[Path]:
     The exported G runs on CPU in float32: forward(z) for an unconditional run, forward(z, labels) with
     labels (B,) int64 class indices for a conditional one; it returns (B, C, H, W)."""
     path = export_path(out_path, fmt)
-    generator = copy.deepcopy(run.generator).to("cpu", torch.float32).eval()
+    # frozen: the exported G's outputs need no autograd (a traced G would otherwise give tensors that require grad)
+    generator = copy.deepcopy(run.generator).to("cpu", torch.float32).eval().requires_grad_(False)
     example = _example_inputs(run)
     if fmt == "torchscript":
         _write_torchscript(generator, example, path)
