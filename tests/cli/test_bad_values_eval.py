@@ -116,7 +116,7 @@ BAD = [
      "--scratch-epochs must be a whole number >= 1, got -1"),
     (["figure", "samples", "{run}", "--out", "{tmp}/x.jpg"], "does not end in .png"),
     (["figure", "interpolate", "{run}", "--out", "{tmp}/x.jpg"], "does not end in .png"),
-    (["figure", "samples", "{run}", "--out", ""], "does not end in .png"),
+    (["figure", "samples", "{run}", "--out", ""], "--out is empty"),
     (["sample", "{run}", "--out", ""], "--out is empty"),
     (["sample", "{run}", "--out", " "], "--out is empty"),
     (["sample", "{run}", "--device", "cuda:99"], "device 'cuda:99'"),

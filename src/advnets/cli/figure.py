@@ -62,8 +62,11 @@ def cmd_figure_scatter(args: argparse.Namespace) -> int:
 
 
 def png_out(out: str | None) -> None:
-    """A figure's --out: a file name ending in .png (what is written), when given."""
-    if out is not None and Path(out).suffix.lower() != ".png":
+    """A figure's --out: a file name ending in .png (what is written), when given (a directory is refused when
+    written to, as one)."""
+    if out is not None and not out.strip():
+        raise AdvnetsError("--out is empty", "name a .png file, or leave --out out")
+    if out is not None and Path(out).suffix.lower() != ".png" and not Path(out).is_dir():
         raise AdvnetsError(f"--out {out!r} does not end in .png; figures are written as PNG",
                            "name a .png file, e.g. --out figure.png")
 
