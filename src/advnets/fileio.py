@@ -255,6 +255,18 @@ def save_figure(fig, path: str | Path, dpi: int = 150) -> Path:
 
 
 def write_json(path: str | Path, report) -> Path:
-    """A report as indented JSON, written atomically."""
-    atomic_write_text(path, json.dumps(report, indent=1) + "\n")
+    """A report as indented JSON, written atomically. JSON has no NaN or infinity: a report holding one is a
+    ValueError (reports write null where a number is missing: `finite_or_null`)."""
+    atomic_write_text(path, json.dumps(report, indent=1, allow_nan=False) + "\n")
     return Path(path)
+
+
+def finite_or_null(value):
+    """`value` with every NaN or infinite float in it (in dicts, lists and tuples) replaced by None (JSON's null)."""
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -22,7 +22,8 @@ class _ConsoleHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
         prefix = "advnets: warning: " if record.levelno == logging.WARNING else ""
-        stream.write(prefix + record.getMessage() + "\n")
+        text = prefix + record.getMessage() + "\n"       # a path's non-UTF-8 byte (a surrogate) shown as U+FFFD
+        stream.write(text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
         stream.flush()
 
 

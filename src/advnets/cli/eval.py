@@ -15,15 +15,17 @@ from ..eval import run_reports
 from ..eval.parzen import ParzenResult, SigmaOnEdgeWarning, sigma_grid
 from ..fileio import write_json
 from ..run.layout import check_output
+from ..limits import check_memory
 from ..run.loaded import load_run
 from .common import ProgressBar, add_run_arguments, defaults, log, positive
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     sigmas = _sigmas(args.sigmas)
-    for flag in ("n_samples", "per_class"):
+    for flag in ("n_samples", "per_class", "coverage_samples"):
         positive("--" + flag.replace("_", "-"), getattr(args, flag))
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
+    _check_memory(run, args)
     out_dir = Path(args.run) / "eval"
     check_output(out_dir / "parzen.json")                     # not through a linked eval/ folder
     data = {"data_dir": args.data_dir, "fold": args.fold}
@@ -59,6 +61,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_memory(run, args: argparse.Namespace) -> None:
+    """The samples each asked-for report holds at once fit in the memory available, before any is drawn."""
+    parzen = args.parzen or not (args.nearest or args.class_accuracy or args.quality or args.coverage)
+    for wanted, option, n, report, classes in (
+            (parzen, "--n-samples", args.n_samples, "parzen", 1),
+            (args.quality, "--n-samples", args.n_samples, "quality", 1),
+            (args.coverage, "--coverage-samples", args.coverage_samples, "coverage", 1),
+            (args.class_accuracy, "--per-class", args.per_class, "class_accuracy", max(run.num_classes, 1))):
+        if wanted:
+            check_memory(option, n, classes * run_reports.sample_bytes(run, report))
+
+
 def _sigmas(text: str | None) -> np.ndarray | None:
     """--sigmas as an array of positive finite numbers; None (the library's grid) when not given."""
     if not text:
@@ -81,7 +95,7 @@ def _coverage(report: dict, out_dir: Path) -> None:
     write_json(out_dir / "coverage.json", report)
     log.info(f"{report['dataset']}: {report['modes_captured']}/{report['modes']} modes captured, "
              f"{report['high_quality']:.1%} high quality (within 3 sigma = {3 * report['sigma']:g} of a mean), "
-             f"reverse KL {report['reverse_kl']:.4f} ({report['n']} samples, step {report['step']})")
+             f"reverse KL {_fmt(report['reverse_kl'], '.4f')} ({report['n']} samples, step {report['step']})")
     log.info(f"wrote {out_dir / 'coverage.json'}")
 
 
@@ -110,8 +124,9 @@ def _quality(report: dict, out_dir: Path) -> None:
     log.info(f"wrote {out_dir / 'quality.json'}")
 
 
-def _fmt(value) -> str:
-    return value if isinstance(value, str) else f"{value:.4g}"
+def _fmt(value, spec: str = ".4g") -> str:
+    """A number of a report; a text (e.g. "nan") as it is; null (a number that is missing) as "n/a"."""
+    return value if isinstance(value, str) else "n/a" if value is None else f"{value:{spec}}"
 
 
 def add_eval_command(sub) -> None:

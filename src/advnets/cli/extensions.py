@@ -11,6 +11,7 @@ from ..extensions.inpaint import MASKS, inpaint_report
 from ..extensions.semisup import semisup_report
 from ..figures.image_grid import save_png
 from ..fileio import check_no_links, write_json
+from ..limits import check_count, check_positive
 from ..run.checkpoint import save_checkpoint
 from ..run.layout import check_output
 from ..run.loaded import load_run
@@ -30,12 +31,17 @@ def cmd_infer(args: argparse.Namespace) -> int:
     save_checkpoint(run_dir / "checkpoints" / "inference.pt", inferer_checkpoint(run, E, args.steps, args.seed))
     save_png(figure, run_dir / "figures" / "infer.png")
     out = write_json(run_dir / "eval" / "infer.json", report)
-    log.info(f"z error on fresh samples: {report['z_mse_fresh']:.4f} per dimension (prior variance 1)")
-    log.info(f"pixel MSE on {report['n_real']} valid images: G(E(x)) {report['pixel_mse_reconstruction']:.4f}, "
-             f"mean training image {report['pixel_mse_mean_training_image']:.4f}, "
-             f"random G(z) {report['pixel_mse_random_sample']:.4f}")
+    log.info(f"z error on fresh samples: {_mse(report['z_mse_fresh'])} per dimension (prior variance 1)")
+    log.info(f"pixel MSE on {report['n_real']} valid images: G(E(x)) {_mse(report['pixel_mse_reconstruction'])}, "
+             f"mean training image {_mse(report['pixel_mse_mean_training_image'])}, "
+             f"random G(z) {_mse(report['pixel_mse_random_sample'])}")
     log.info(f"wrote {out}, {run_dir / 'figures' / 'infer.png'}, {run_dir / 'checkpoints' / 'inference.pt'}")
     return 0
+
+
+def _mse(value: float | None) -> str:
+    """An error of a report; null where it diverged to NaN."""
+    return "n/a (diverged)" if value is None else f"{value:.4f}"
 
 
 def add_infer_command(subparsers) -> argparse.ArgumentParser:
@@ -57,6 +63,7 @@ def add_infer_command(subparsers) -> argparse.ArgumentParser:
 def cmd_inpaint(args: argparse.Namespace) -> int:
     for name in ("steps", "n", "restarts"):
         positive(f"--{name}", getattr(args, name))
+    check_positive("--lr", args.lr)
     run_dir = Path(args.run)
     check_output(run_dir / "eval" / "inpaint.json")
     check_output(run_dir / "figures" / "inpaint.png")
@@ -65,10 +72,10 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
                                     lr=args.lr, seed=args.seed, data_dir=args.data_dir, fold=args.fold)
     png = save_png(figure, run_dir / "figures" / "inpaint.png")
     out = write_json(run_dir / "eval" / "inpaint.json", report)
-    log.info(f"known pixels: MSE {report['known_mse_initial']:.4f} at the best random start -> "
-             f"{report['known_mse_final']:.4f} after {args.steps} Adam steps")
-    log.info(f"unknown pixels ({args.mask}): MSE {report['unknown_mse_completion']:.4f} completed by G(z*), "
-             f"{report['unknown_mse_mean_training_image']:.4f} filled with the mean training image")
+    log.info(f"known pixels: MSE {_mse(report['known_mse_initial'])} at the best random start -> "
+             f"{_mse(report['known_mse_final'])} after {args.steps} Adam steps")
+    log.info(f"unknown pixels ({args.mask}): MSE {_mse(report['unknown_mse_completion'])} completed by G(z*), "
+             f"{_mse(report['unknown_mse_mean_training_image'])} filled with the mean training image")
     log.info(f"wrote {png}, {out}")
     return 0
 
@@ -97,6 +104,8 @@ def add_inpaint_figure(figure_subparsers) -> argparse.ArgumentParser:
 
 def cmd_semisup(args: argparse.Namespace) -> int:
     counts = _label_counts(args.labels)
+    check_count("--n-test", args.n_test)
+    check_count("--scratch-epochs", args.scratch_epochs, low=1)
     check_output(Path(args.run) / "eval" / "semisup.json")
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     report = semisup_report(run, counts=counts, n_test=args.n_test, scratch_epochs=args.scratch_epochs,
@@ -114,10 +123,13 @@ def cmd_semisup(args: argparse.Namespace) -> int:
 
 def _label_counts(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(c) for c in text.split(","))
+        counts = tuple(int(c) for c in text.split(","))
     except ValueError:
-        raise AdvnetsError(f"--labels must be comma-separated whole numbers, got '{text}'",
-                           "e.g. --labels 100,600,1000") from None
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise AdvnetsError(f"--labels must be comma-separated whole numbers of at least 1, got '{text}'",
+                           "e.g. --labels 100,600,1000")
+    return counts
 
 
 def add_semisup_command(subparsers) -> argparse.ArgumentParser:

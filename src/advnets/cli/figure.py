@@ -10,8 +10,9 @@ from ..errors import AdvnetsError
 from ..eval.mixture_runs import run_mixture_coverage
 from ..figures.image_grid import save_png, upscale
 from ..figures.paper_figures import interpolation_figure, samples_figure
-from ..figures.scatter import scatter_figure
+from ..figures.scatter import POINT_BYTES, scatter_figure
 from ..fileio import save_figure
+from ..limits import check_memory, check_png, grid_pixels
 from ..run.layout import check_output
 from ..run.loaded import load_run
 from .common import add_run_arguments, defaults, log, positive, run_split
@@ -22,8 +23,11 @@ def cmd_figure_samples(args: argparse.Namespace) -> int:
     positive("--rows", args.rows)
     if args.cols < 2:
         raise AdvnetsError(f"--cols must be at least 2 (samples and the nearest-neighbour column), got {args.cols}")
+    png_out(args.out)
     out = check_output(args.out or Path(args.run) / "figures" / "samples.png")
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
+    check_png([("--rows", args.rows, 1), ("--cols", args.cols, 2), ("--scale", args.scale, 1)],
+              lambda v: grid_pixels(v[0], v[1], run.image_shape, scale=v[2]))
     grid = samples_figure(run, run_split(run, "train", args), rows=args.rows, cols=args.cols, seed=args.seed)
     save_png(upscale(grid, args.scale), out)
     log.info(f"wrote {out}: {args.rows} rows of {args.cols - 1} samples and, framed, the nearest training example")
@@ -35,8 +39,11 @@ def cmd_figure_interpolate(args: argparse.Namespace) -> int:
     positive("--rows", args.rows)
     if args.steps < 2:
         raise AdvnetsError(f"--steps must be at least 2 (the two ends of each line), got {args.steps}")
+    png_out(args.out)
     out = check_output(args.out or Path(args.run) / "figures" / "interpolate.png")
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
+    check_png([("--rows", args.rows, 1), ("--steps", args.steps, 2), ("--scale", args.scale, 1)],
+              lambda v: grid_pixels(v[0], v[1], run.image_shape, scale=v[2]))
     grid = interpolation_figure(run, rows=args.rows, steps=args.steps, seed=args.seed)
     save_png(upscale(grid, args.scale), out)
     log.info(f"wrote {out}: {args.rows} straight lines in z space, {args.steps} samples each")
@@ -44,14 +51,27 @@ def cmd_figure_interpolate(args: argparse.Namespace) -> int:
 
 
 def cmd_figure_scatter(args: argparse.Namespace) -> int:
+    positive("--n", args.n)
+    png_out(args.out)
     out = check_output(args.out or Path(args.run) / "figures" / "scatter.png")
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
+    check_memory("--n", args.n, POINT_BYTES, "points")
     samples, cov = run_mixture_coverage(run, args.n, args.seed)
     title = f"{Path(args.run).name}: {cov['dataset']}, pack {run.config.model.pack}, step {run.step}"
     save_figure(scatter_figure(samples, mixture_means(cov["dataset"]), cov["sigma"], cov, title), out, dpi=120)
     log.info(f"wrote {out}: {cov['n']} samples over the {cov['modes']} means; {cov['modes_captured']} modes captured, "
              f"{cov['high_quality']:.1%} high quality, reverse KL {cov['reverse_kl']:.3f}")
     return 0
+
+
+def png_out(out: str | None) -> None:
+    """A figure's --out: a file name ending in .png (what is written), when given (a directory is refused when
+    written to, as one)."""
+    if out is not None and not out.strip():
+        raise AdvnetsError("--out is empty", "name a .png file, or leave --out out")
+    if out is not None and Path(out).suffix.lower() != ".png" and not Path(out).is_dir():
+        raise AdvnetsError(f"--out {out!r} does not end in .png; figures are written as PNG",
+                           "name a .png file, e.g. --out figure.png")
 
 
 def add_figure_command(sub):

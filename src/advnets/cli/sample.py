@@ -8,12 +8,12 @@ import shutil
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 from ..data import for_display
 from ..errors import AdvnetsError, OutputError
 from ..figures.image_grid import save_grid, save_pngs
 from ..fileio import atomic_npy, atomic_save_npy
+from ..limits import LimitError, check_png, grid_pixels
 from ..models import class_rows
 from ..run.layout import check_output
 from ..run.loaded import load_run
@@ -21,20 +21,7 @@ from .common import add_raw_generator, log, positive
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise AdvnetsError(f"--n must be at least 1, got {args.n}")
-    if args.nrow is not None and args.nrow < 1:
-        raise AdvnetsError(f"--nrow must be at least 1, got {args.nrow}")
-    folder = args.out is not None and (args.out.endswith(("/", os.sep)) or Path(args.out).is_dir())
-    out = Path(args.out or Path(args.run) / (f"samples_{args.n}_seed{args.seed}"
-                                             + ("" if args.label is None else f"_class{args.label}") + ".png"))
-    if not folder and out.suffix not in (".npy", ".png"):
-        raise AdvnetsError(f"cannot write samples to '{out}'", "use a .png (grid) or .npy (array) file name, or a "
-                                                               "folder (DIR/: one PNG per sample)")
-    positive("--scale", args.scale)
-    check_output(out / "sample_00000.png" if folder else out)
-    if out.suffix == ".npy":
-        check_output(out.with_suffix(".labels.npy"))
+    out, folder = _checked_out(args)
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     run.check_class(args.label)
     labels, nrow, what = args.label, args.nrow, ""
@@ -55,11 +42,32 @@ def cmd_sample(args: argparse.Namespace) -> int:
     elif out.suffix == ".npy":
         what += _write_npy(batches, out, (args.n, *run.image_shape), labels)
     else:
-        _check_grid_size(args.n, run.image_shape, nrow)
+        _check_grid_size(args.n, run.image_shape, nrow, args.nrow is not None, args.scale)
         images = torch.cat(list(batches))
         save_grid(for_display(images, run.config.data), out, nrow=nrow, scale=args.scale)
     log.info(f"wrote {args.n} samples{what} of run {args.run} (epoch {run.epoch}, step {run.step}) to {out}")
     return 0
+
+
+def _checked_out(args: argparse.Namespace) -> tuple[Path, bool]:
+    """The command's numbers checked, and where it writes: (the output path, whether it is a folder of PNGs)."""
+    if args.n < 1:
+        raise AdvnetsError(f"--n must be at least 1, got {args.n}")
+    if args.nrow is not None and args.nrow < 1:
+        raise AdvnetsError(f"--nrow must be at least 1, got {args.nrow}")
+    if args.out is not None and not args.out.strip():
+        raise AdvnetsError("--out is empty", "name a .png or .npy file or a folder DIR/, or leave --out out")
+    folder = args.out is not None and (args.out.endswith(("/", os.sep)) or Path(args.out).is_dir())
+    out = Path(args.out or Path(args.run) / (f"samples_{args.n}_seed{args.seed}"
+                                             + ("" if args.label is None else f"_class{args.label}") + ".png"))
+    if not folder and out.suffix not in (".npy", ".png"):
+        raise AdvnetsError(f"cannot write samples to '{out}'", "use a .png (grid) or .npy (array) file name, or a "
+                                                               "folder (DIR/: one PNG per sample)")
+    positive("--scale", args.scale)
+    check_output(out / "sample_00000.png" if folder else out)
+    if out.suffix == ".npy":
+        check_output(out.with_suffix(".labels.npy"))
+    return out, folder
 
 
 def write_sample_pngs(images, out_dir: Path, start: int = 0) -> list[Path]:
@@ -87,15 +95,19 @@ def _write_npy(batches, out: Path, shape: tuple[int, ...], labels) -> str:
     return ""
 
 
-def _check_grid_size(n: int, image_shape: tuple[int, ...], nrow: int | None) -> None:
-    """A PNG grid is built in memory and must stay an image viewers open (PIL's limit, about 89 megapixels)."""
-    h, w = image_shape[-2:]
-    cols = nrow or math.ceil(math.sqrt(n))
-    width, height = 2 + cols * (w + 2), 2 + math.ceil(n / cols) * (h + 2)
-    if width * height > Image.MAX_IMAGE_PIXELS:
-        raise AdvnetsError(f"a grid of {n} samples would be a {width} x {height} pixel PNG "
-                           f"({width * height / 1e6:.0f} megapixels, more than image viewers open)",
-                           "write a .npy file (streamed to disk) or a folder (--out DIR/), or ask for fewer (--n)")
+def _check_grid_size(n: int, image_shape: tuple[int, ...], nrow: int | None, nrow_given: bool, scale: int) -> None:
+    """A PNG grid is built in memory and must stay an image viewers open (PIL's limit, about 89 megapixels), each
+    pixel drawn scale x scale."""
+    def size(values):
+        count, *rest = values
+        cols = rest[0] if nrow_given else nrow or math.ceil(math.sqrt(count))
+        return grid_pixels(math.ceil(count / cols), cols, image_shape, scale=rest[-1])
+    options = [("--n", n, 1), *([("--nrow", nrow, 1)] if nrow_given else []), ("--scale", scale, 1)]
+    try:
+        check_png(options, size)
+    except LimitError as exc:
+        raise LimitError(exc.message, f"{exc.hint}; or write a .npy file (streamed to disk) or a folder "
+                                      "(--out DIR/)") from None
 
 
 def add_sample_command(sub) -> None:

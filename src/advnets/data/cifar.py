@@ -10,14 +10,17 @@ Splits as in the original cifar10_*.yaml: train = training images 0-40,000 (data
 
 The batches are unpickled by `_BatchUnpickler`, which resolves only the globals numpy needs to rebuild an
 array (`_reconstruct`, `ndarray`, `dtype`) and a latin-1 `_codecs.encode` (bytes pickled by Python 3 under
-protocol 2); any other global (os.system, builtins.eval, ...) makes loading fail with a DataError. The archive is
-read member by member from the gzip stream; nothing is extracted to disk. An already-extracted
-`cifar-10-batches-py/` folder works too.
+protocol 2); any other global (os.system, builtins.eval, ...) makes loading fail with a DataError. An array is
+built only from the bytes the pickle holds for it (`_PickledArray`): a declared shape larger than its data, or an
+object dtype, is refused before anything is allocated. The archive is read member by member from the gzip stream;
+nothing is extracted to disk, and a member larger than MAX_BATCH_BYTES is refused before it is read. An
+already-extracted `cifar-10-batches-py/` folder works too.
 """
 from __future__ import annotations
 
 import functools
 import io
+import math
 import os
 import pickle
 import tarfile
@@ -48,10 +51,54 @@ def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
     return text.encode("latin1")
 
 
-_RECONSTRUCT = np.empty(0).__reduce__()[0]      # numpy's array-rebuilding function, whatever module it lives in
+class _PickledArray:
+    """What numpy's `_reconstruct(ndarray, (0,), b"b")` stands for while a pickle loads: an empty array whose shape,
+    dtype and data arrive with its state (the BUILD opcode calls `__setstate__`). The state is checked before an
+    array is made: integer dtype, data bytes exactly as long as the declared shape needs. numpy's own
+    `_reconstruct` would allocate any shape it is given, and its `__setstate__` crashes the interpreter on some
+    object-dtype states."""
+
+    def __init__(self, subtype, shape, dtype):
+        if subtype is not np.ndarray or tuple(shape) != (0,):
+            raise pickle.UnpicklingError(f"an array rebuilt as {getattr(subtype, '__name__', subtype)} of shape "
+                                         f"{shape!r}, which numpy never pickles")
+        self.array = None
+
+    def __setstate__(self, state) -> None:
+        try:
+            _, shape, dtype, fortran, data = (1, *state) if len(state) == 4 else state     # 4: before numpy 1.0
+            shape = tuple(int(n) for n in shape)
+        except (TypeError, ValueError):
+            raise pickle.UnpicklingError("an array whose state is not (version, shape, dtype, order, data)") from None
+        if isinstance(data, str):
+            data = data.encode("latin1")                     # Python 2 str data, read with encoding="latin1"
+        if not isinstance(dtype, np.dtype) or dtype.kind not in "biu" or dtype.fields is not None \
+                or dtype.subdtype is not None or not isinstance(data, bytes) or min(shape, default=0) < 0:
+            raise pickle.UnpicklingError(f"an array of dtype {dtype!r} with data of type {type(data).__name__}; "
+                                         "a CIFAR-10 batch holds integer arrays only")
+        if math.prod(shape) * dtype.itemsize != len(data):
+            raise pickle.UnpicklingError(f"an array declared {shape} of {dtype} holds {len(data):,} bytes of data, "
+                                         f"not the {math.prod(shape) * dtype.itemsize:,} that shape needs")
+        self.array = np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _arrays(value):
+    """`value` with each `_PickledArray` replaced by its array, in dicts and lists."""
+    if isinstance(value, _PickledArray):
+        if value.array is None:
+            raise pickle.UnpicklingError("an array without its data")
+        return value.array
+    if isinstance(value, dict):
+        return {k: _arrays(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_arrays(v) for v in value]
+    return value
+
+
+MAX_BATCH_BYTES = 64 * 2**20    # a batch file of the real archive is 31 MB: a larger one is refused before reading
 _ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,      # written by numpy 1.x (the real archive)
-    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,     # written by numpy 2.x
+    ("numpy.core.multiarray", "_reconstruct"): _PickledArray,     # written by numpy 1.x (the real archive)
+    ("numpy._core.multiarray", "_reconstruct"): _PickledArray,    # written by numpy 2.x
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     ("_codecs", "encode"): _latin1_encode,
@@ -73,7 +120,7 @@ def load_batch(raw: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
     """Unpickle one batch file's bytes with `_BatchUnpickler`: (N, 3072) uint8 data and (N,) int64 labels."""
     hint = f"replace {source} with the file from the standard {ARCHIVE}"
     try:
-        batch = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
+        batch = _arrays(_BatchUnpickler(io.BytesIO(raw), encoding="bytes").load())
     except Exception as e:                      # anything a hostile or damaged pickle raises, code never runs
         raise DataError(f"cannot read CIFAR-10 batch {source}: {type(e).__name__}: {e}", hint) from None
     if not isinstance(batch, dict):
@@ -104,6 +151,7 @@ def _read_archive(key: tuple[str, int, int]) -> dict[str, tuple[np.ndarray, np.n
             for member in tar:
                 name = PurePosixPath(member.name)
                 if member.isfile() and name.name in BATCHES and name.parent.name == FOLDER:
+                    _check_size(member.size, f"{path}:{member.name}", hint)
                     batches[name.name] = load_batch(tar.extractfile(member).read(), f"{path}:{member.name}")
     except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
         raise DataError(f"{path} is not a readable tar.gz archive ({type(e).__name__}: {e})", hint) from None
@@ -120,12 +168,20 @@ def _read_folder(keys: tuple[tuple[str, int, int], ...]) -> dict[str, tuple[np.n
     batches = {}
     for b, (path, _, _) in zip(BATCHES, keys):
         try:
+            _check_size(Path(path).stat().st_size, path, f"replace {path} with the file from the standard {ARCHIVE}")
             raw = Path(path).read_bytes()
         except OSError as e:
             raise DataError(f"cannot read {path}: {e.strerror or e}",
                             f"extract {ARCHIVE} again, or pass --data-dir DIR holding the archive") from None
         batches[b] = load_batch(raw, path)
     return _frozen(batches)
+
+
+def _check_size(size: int, source: str, hint: str) -> None:
+    """A batch file's size, as its tar header or the file system declares it, before it is read."""
+    if size > MAX_BATCH_BYTES:
+        raise DataError(f"CIFAR-10 batch {source} is {size:,} bytes; a real batch is about 31 MB (10,000 images)",
+                        hint)
 
 
 def _frozen(batches):

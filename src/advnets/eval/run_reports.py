@@ -14,12 +14,14 @@ a test split say which in "test_split" (a mnist-5k run without the MNIST test fi
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Callable, Sequence
 
 import numpy as np
 
 from ..data.registry import MIXTURE_DATASETS, HeldOut, load_held_out
 from ..errors import AdvnetsError
+from ..fileio import finite_or_null
 from ..models import class_rows
 from . import classifier, neighbours, parzen  # called through their modules, where tests spy on them
 from .mixture_runs import SAMPLES, run_mixture_coverage
@@ -131,6 +133,17 @@ def quality_report(run, *, n_samples: int = N_SAMPLES, seed: int = 0, data_dir: 
 
 def coverage_report(run, *, n_samples: int = SAMPLES, seed: int = 0) -> dict:
     """A run on a 2-D mixture (grid, ring): modes captured, high-quality fraction and reverse KL of `n_samples`
-    samples (eval/mixture_runs.py), always together."""
+    samples (eval/mixture_runs.py), always together; the reverse KL is null when no sample is of high quality."""
     _, cov = run_mixture_coverage(run, n_samples, seed)
-    return {**run_header(run), "pack": run.config.model.pack, "seed": seed, **cov}
+    return finite_or_null({**run_header(run), "pack": run.config.model.pack, "seed": seed, **cov})
+
+
+def sample_bytes(run, report: str) -> int:
+    """Bytes each sample of G holds in memory while `report` ("parzen" | "quality" | "coverage" |
+    "class_accuracy") is computed, to check a sample count against the memory available before drawing: the
+    float32 sample, and Parzen's centred copy and squared norms; the classifier's float32 features and their two
+    float64 copies in the quality metrics; the coverage's float64 copy, nearest mean and distance."""
+    values = math.prod(run.image_shape)
+    extra = {"parzen": 4 * values + 12, "quality": 3 * 8 * classifier.Recipe().hidden, "coverage": 64,
+             "class_accuracy": 8}
+    return 4 * values + extra[report]

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..models import sample_noise
 from ..figures.image_grid import image_grid
+from ..fileio import finite_or_null
 from . import check_images, mse, sci
 
 HIDDEN = (1200, 1200)   # E's hidden widths, as the original code's inferer
@@ -105,7 +106,7 @@ def inference_report(run, *, steps: int = STEPS, n: int = N_REAL, seed: int = 0,
     """`advnets infer`: fit E on the run's G (`fit_inferer`), then its errors on fresh samples and on the first `n`
     valid images (`inference_errors`). `data_dir` and `fold` replace the run's own.
 
-    Returns the report (RUN/eval/infer.json), E, and the figure of real rows above their reconstructions."""
+    Returns the report (RUN/eval/infer.json; an error that diverged to NaN is null), E, and the figure of real rows above their reconstructions."""
     check_images(run)
     t0 = time.time()
     E, history = fit_inferer(run, steps=steps, seed=seed, progress=progress)
@@ -116,7 +117,7 @@ def inference_report(run, *, steps: int = STEPS, n: int = N_REAL, seed: int = 0,
     report = {"run": str(run.run_dir), "epoch": run.epoch, "step": run.step, "dataset": run.config.data.dataset,
               "real_split": "valid", "inferer": describe_inferer(), "steps": steps, "seed": seed,
               "fit_seconds": round(fit_s, 1), "train_loss_every_100_steps": history, **errors}
-    return report, E, inference_figure(real, recon)
+    return finite_or_null(report), E, inference_figure(real, recon)
 
 
 def describe_inferer(hidden: tuple[int, ...] = HIDDEN, lr: float = LR, batch_size: int = BATCH_SIZE) -> str:

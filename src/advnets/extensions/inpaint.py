@@ -8,8 +8,10 @@ import numpy as np
 import torch
 
 from ..errors import AdvnetsError
+from ..limits import check_positive
 from ..models import sample_noise
 from ..figures.image_grid import image_grid
+from ..fileio import finite_or_null
 from . import check_images, mse
 
 MASKS = ("right-half", "random")   # the first is the default
@@ -46,6 +48,7 @@ def optimise_z(run, target: torch.Tensor, mask: torch.Tensor, steps: int = STEPS
 
     Returns z (n, noise_dim), its known-pixel error `final_error` (n,) and `initial_error` (n,): the best
     known-pixel error among the restarts' starting points."""
+    check_positive("lr", lr)
     m = run.config.model
     n = len(target)
     rng = torch.Generator(device=run.device).manual_seed(seed)
@@ -107,7 +110,8 @@ def inpaint_report(run, *, mask: str = MASKS[0], n: int = N_IMAGES, steps: int =
     unknown (`make_mask`, `inpaint`); the known-pixel error before and after optimising z and the unknown-pixel
     error against the mean training image (`unknown_pixel_errors`). `data_dir` and `fold` replace the run's own.
 
-    Returns the report (RUN/eval/inpaint.json) and the figure (`inpaint_figure`)."""
+    Returns the report (RUN/eval/inpaint.json; an error that diverged to NaN is null) and the figure
+    (`inpaint_figure`)."""
     check_images(run)
     target = torch.as_tensor(run.load_split("valid", data_dir, fold).images[:n]).float()
     known = make_mask(mask, len(target), run.image_shape, seed=seed)
@@ -118,4 +122,4 @@ def inpaint_report(run, *, mask: str = MASKS[0], n: int = N_IMAGES, steps: int =
               "seed": seed, "known_mse_initial": round(result["initial_error"].mean().item(), 5),
               "known_mse_final": round(result["final_error"].mean().item(), 5),
               **unknown_pixel_errors(target, known, result["completion"], train_mean)}
-    return report, inpaint_figure(target, known, result["completion"])
+    return finite_or_null(report), inpaint_figure(target, known, result["completion"])

@@ -13,6 +13,7 @@ from torch import nn
 from ..data.split import Split
 from ..errors import DataError
 from ..eval.run_reports import held_out
+from ..limits import check_count
 from ..models import MaxoutDiscriminator
 from . import check_images, sci
 
@@ -150,6 +151,10 @@ def semisup_report(run, *, counts=LABEL_COUNTS, n_test: int = N_TEST, scratch_ep
     """`advnets semisup`: `semisup_accuracies` on the run's train split and on `n_test` images of its test split
     drawn with `seed` (all of them when `n_test` is 0 or larger than the split). `data_dir` and `fold` replace the
     run's own. Returns the report (RUN/eval/semisup.json)."""
+    for count in counts:
+        check_count("counts", count, low=1)
+    check_count("n_test", n_test)
+    check_count("scratch_epochs", scratch_epochs, low=1)
     check_images(run)
     held = held_out(run, data_dir, fold)           # mnist-5k without the MNIST test files: its held-out digits
     train, test = run.load_split("train", data_dir, fold), held.test

@@ -7,6 +7,7 @@ import torch
 
 from ..data.transforms import for_display
 from ..eval.neighbours import nearest_neighbours
+from ..limits import check_count, check_png, grid_pixels
 from ..models import class_rows, label_kwargs, sample_noise
 from ..run.loaded import LoadedRun
 from .image_grid import image_grid
@@ -21,6 +22,7 @@ def samples_figure(run: LoadedRun, train_images: np.ndarray, rows: int = 6, cols
     cherry-picked) and, in the last column, the training example nearest (L2) to the sample beside it."""
     if cols < 2 or rows < 1:
         raise ValueError("need at least one row and two columns")
+    check_png([("rows", rows, 1), ("cols", cols, 2)], lambda v: grid_pixels(*v, run.image_shape, padding))
     samples = run.sample(rows * (cols - 1), seed=seed).reshape(rows, cols - 1, *run.image_shape)
     index, _ = nearest_neighbours(samples[:, -1], train_images)
     neighbours = torch.as_tensor(train_images[index.numpy()]).reshape(rows, 1, *run.image_shape)
@@ -42,6 +44,9 @@ def samples_figure(run: LoadedRun, train_images: np.ndarray, rows: int = 6, cols
 def interpolation_figure(run: LoadedRun, rows: int = 8, steps: int = 10, seed: int = 0) -> np.ndarray:
     """Figure 3: each row is G(z) for z on the straight line from one random z to another. For a conditional run
     row r holds class r mod num_classes all along."""
+    check_count("rows", rows, 1)
+    check_count("steps", steps, 2)
+    check_png([("rows", rows, 1), ("steps", steps, 2)], lambda v: grid_pixels(*v, run.image_shape))
     rng = torch.Generator(device=run.device).manual_seed(seed)
     m = run.config.model
     ends = sample_noise(2 * rows, m.noise_dim, m.noise_prior, rng, run.device).view(rows, 2, -1)

@@ -5,9 +5,12 @@ A collapsed G (the paper's "Helvetica scenario", section 6) shows as empty circl
 """
 from __future__ import annotations
 
-
 import numpy as np
 
+# Memory one sample takes from G to the drawn figure, for `advnets figure scatter --n` checked against the memory
+# available: the float32 sample, its float64 copies and nearest mean in the coverage, and matplotlib's share (its
+# offsets and paths: about 90 bytes a point, measured with 200k and 2M points), rounded up.
+POINT_BYTES = 256
 
 
 def scatter_figure(samples, means, sigma: float, coverage: dict | None = None, title: str = "",

@@ -33,6 +33,14 @@ def series(records: list[dict], key: str, kind: str) -> tuple[list[float], list[
     return xs, ys
 
 
+def legend_text(name: str) -> str:
+    """A run's name as matplotlib draws it literally: `$` escaped (it would start mathtext, and `$\\frac{1$` fail
+    to parse), a byte that is not UTF-8 (kept by Python as a surrogate) as U+FFFD, and a leading underscore (which
+    hides a legend entry) after a space."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("$", r"\$")
+    return " " + text if text.startswith("_") else text
+
+
 def curve_png(runs: list[tuple[str, list[dict]]], panel: str) -> bytes:
     """One figure as PNG bytes: `panel` "losses" (D and G loss) or "d_outputs" (mean D(x) and D(G(z))) against
     the number of G updates, for each (name, records) in `runs`, one colour per run.
@@ -46,7 +54,7 @@ def curve_png(runs: list[tuple[str, list[dict]]], panel: str) -> bytes:
     for i, (name, records) in enumerate(runs):
         colour = COLOURS[i % len(COLOURS)]
         for key, label, style in keys:
-            prefix = f"{name}: " if len(runs) > 1 else ""
+            prefix = f"{legend_text(name)}: " if len(runs) > 1 else ""
             xs, ys = series(records, key, "step")
             if xs:
                 ax.plot(xs, ys, style, color=colour, linewidth=0.8, alpha=0.45,

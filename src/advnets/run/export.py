@@ -67,7 +67,8 @@ def export_generator(run, out_path: str | Path, fmt: str) -> list[Path]:
     meta_path = path.with_name(path.name + ".json")
     check_output(path)
     check_output(meta_path)
-    generator = copy.deepcopy(run.generator).to("cpu", torch.float32).eval()
+    # frozen: the exported G's outputs need no autograd (a traced G would otherwise give tensors that require grad)
+    generator = copy.deepcopy(run.generator).to("cpu", torch.float32).eval().requires_grad_(False)
     example = _example_inputs(run)
     if fmt == "torchscript":
         _write_torchscript(generator, example, path)

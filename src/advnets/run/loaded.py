@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,8 @@ import torch
 from ..config import Config
 from ..data import load_data_split
 from ..device import resolve_device
-from ..errors import CheckpointError, RunError
+from ..errors import CheckpointError, ConfigError, RunError
+from ..limits import check_count, check_memory
 from ..models import build_models, label_kwargs, sample_noise
 from .checkpoint import checkpoint_config, load_checkpoint, load_state
 from .layout import CHECKPOINT, CONFIG, read_config
@@ -54,15 +56,24 @@ class LoadedRun:
         """n samples G(z), z ~ p_z drawn from a generator seeded with `seed`; shape (n, C, H, W), on CPU.
 
         A conditional run samples G(z, c): c is `labels` (one class for all, or (n,) classes), else each c is
-        drawn uniformly from the run's classes."""
-        out = list(self.sample_batches(n, seed, batch_size, labels))
-        return torch.cat(out) if out else torch.empty(0, *self.image_shape)
+        drawn uniformly from the run's classes. n must fit in the memory available (a LimitError, also a ValueError,
+        says how many do): `sample_batches` streams any n."""
+        check_count("n", n)
+        check_memory("n", n, 4 * math.prod(self.image_shape))
+        out = torch.empty(n, *self.image_shape)          # filled in place: no second copy of all the samples
+        start = 0
+        for x in self.sample_batches(n, seed, batch_size, labels):
+            out[start:start + len(x)] = x
+            start += len(x)
+        return out
 
     @torch.no_grad()
     def sample_batches(self, n: int, seed: int = 0, batch_size: int = 1000,
                        labels: int | torch.Tensor | None = None) -> Iterator[torch.Tensor]:
         """The samples of `sample(n, seed, batch_size, labels)`, `batch_size` at a time: memory stays flat for
         any n. Non-finite samples are a RunError."""
+        check_count("n", n)
+        check_count("batch_size", batch_size, low=1)
         rng = torch.Generator(device=self.device).manual_seed(seed)
         m = self.config.model
         if isinstance(labels, int):
@@ -95,7 +106,7 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None, device: 
     config = read_config(run_dir)
     path = Path(checkpoint) if checkpoint is not None else run_dir / CHECKPOINT
     dev = resolve_device(device)
-    payload = load_checkpoint(path, dev)
+    payload = load_checkpoint(path)         # on CPU: a device that cannot be used is not a damaged checkpoint
     image_shape = tuple(payload["image_shape"])
     saved = checkpoint_config(payload, path)
     if saved.model != config.model:
@@ -119,7 +130,17 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None, device: 
     if bad:
         raise CheckpointError(f"the {' and the '.join(bad)} in {path} {'has' if len(bad) == 1 else 'have'} NaN or "
                               "infinite weights", "use an earlier checkpoint, or retrain with a lower learning rate")
-    g.to(dev).eval()
-    d.to(dev).eval()
+    _to_device((g, d), dev)
     return LoadedRun(run_dir, config, g, d, image_shape, payload["epoch"], payload["g_updates"], dev, num_classes,
                      averaged)
+
+
+def _to_device(nets, dev: torch.device) -> None:
+    """The networks on `dev`, in evaluation mode; a device PyTorch cannot use (no CUDA, no such GPU) is a
+    ConfigError naming it."""
+    try:
+        for net in nets:
+            net.to(dev).eval()
+    except (RuntimeError, AssertionError) as exc:      # torch without CUDA raises AssertionError
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"device '{dev}' cannot be used: {reason[:160]}", "use --device cpu or auto") from None

@@ -216,7 +216,8 @@ def _fmt(value) -> str:
 
 
 def _e(value) -> str:
-    return html.escape(_fmt(value) if not isinstance(value, str) else value)
+    text = _fmt(value) if not isinstance(value, str) else value
+    return html.escape(text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))   # a non-UTF-8 name
 
 
 def _data_uri(png: bytes) -> str:
@@ -296,7 +297,7 @@ def _config_section(config: dict, link: str) -> str:
     """The preset nearest to the run's config and the keys that differ from it; the whole config folded below."""
     preset = nearest_preset(config)
     changes = config_changes(flatten(config), _preset_values(preset))
-    href = html.escape(urllib.parse.quote(Path(link).as_posix()))
+    href = html.escape(urllib.parse.quote(Path(link).as_posix(), errors="surrogateescape"))
     which = (f'<p>Preset <b>{_e(preset)}</b> <span class="note">(the preset nearest to this run\'s '
              f'<a href="{href}">{CONFIG}</a>)</span>')
     count = "the key that differs" if len(changes) == 1 else f"the {len(changes)} keys that differ"
