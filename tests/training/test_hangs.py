@@ -134,16 +134,17 @@ def _gather_rank(out: Path) -> None:
 
 @pytest.mark.skipif(not HAS_PROC, reason="finds the ranks' processes through /proc")
 def test_a_rank_stuck_outside_a_sliced_wait_still_ends_with_the_line(tmp_path):
+    # (a limit of 6 s: rank 0 must be in the gather before it runs out, or its sliced check would raise first)
     proc = subprocess.Popen(_torchrun(__file__, str(tmp_path), "gather"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=_env(ADVNETS_DIST_TIMEOUT="3600",
-                                                                       **{HEARTBEAT_ENV: "3"}))
+                                                                       **{HEARTBEAT_ENV: "6"}))
     ranks = {}
     try:
         deadline = time.monotonic() + 240                       # a hang guard
         while len(ranks) < 2 or Path(f"/proc/{ranks[1]}/stat").read_text().split(") ")[-1][0] != "T":
             assert time.monotonic() < deadline and proc.poll() is None, "rank 1 did not stop itself"
-            ranks = {_rank_of(p): p for p in _children(proc.pid)}
             time.sleep(0.2)
+            ranks = {_rank_of(p): p for p in _children(proc.pid)}
         while _alive(ranks[0]):
             if time.monotonic() > deadline:
                 pytest.fail("rank 0 was still waiting 240 s after rank 1 stopped")
@@ -156,7 +157,7 @@ def test_a_rank_stuck_outside_a_sliced_wait_still_ends_with_the_line(tmp_path):
                 pass
         _, err = proc.communicate(timeout=120)
     lines = [line for line in err.splitlines() if "no sign of life" in line]
-    assert len(lines) == 1 and lines[0].startswith("rank 1 of 2 (process "), err[-3000:]
+    assert len(lines) == 1 and lines[0].startswith(f"rank 1 of 2 (process {ranks[1]} on host"), err[-3000:]
     assert not (tmp_path / "rank0.txt").exists()
 
 
