@@ -23,8 +23,8 @@ def cmd_figure_samples(args: argparse.Namespace) -> int:
     positive("--rows", args.rows)
     if args.cols < 2:
         raise AdvnetsError(f"--cols must be at least 2 (samples and the nearest-neighbour column), got {args.cols}")
-    png_out(args.out)
     out = check_output(args.out or Path(args.run) / "figures" / "samples.png")
+    png_out(args.out)
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     check_png([("--rows", args.rows, 1), ("--cols", args.cols, 2), ("--scale", args.scale, 1)],
               lambda v: grid_pixels(v[0], v[1], run.image_shape, scale=v[2]))
@@ -39,8 +39,8 @@ def cmd_figure_interpolate(args: argparse.Namespace) -> int:
     positive("--rows", args.rows)
     if args.steps < 2:
         raise AdvnetsError(f"--steps must be at least 2 (the two ends of each line), got {args.steps}")
-    png_out(args.out)
     out = check_output(args.out or Path(args.run) / "figures" / "interpolate.png")
+    png_out(args.out)
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     check_png([("--rows", args.rows, 1), ("--steps", args.steps, 2), ("--scale", args.scale, 1)],
               lambda v: grid_pixels(v[0], v[1], run.image_shape, scale=v[2]))
@@ -52,8 +52,8 @@ def cmd_figure_interpolate(args: argparse.Namespace) -> int:
 
 def cmd_figure_scatter(args: argparse.Namespace) -> int:
     positive("--n", args.n)
-    png_out(args.out)
     out = check_output(args.out or Path(args.run) / "figures" / "scatter.png")
+    png_out(args.out)
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
     check_memory("--n", args.n, POINT_BYTES, "points")
     samples, cov = run_mixture_coverage(run, args.n, args.seed)
