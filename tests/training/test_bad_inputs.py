@@ -179,4 +179,4 @@ def test_a_killed_dataloader_worker_is_one_line(tmp_path):
     assert "Traceback" not in err, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("advnets: error: a process reading the training images (memmap: "), err
-    assert "DataLoader worker" in last and "--resume" in last        # "killed by signal" or "exited unexpectedly"
+    assert "--resume" in last           # after PyTorch's report ("killed by signal", "exited unexpectedly") or EOFError

@@ -37,10 +37,12 @@ def worker_deaths(data):
     raised by its SIGCHLD handler wherever the loop was, as one DataError; other errors pass through."""
     try:
         yield
-    except RuntimeError as exc:
-        if getattr(data, "storage", None) != "memmap" or "DataLoader worker" not in str(exc):
+    except (RuntimeError, EOFError, ConnectionError) as exc:       # EOFError: it died while handing over a batch
+        died = isinstance(exc, (EOFError, ConnectionError)) or "DataLoader worker" in str(exc)
+        if getattr(data, "storage", None) != "memmap" or not died:
             raise
-        raise DataError(f"a process reading the training images ({data.describe()}) stopped: {str(exc).strip()}",
+        detail = str(exc).strip() or f"{type(exc).__name__} while a batch was handed over"
+        raise DataError(f"a process reading the training images ({data.describe()}) stopped: {detail}",
                         "run the command again with --resume to continue from the last checkpoint (data.workers=0 "
                         "reads the images in the training process)") from None
 
@@ -192,5 +194,6 @@ class StreamedTrainingData:
     def close(self) -> None:
         """Stop the worker processes (a later `batch` starts new ones)."""
         if self._iter is not None and hasattr(self._iter, "_shutdown_workers"):
-            self._iter._shutdown_workers()
+            with contextlib.suppress(RuntimeError):      # PyTorch's report of a worker that died: stopping anyway
+                self._iter._shutdown_workers()
         self._loader, self._iter, self._key, self._perm = None, None, None, None

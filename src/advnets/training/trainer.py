@@ -122,19 +122,21 @@ class Trainer:
         if self.lock is not None and not self.lock.held:
             self.lock = RunLock.acquire(self.run_dir, create=False)
         self.reporter.start(self)
-        try:
-            with stop_on_signals(self.request_stop), worker_deaths(self.data):
-                while p.epoch < t.epochs and not self.reached_max_steps():
-                    perm, started, first = p.order(self.state.rng, len(self.data)), time.perf_counter(), p.position
-                    while p.position < per_epoch and not self.reached_max_steps() and self.stop_reason is None:
-                        self.iteration(perm)
-                    self.state.check_finite(self.checkpoint)
-                    last = self._end_epoch(p.position - first, time.perf_counter() - started, p.position < per_epoch)
-                    if last.get("partial"):
-                        break
-        finally:
-            self.reporter.close()
-            self.close()
+        with worker_deaths(self.data):              # also while the finally clause stops the workers
+            try:
+                with stop_on_signals(self.request_stop):
+                    while p.epoch < t.epochs and not self.reached_max_steps():
+                        perm, started, first = p.order(self.state.rng, len(self.data)), time.perf_counter(), p.position
+                        while p.position < per_epoch and not self.reached_max_steps() and self.stop_reason is None:
+                            self.iteration(perm)
+                        self.state.check_finite(self.checkpoint)
+                        last = self._end_epoch(p.position - first, time.perf_counter() - started,
+                                               p.position < per_epoch)
+                        if last.get("partial"):
+                            break
+            finally:
+                self.reporter.close()
+                self.close()
         return TrainResult(self.run_dir, p.epoch, self.g_updates, self.stop_reason is not None, last)
 
     def iteration(self, perm: torch.Tensor):
