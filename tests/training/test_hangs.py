@@ -19,6 +19,7 @@ from advnets.run.layout import CHECKPOINT
 from advnets.training.distributed import Dist
 from advnets.training.heartbeat import HEARTBEAT_ENV, Heartbeat
 from tests.conftest import TINY, cli_sets
+from tests.training.test_distributed import _children, _rank_of
 
 ROOT = Path(__file__).resolve().parents[2]
 HAS_PROC = Path("/proc/self/task").exists()
@@ -30,17 +31,6 @@ def _env(**extra: str) -> dict:
 
 def _torchrun(*args: str) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
-
-
-def _children(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return [int(c) for c in f.read().split()]
-
-
-def _rank_of(pid: int) -> int | None:
-    with open(f"/proc/{pid}/environ", "rb") as f:
-        env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
-    return int(env[b"RANK"]) if b"RANK" in env else None
 
 
 def _alive(pid: int) -> bool:
