@@ -190,7 +190,7 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("ADVNETS_DATA", str(tmp_path))
     assert default_cache_dir() == tmp_path
     assert DATASETS == ("mnist", "fashion-mnist", "mnist-5k", "digits", "toy1d", "cifar10", "tfd", "folder", "grid",
-                        "ring")
+                        "ring", "stacked-mnist")
 
 
 # --- downloader against a loopback HTTP server -------------------------------------------

