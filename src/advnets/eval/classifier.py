@@ -29,8 +29,10 @@ import torch
 from torch import nn
 
 from ..data import default_cache_dir, load_data_split
+from ..data.stacked import source_config
 from ..errors import DataError
 from ..fileio import atomic_open
+from .stacked_coverage import StackedClassifier
 
 RECIPE_VERSION = "cnn-v1"  # bump when training or architecture changes: old cache files are then ignored
 
@@ -241,10 +243,14 @@ def _load(path: Path, key: str, device: torch.device) -> Classifier:
 
 def load_or_train_classifier(data_config, *, cache_dir: str | Path | None = None, seed: int = 0,
                              recipe: Recipe = Recipe(), device: torch.device | str | None = None,
-                             progress: Callable[[int, int, str], None] | None = None) -> Classifier:
+                             progress: Callable[[int, int, str], None] | None = None) -> Classifier | StackedClassifier:
     """The classifier for `data_config`'s dataset on `device` (default: the CPU): loaded from the cache, else
     trained there on its train split, checked on its valid split and saved. A damaged or foreign cache file gives
-    a `ClassifierCacheWarning` and is replaced."""
+    a `ClassifierCacheWarning` and is replaced. stacked-mnist: a `StackedClassifier` reading each channel with the
+    classifier of its source digits (data.stack_source), the one a run on that source uses (the same cache file)."""
+    if data_config.dataset == "stacked-mnist":
+        return StackedClassifier(load_or_train_classifier(source_config(data_config), cache_dir=cache_dir, seed=seed,
+                                                          recipe=recipe, device=device, progress=progress))
     train, valid = load_data_split(data_config, "train"), load_data_split(data_config, "valid")
     if train.labels is None or valid.labels is None:
         raise DataError(f"dataset {data_config.dataset!r} has no labels, so no classifier can be trained on it",

@@ -26,6 +26,7 @@ from ..data.registry import MIXTURE_DATASETS
 from ..errors import ConfigError
 from ..eval.classifier import load_or_train_classifier
 from ..eval.coverage import class_coverage, mixture_coverage
+from ..eval.stacked_coverage import data_mode_frequencies
 from ..models import label_kwargs, sample_noise
 
 MIXTURE_SAMPLES = 2500      # VEEGAN and PacGAN measure 2,500 samples
@@ -86,7 +87,7 @@ class ClassCoverage(Coverage):
             raise ConfigError(f"train.coverage_every_epochs needs labelled data (or grid / ring); the "
                               f"{config.data.dataset} training split has no class labels",
                               "set train.coverage_every_epochs=0")
-        self.frequencies = np.bincount(labels.astype(np.int64))
+        self.frequencies = data_mode_frequencies(config.data.dataset, labels)     # stacked-mnist: per channel
         self.classifier = load_or_train_classifier(config.data, device=device)
 
     def __call__(self, generator: torch.nn.Module) -> dict[str, Any]:
