@@ -1,6 +1,7 @@
 """Every file `advnets eval` writes is the dict its library function returns for the same run and arguments."""
 import json
 
+import numpy as np
 import pytest
 
 from advnets.cli import main
@@ -8,7 +9,8 @@ from advnets.config import make_config
 from advnets.data import load_split
 from advnets.errors import AdvnetsError
 from advnets.eval import run_reports
-from advnets.eval.classifier import train_classifier
+from advnets.eval.classifier import class_accuracy, train_classifier
+from advnets.eval.coverage import kl_divergence
 from advnets.eval.parzen import ParzenResult, SigmaOnEdgeWarning, sigma_grid
 from advnets.run import load_run
 from advnets.training import train
@@ -93,5 +95,27 @@ def test_coverage(tmp_path):
     report = run_reports.coverage_report(load_run(tmp_path / "grid"), n_samples=400, seed=4)
     same_json(tmp_path / "grid" / "eval" / "coverage.json", report)
     assert report["n"] == 400 and report["dataset"] == "grid" and report["pack"] == 1
+    assert run_reports.coverage_samples(load_run(tmp_path / "grid")) == 2500            # VEEGAN's and PacGAN's count
     with pytest.raises(AdvnetsError, match="classifier"):
         run_reports.quality_report(load_run(tmp_path / "grid"))
+
+
+def test_coverage_of_an_image_run(image_run, fast_classifier, monkeypatch, capsys):
+    """Classes captured and the class KL of the samples, beside the same for the real held-out test images."""
+    monkeypatch.setattr(run_reports, "run_classifier", lambda run, **kwargs: fast_classifier)
+    assert main(["eval", str(image_run), "--coverage", "--coverage-samples", "300", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    run = load_run(image_run)
+    report = run_reports.coverage_report(run, n_samples=300, seed=1)
+    same_json(image_run / "eval" / "coverage.json", report)
+    assert run_reports.coverage_samples(run) == 26_000                                 # the Stacked-MNIST count
+    test = load_split("digits", "test")
+    frequencies = np.bincount(load_split("digits", "train").labels, minlength=10)
+    assert report["classes"] == 10 and report["n"] == 300 and sum(report["histogram"]) == 300
+    assert report["kl"] == pytest.approx(kl_divergence(report["histogram"], frequencies))
+    floor = report["floor"]
+    assert floor["n"] == len(test) and floor["histogram"] == np.bincount(fast_classifier.predict(test.images),
+                                                                         minlength=10).tolist()
+    assert floor["classes_captured"] == 10 and floor["kl"] < 0.1                      # real images: all, evenly
+    assert report["classifier"]["accuracy"] == class_accuracy(fast_classifier, test.images, test.labels)["accuracy"]
+    assert f"{report['classes_captured']}/10 classes captured" in out and "floor" in out

@@ -22,9 +22,9 @@ from .common import ProgressBar, add_run_arguments, defaults, log, positive
 
 def cmd_eval(args: argparse.Namespace) -> int:
     sigmas = _sigmas(args.sigmas)
-    for flag in ("n_samples", "per_class", "coverage_samples"):
-        positive("--" + flag.replace("_", "-"), getattr(args, flag))
+    _check_counts(args)
     run = load_run(args.run, args.checkpoint, args.device, average=not args.raw_generator)
+    args.coverage_samples = run_reports.coverage_samples(run, args.coverage_samples)
     _check_memory(run, args)
     out_dir = Path(args.run) / "eval"
     check_output(out_dir / "parzen.json")                     # not through a linked eval/ folder
@@ -45,7 +45,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _quality(run_reports.quality_report(run, n_samples=args.n_samples, seed=args.seed,
                                             progress=_classifier_progress(), **data), out_dir)
     if args.coverage:
-        _coverage(run_reports.coverage_report(run, n_samples=args.coverage_samples, seed=args.seed), out_dir)
+        _coverage(run_reports.coverage_report(run, n_samples=args.coverage_samples, seed=args.seed,
+                                              progress=_classifier_progress(), **data), out_dir)
     if "parzen" in chosen:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SigmaOnEdgeWarning)
@@ -59,6 +60,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.nearest:
         write_json(out_dir / "nearest.json", nearest)
     return 0
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    """Each count option given is at least 1 (--coverage-samples may be left out: the run's data decides)."""
+    for flag in ("n_samples", "per_class", "coverage_samples"):
+        if getattr(args, flag) is not None:
+            positive("--" + flag.replace("_", "-"), getattr(args, flag))
 
 
 def _check_memory(run, args: argparse.Namespace) -> None:
@@ -93,10 +101,32 @@ def _classifier_progress() -> ProgressBar:
 
 def _coverage(report: dict, out_dir: Path) -> None:
     write_json(out_dir / "coverage.json", report)
-    log.info(f"{report['dataset']}: {report['modes_captured']}/{report['modes']} modes captured, "
-             f"{report['high_quality']:.1%} high quality (within 3 sigma = {3 * report['sigma']:g} of a mean), "
-             f"reverse KL {_fmt(report['reverse_kl'], '.4f')} ({report['n']} samples, step {report['step']})")
+    if "sigma" in report:                                               # a 2-D mixture
+        log.info(f"{report['dataset']}: {report['modes_captured']}/{report['modes']} modes captured, "
+                 f"{report['high_quality']:.1%} high quality (within 3 sigma = {3 * report['sigma']:g} of a mean), "
+                 f"reverse KL {_fmt(report['reverse_kl'], '.4f')} ({report['n']} samples, step {report['step']})")
+    else:
+        _image_coverage_lines(report)
     log.info(f"wrote {out_dir / 'coverage.json'}")
+
+
+def _image_coverage_lines(report: dict) -> None:
+    """Coverage of an image run: the samples, the real-image floor, the classifier's accuracy on those images."""
+    stacked = "modes" in report
+    what, total = ("modes", report["modes"]) if stacked else ("classes", report["classes"])
+    to = "the data's triple distribution" if stacked else "the training labels' class frequencies"
+
+    def figures(c: dict) -> str:
+        uniform = f", {_fmt(c['kl_uniform'], '.4f')} to uniform" if stacked else ""
+        return f"{c[what + '_captured']}/{total} {what} captured, KL {_fmt(c['kl'], '.4f')} to {to}{uniform}"
+    log.info(f"{report['dataset']}: {figures(report)} ({report['n']:,} samples, step {report['step']})")
+    log.info(f"floor, what a perfect generator scores with this classifier: {figures(report['floor'])} "
+             f"({report['floor']['what']})")
+    acc = report["classifier"]
+    worst = min(range(len(acc["per_class"])), key=acc["per_class"].__getitem__)
+    unit = "digit" if stacked else "class"
+    log.info(f"classifier accuracy on {acc['on']}: {acc['accuracy']:.1%} of {acc['n']:,} (per {unit}: "
+             + ", ".join(f"{k} {a:.1%}" for k, a in enumerate(acc["per_class"])) + f"; worst {unit} {worst})")
 
 
 def _class_accuracy(report: dict, out_dir: Path) -> None:
@@ -149,10 +179,13 @@ def add_eval_command(sub) -> None:
                         "distance, KID, precision/recall, density/coverage on the features of a classifier trained "
                         "on the real data (by advnets, cached), each beside real test-vs-valid images")
     p.add_argument("--coverage", action="store_true",
-                   help="2-D runs (grid, ring): modes captured, high-quality fraction and reverse KL (VEEGAN, "
-                        "PacGAN), written to RUN/eval/coverage.json")
+                   help="mode coverage, written to RUN/eval/coverage.json: 2-D runs (grid, ring): modes captured, "
+                        "high-quality fraction and reverse KL (VEEGAN, PacGAN); stacked-mnist: digit triples captured "
+                        "of 1,000 and KL to the data's triple distribution and to uniform; other labelled images: "
+                        "classes captured and KL to the class frequencies; images beside real held-out images, "
+                        "read by a classifier trained on the real data (by advnets, cached)")
     p.add_argument("--coverage-samples", type=int, default=reports["coverage_report"]["n_samples"],
-                   help="--coverage: samples (default %(default)s)")
+                   help="--coverage: samples (default: 2,500 for grid and ring, 26,000 for images)")
     p.add_argument("--per-class", type=int, default=reports["class_accuracy_report"]["per_class"],
                    help="--class-accuracy: samples per class (default %(default)s)")
     p.add_argument("--n-samples", type=int, default=reports["parzen_report"]["n_samples"],

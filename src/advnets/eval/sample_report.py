@@ -20,13 +20,14 @@ def class_frequencies(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def sample_report(samples, classifier, valid_images, test_images, train_labels, *, seed: int = 0,
-                  kid_subset_size: int = 1000) -> dict:
+                  kid_subset_size: int = 1000, frequencies: np.ndarray | None = None) -> dict:
     """Coverage of the classes and quality metrics for `samples` (N, C, H, W) in the data's value range.
 
     The quality metrics compare the samples' features with the valid split's; "floor" holds the same metrics for
     the test split against the valid split (real vs real). Class coverage compares the classes the classifier sees
-    in the samples with the training split's class frequencies, beside the same for the test images."""
-    freqs = class_frequencies(train_labels, classifier.num_classes)
+    in the samples with the data's class frequencies (`frequencies`, default the training labels' shares), beside
+    the same for the test images."""
+    freqs = class_frequencies(train_labels, classifier.num_classes) if frequencies is None else frequencies
     real, fake, other = (classifier.features(x) for x in (valid_images, samples, test_images))
     size = min(kid_subset_size, len(real), len(fake), len(other))
     quality = quality_metrics(real, fake, reference=other, seed=seed, kid_subset_size=size)
