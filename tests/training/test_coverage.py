@@ -111,13 +111,12 @@ def test_coverage_needs_labels_or_a_mixture(tiny_overrides, digits_images):
         Trainer(cfg, None, train_images=digits_images[:100], train_labels=None)
 
 
-def test_labelled_images_with_the_real_classifier(monkeypatch, tmp_path, tiny_overrides, digits_images):
-    """The package's own digits classifier, trained into an empty cache: the epoch line's classes equal its
+def test_labelled_images_with_the_real_classifier(digits_classifier_cache, tiny_overrides, digits_images):
+    """The package's own digits classifier (the session's, in the cache): the epoch line's classes equal its
     predictions on the run's coverage samples, and a G collapsed onto one image shows one class."""
     from advnets.data import load_split
     from advnets.eval.classifier import load_or_train_classifier
 
-    monkeypatch.setenv("ADVNETS_DATA", str(tmp_path))
     cfg = make_config(None, {**tiny_overrides, "train.epochs": 1, "train.coverage_every_epochs": 1,
                              "train.coverage_samples": 400, "train.tensorboard": False})
     train = load_split("digits", "train")
