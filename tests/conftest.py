@@ -59,6 +59,9 @@ TINY = {
     "train.batch_size": 20,
     "train.epochs": 2,
     "train.grid_size": 4,
+    # no mode coverage (on by default for mnist-5k, which some tests put in place of digits): its classifier would
+    # be trained first; tests/training/test_coverage.py is about it
+    "train.coverage_every_epochs": 0,
 }
 
 
