@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from advnets.eval.classifier import Recipe
+from advnets.config import DataConfig
+from advnets.eval.classifier import Recipe, load_or_train_classifier
 from advnets.threads import torch_threads
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
@@ -29,6 +31,25 @@ def digits_images() -> np.ndarray:
     return load_split("digits", "train").images
 
 
+@pytest.fixture(scope="session")
+def _digits_classifier_dir(tmp_path_factory) -> Path:
+    """The classifiers/ folder of a data cache holding the package's digits classifier (eval/classifier.py, its
+    default recipe), trained once per test session (about 20 s on one thread) for the tests that need it."""
+    cache = tmp_path_factory.mktemp("classifier-cache")
+    load_or_train_classifier(DataConfig(dataset="digits"), cache_dir=cache)
+    return cache / "classifiers"
+
+
+@pytest.fixture
+def digits_classifier_cache(tmp_path, monkeypatch, _digits_classifier_dir) -> Path:
+    """$ADVNETS_DATA set to this test's own cache, tmp_path / "cache", empty but for a copy of the session's digits
+    classifier: what the package trains on the digits is trained once per session, not once per test."""
+    cache = tmp_path / "cache"
+    shutil.copytree(_digits_classifier_dir, cache / "classifiers")
+    monkeypatch.setenv("ADVNETS_DATA", str(cache))
+    return cache
+
+
 TINY = {
     "data.dataset": "digits",
     "model.noise_dim": 8,
@@ -38,6 +59,9 @@ TINY = {
     "train.batch_size": 20,
     "train.epochs": 2,
     "train.grid_size": 4,
+    # no mode coverage (on by default for mnist-5k, which some tests put in place of digits): its classifier would
+    # be trained first; tests/training/test_coverage.py is about it
+    "train.coverage_every_epochs": 0,
 }
 
 

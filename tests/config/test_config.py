@@ -115,6 +115,21 @@ def test_every_default_survives_the_trip_through_json(section):
         assert coerce(f"{section}.{name}", kind, json.loads(json.dumps(default))) == default, name
 
 
+def test_coverage_defaults_to_auto_and_a_stored_config_without_the_key_to_off():
+    """null (the default) leaves coverage to the dataset (training/coverage_monitor.py); a config a run stored
+    before the key's default changed meant 0."""
+    data = json.loads(make_config("paper-mnist-5k").to_json())
+    assert data["train"]["coverage_every_epochs"] is None
+    del data["train"]["coverage_every_epochs"]
+    assert from_dict(data).train.coverage_every_epochs is None                 # a config file: the default
+    assert from_dict(data, stored=True).train.coverage_every_epochs == 0       # a run's: what it meant then
+    for value in (None, 0, 3):
+        data["train"]["coverage_every_epochs"] = value
+        assert from_dict(data, stored=True).train.coverage_every_epochs == value
+    with pytest.raises(ConfigError, match="train.coverage_every_epochs must be >= 0 or null"):
+        make_config("paper-mnist-5k", ["train.coverage_every_epochs=-1"])
+
+
 def test_each_section_checks_its_own_keys_and_the_config_the_keys_across():
     with pytest.raises(ConfigError, match="data.fold must be 0..4"):
         DataConfig(fold=7).validate()

@@ -44,12 +44,11 @@ def test_real_images_score_like_the_floor_and_a_collapse_does_not(clf, splits):
     json.dumps(bad)                                                      # plain JSON: no numpy scalars, no NaN
 
 
-def test_eval_quality_command(tmp_path, digits_images, tiny_overrides, monkeypatch, capsys):
+def test_eval_quality_command(tmp_path, digits_images, tiny_overrides, digits_classifier_cache, capsys):
     from advnets.cli import main
     from advnets.config import make_config
     from advnets.training import train
 
-    monkeypatch.setenv("ADVNETS_DATA", str(tmp_path / "cache"))
     train(make_config(overrides={**tiny_overrides, "train.max_steps": 3}), tmp_path / "run",
           train_images=digits_images)
     assert main(["eval", str(tmp_path / "run"), "--quality", "--n-samples", "200"]) == 0

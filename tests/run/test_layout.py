@@ -42,3 +42,18 @@ def test_metrics_survive_a_partial_last_line(tmp_path):
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2]
     assert layout.read_metrics(tmp_path / "nowhere") == []
+
+
+def test_a_run_stored_before_coverage_became_a_default_stays_off(tmp_path):
+    """A config.json without train.coverage_every_epochs was written when coverage was opt-in: it reads as 0 (off),
+    while a stored null ("auto") or number reads as itself. Coverage may change at a resume: training does not
+    depend on it."""
+    data = json.loads(make_config("paper-mnist-5k").to_json())
+    del data["train"]["coverage_every_epochs"]
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    assert layout.read_config(tmp_path).train.coverage_every_epochs == 0
+    layout.write_config(tmp_path, make_config("paper-mnist-5k"))
+    assert layout.read_config(tmp_path).train.coverage_every_epochs is None
+    changed = make_config("paper-mnist-5k", ["train.coverage_every_epochs=0", "train.coverage_samples=200"])
+    again = layout.resolve_config(tmp_path, changed, resume=True)
+    assert again.train.coverage_every_epochs == 0 and again.train.coverage_samples == 200

@@ -122,6 +122,32 @@ def test_single_report_lists_the_whole_config(two_runs, tmp_path):
     assert len(_data_uris(page)) == 2 + 2
 
 
+def test_a_run_with_coverage_shows_its_curve_and_final_figures(two_runs, tmp_path):
+    from PIL import Image
+
+    run = tmp_path / "covered"
+    shutil.copytree(two_runs[0], run)
+    figures = iter([{"classes_captured": 8, "class_kl": 0.3},
+                    {"classes_captured": 3, "class_kl": 1.25, "coverage_warning": "classes_captured"}])
+    _write_metrics(run, [json.dumps({**r, **(next(figures) if r["kind"] == "epoch" else {})})
+                         for r in read_metrics(two_runs[0])])
+    page = write_report([run, two_runs[1]], tmp_path / "cov.html").read_text()
+    assert sorted(p.name for p in (tmp_path / "cov_files").iterdir()) == ["coverage.png", "d_outputs.png",
+                                                                          "losses.png"]
+    assert page.count('alt="coverage"') == 1 and "mode coverage of the epoch lines" in page
+    png = (tmp_path / "cov_files" / "coverage.png").read_bytes()
+    assert Image.open(io.BytesIO(png)).size == (950, 380) and _data_uri_of(png) in page
+    compare = page.split('<table class="compare">')[1].split("</table>")[0]
+    assert re.search(r"<th>final: classes_captured</th><td>3</td><td></td>", compare)
+    assert re.search(r"<th>final: class_kl</th><td>1.25</td><td></td>", compare)
+    stands = page.split("<h3>Where training stands</h3>")[1].split("</table>")[0]
+    assert "<tr><th>classes_captured</th><td>3</td></tr>" in stands
+
+
+def _data_uri_of(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
 def test_nearest_preset_and_config_changes():
     for name in PRESETS:                                    # each preset is its own nearest, with no change
         config = json.loads(make_config(name).to_json())

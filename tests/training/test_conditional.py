@@ -158,10 +158,10 @@ def test_the_generator_learns_the_classes(tmp_path, tiny_overrides):
     assert hits / 500 > 0.6
 
 
-def test_eval_class_accuracy(tmp_path, tiny_overrides, monkeypatch, capsys):
-    # `advnets eval --class-accuracy` on the run above: the package's CNN, trained on the real digits (and cached
-    # under $ADVNETS_DATA), recognises the intended class far above chance; on an untrained G it is near chance.
-    monkeypatch.setenv("ADVNETS_DATA", str(tmp_path / "cache"))
+def test_eval_class_accuracy(tmp_path, tiny_overrides, digits_classifier_cache, capsys):
+    # `advnets eval --class-accuracy` on the run above: the package's CNN, trained on the real digits (cached under
+    # $ADVNETS_DATA: the session's copy), recognises the intended class far above chance; on an untrained G it is
+    # near chance.
     images, labels = _digits()
     learned = {"model.noise_dim": 16, "model.generator_hidden": [64, 64], "model.discriminator_units": [32, 32],
                "train.batch_size": 50, "train.optimizer": "adam", "train.lr": 0.002,
@@ -178,7 +178,7 @@ def test_eval_class_accuracy(tmp_path, tiny_overrides, monkeypatch, capsys):
         accuracy[name] = report["accuracy"]
     assert accuracy["trained"] > 0.6 and accuracy["untrained"] < 0.3
     assert "recognises the intended class in" in capsys.readouterr().out
-    assert len(list((tmp_path / "cache" / "classifiers").iterdir())) == 1       # trained once, then cached
+    assert len(list((tmp_path / "cache" / "classifiers").iterdir())) == 1       # the one cached classifier
     assert not (tmp_path / "untrained" / "eval" / "parzen.json").exists()     # only what was asked for
 
 

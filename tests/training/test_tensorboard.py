@@ -11,8 +11,13 @@ import torch
 
 pytest.importorskip("tensorboardX")
 
+import advnets.training.coverage_monitor as monitor  # noqa: E402
+from advnets.config import make_config  # noqa: E402
 from advnets.errors import AdvnetsError  # noqa: E402
+from advnets.run.layout import read_metrics  # noqa: E402
+from advnets.training import train  # noqa: E402
 from advnets.training.tensorboard import TensorBoardReporter, scalar_tags  # noqa: E402
+from tests.training.test_coverage import UNSET, _ScriptedClassifier  # noqa: E402
 
 RECORDS = [
     {"kind": "step", "step": 10, "epoch": 0, "d_loss": 1.25, "g_loss": 0.5, "d_real": 0.75, "d_fake": 0.125},
@@ -80,6 +85,21 @@ def test_scalars_and_image_read_back(tmp_path):
     assert grid.shape == (22, 32)
     assert np.abs(grid[2:10, 2:10] - images[0, 0].numpy()).max() <= 1 / 255
     assert np.abs(grid[12:20, 22:30] - images[5, 0].numpy()).max() <= 1 / 255
+
+
+def test_a_run_with_coverage_has_its_figures_as_scalars(tmp_path, monkeypatch):
+    """The coverage figures of a run's epoch lines are TensorBoard scalars, at the lines' steps; the warning (a
+    text) is not one."""
+    clf = _ScriptedClassifier([10, 10, 2])               # the timed evaluation, then epochs 1 (10 classes) and 2 (2)
+    monkeypatch.setattr(monitor, "load_or_train_classifier", lambda data_config, **kw: clf)
+    train(make_config(None, {**UNSET, "train.coverage_every_epochs": 1}), tmp_path / "run")
+    lines = [r for r in read_metrics(tmp_path / "run") if r["kind"] == "epoch"]
+    assert [r.get("coverage_warning") for r in lines] == [None, "classes_captured"]
+    scalars = _scalars(_events(tmp_path / "run"))
+    assert scalars["metrics/classes_captured"] == [(r["step"], r["classes_captured"]) for r in lines] == \
+        [(lines[0]["step"], 10), (lines[1]["step"], 2)]
+    assert scalars["metrics/class_kl"] == [(r["step"], pytest.approx(r["class_kl"], abs=1e-6)) for r in lines]
+    assert not any("warning" in tag for tag in scalars)
 
 
 def test_tensorboard_itself_reads_the_file(tmp_path):

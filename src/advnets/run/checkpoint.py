@@ -165,7 +165,7 @@ def _kind(value) -> str:
 def checkpoint_config(payload: dict[str, Any], path: str | Path) -> Config:
     """The Config stored in a checkpoint (a CheckpointError if it does not parse)."""
     try:
-        return from_dict(json.loads(payload["config"]))
+        return from_dict(json.loads(payload["config"]), stored=True)
     except (json.JSONDecodeError, AdvnetsError) as exc:
         message = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.message
         raise CheckpointError(f"checkpoint {path} holds an unreadable config ({message})",

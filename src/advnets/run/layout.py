@@ -37,8 +37,8 @@ TENSORBOARD = "events.out.tfevents."
 # Settings that may change when a run is resumed: they do not change what the run computes.
 RESUMABLE_CHANGES = {"train.epochs", "train.max_steps", "train.device", "train.sample_every_epochs",
                      "train.checkpoint_every_epochs", "train.sample_every_steps", "train.checkpoint_every_steps",
-                     "train.log_every_steps", "train.tensorboard", "data.data_dir", "data.download",
-                     "data.storage", "data.workers"}
+                     "train.log_every_steps", "train.tensorboard", "train.coverage_every_epochs",
+                     "train.coverage_samples", "data.data_dir", "data.download", "data.storage", "data.workers"}
 
 
 def read_config_data(run_dir: str | Path):
@@ -65,7 +65,7 @@ def read_config(run_dir: str | Path) -> Config:
     path = Path(run_dir) / CONFIG
     data = read_config_data(run_dir)
     try:
-        return from_dict(data)
+        return from_dict(data, stored=True)
     except AdvnetsError as exc:
         raise ConfigError(f"{path}: {exc.message}", exc.hint) from None
 

@@ -1,6 +1,7 @@
 """A run report: one self-contained HTML file for one run or a group of runs, with its PNGs beside it.
 
-The page shows each run's loss and D-output curves, its latest sample grid and up to three earlier ones, every
+The page shows each run's loss and D-output curves (and its mode coverage when its epoch lines measured it: classes
+or modes captured and their KL, a cross where it fell), its latest sample grid and up to three earlier ones, every
 eval/*.json as a table, and its config as the preset it is nearest to and the keys that differ from that preset
 (the whole config folded below, and a link to config.json); for several runs, the curves overlaid (one colour per
 run) and one table comparing them: the config keys that differ, the final metrics and the evaluation numbers. Images
@@ -24,10 +25,11 @@ from pathlib import Path
 from ..config import PRESETS, make_config
 from ..errors import RunError
 from ..fileio import PNG_SIGNATURE, atomic_open, atomic_write_text, file_kind, open_regular, read_regular
-from .curves import COLOURS, curve_png
+from .curves import COLOURS, coverage_keys, coverage_png, curve_png
 from .layout import CONFIG, EVAL, SAMPLES, check_output, read_config_data, read_metrics
 
-FINAL_KEYS = ("epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "steps_per_s")
+FINAL_KEYS = ("epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "steps_per_s", "classes_captured", "class_kl",
+              "modes_captured", "high_quality", "reverse_kl")
 EARLIER_GRIDS = 3
 ABSENT = "(absent)"             # a key one config has and another lacks (written by another advnets version)
 
@@ -51,9 +53,11 @@ def write_report(run_dirs: list[str | Path], out_path: str | Path) -> Path:
     files = out_path.parent / f"{out_path.stem}_files"
     check_output(out_path)
     check_output(files / "losses.png")
-    curves = {}
-    for panel in ("losses", "d_outputs"):
-        png = curve_png(list(zip(names, records, strict=True)), panel)
+    curves, runs = {}, list(zip(names, records, strict=True))
+    for panel in ("losses", "d_outputs", "coverage"):
+        if panel == "coverage" and not any(coverage_keys(r) for r in records):
+            continue
+        png = coverage_png(runs) if panel == "coverage" else curve_png(runs, panel)
         with atomic_open(files / f"{panel}.png") as f:
             f.write(png)
         curves[panel] = png
@@ -247,6 +251,9 @@ def _header(names: list[str], dirs: list[Path]) -> str:
 def _curves_section(curves: dict[str, bytes], names: list[str]) -> str:
     caption = "one colour per run; thin: per logged step, thick with dots: epoch means" if len(names) > 1 else \
         "thin: per logged step, thick with dots: epoch means"
+    if "coverage" in curves:
+        caption += ("; mode coverage of the epoch lines: classes (modes) captured, solid, and their KL to the data, "
+                    "dashed, right axis; a cross where it fell")
     imgs = "".join(f'<figure><img class="curve" alt="{_e(p)}" src="{_data_uri(png)}"></figure>'
                    for p, png in curves.items())
     return f"<h2>Training curves</h2><p class=\"note\">{_e(caption)}</p>{imgs}"

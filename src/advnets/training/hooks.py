@@ -20,17 +20,24 @@ from ..run import layout
 
 
 class Reporter:
-    """Hooks called by `Trainer.run`; each does nothing unless overridden."""
+    """Hooks called by the Trainer (all but `progress` by `Trainer.run`); each does nothing unless overridden."""
+
+    def progress(self, task: str, done: int, total: int, note: str = "") -> None:
+        """A long task while the Trainer is built, before training (the coverage classifier's training, when it
+        is not in the cache: coverage_monitor.py): `done` of `total` units, from 0; `task` says what in words."""
 
     def start(self, trainer) -> None:
-        """Before the first iteration of this `run()` (also of a resumed run)."""
+        """Before the first iteration of this `run()` (also of a resumed run); `trainer.coverage.summary` says
+        what the coverage figures cost, when they are on."""
 
     def step(self, trainer, stats) -> None:
         """After every iteration; `stats` holds tensors (d_loss, g_loss, d_real, d_fake): reading them syncs."""
 
     def log(self, record: dict[str, Any]) -> None:
         """A metrics record: {"kind": "step" | "epoch", "step", "epoch", "d_loss", "g_loss", "d_real", "d_fake",
-        and for epochs "lr", "momentum", "steps_per_s", "seconds"}."""
+        and for epochs "lr", "momentum", "steps_per_s", "seconds", and the coverage figures when measured
+        ("classes_captured", "class_kl" or "modes_captured", "high_quality", "reverse_kl"; "coverage_warning"
+        when they fell: coverage_monitor.py)}."""
 
     def samples(self, epoch: int | None, step: int, images: torch.Tensor, nrow: int) -> None:
         """The fixed-noise sample grid after `step` iterations: images (N, C, H, W) in [0, 1], `nrow` per row;
@@ -45,6 +52,10 @@ class Reporters(Reporter):
 
     def __init__(self, *reporters: Reporter | None):
         self.reporters = [r for r in reporters if r is not None]
+
+    def progress(self, task: str, done: int, total: int, note: str = "") -> None:
+        for r in self.reporters:
+            r.progress(task, done, total, note)
 
     def start(self, trainer) -> None:
         for r in self.reporters:

@@ -74,7 +74,7 @@ class Trainer:
             self.device = self.dist.device(resolve_device(t.device))
             self.data, train_labels = training_data(self.config, train_images, train_labels, self.device)
             self.state = TrainingState(self.config, self.data, self.device, self.dist, step)
-            self.coverage = coverage_tracker(self.config, train_labels, self.data.num_classes, self.device)
+            self.coverage = coverage_tracker(self.state, train_labels, reporter, self.dist, train_images is not None)
             self.stop_reason: str | None = None
             self.pending_stop: str | None = None  # asked on this rank; stops once the ranks agree (iteration)
             # files are written only now that the data loaded and the networks were built; other ranks only read
