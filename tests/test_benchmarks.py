@@ -125,3 +125,38 @@ def test_parzen_benchmark_compares_side_by_side_with_one_caller():
     assert len(pairs["side_by_side_seconds"]) == len(pairs["one_caller_seconds"]) == 1
     assert result["matmul_bound_seconds"] > 0 and result["matmul_bound_one_caller_seconds"] > 0
     assert result["max_abs_diff_vs_reference_nats"] < 1e-3
+
+
+stacked = _module("stacked_mnist")
+
+
+def test_stacked_summary_is_the_mean_and_standard_error_and_checks_the_target():
+    runs = [{"method": "remedy", "seed": s, "steps": 6400, "batch_size": 100, "d_units": [240, 240], "seconds": sec,
+             "modes": modes, "kl": kl, "kl_uniform": kl} for s, (modes, kl, sec) in
+            enumerate([(1000, 0.04, 900.0), (999, 0.06, 1000.0)])]
+    s = stacked.summarise(runs)["remedy"]
+    assert s["runs"] == 2 and s["modes"]["mean"] == 999.5 and s["modes"]["se"] == pytest.approx(0.5)
+    assert s["kl"]["mean"] == pytest.approx(0.05) and s["kl"]["se"] == pytest.approx(0.01)
+    assert s["meets_target"]                                     # >= 999.5 modes, KL <= 0.05, each within 1,200 s
+    runs[1]["seconds"] = 1300.0
+    assert not stacked.summarise(runs)["remedy"]["meets_target"]
+    table = stacked.markdown(stacked.summarise(runs), {"modes": 1000, "kl": 0.02, "kl_uniform": 0.02})
+    assert "| advnets remedy (2 seeds, D [240, 240]) | 999.5 ± 0.5 | 0.050 ± 0.010 |" in table
+    assert "PacDCGAN2" in table and "real held-out stacks" in table
+
+
+@pytest.mark.bench
+def test_stacked_mnist_benchmark_trains_measures_and_combines(tmp_path):
+    tiny = ["--set", "data.stack_size=300", "--set", "model.generator_hidden=16", "--set",
+            "model.discriminator_units=8,8", "--steps", "2", "--seeds", "1"]
+    outs = []
+    for method in ("paper", "remedy-d-half"):
+        out = _run("stacked_mnist.py", "--methods", method, "--grids", str(tmp_path), *tiny)
+        (tmp_path / f"{method}.json").write_text(out[out.index("{"):])
+        outs.append(str(tmp_path / f"{method}.json"))
+    result = json.loads(_run("stacked_mnist.py", "--combine", *outs, "--markdown", str(tmp_path / "t.md")))
+    assert set(result["summary"]) == {"paper", "remedy-d-half"}
+    assert result["summary"]["remedy-d-half"]["d_units"] == [4, 4]          # D halved
+    assert all(1 <= r["modes"] <= 1000 and r["steps"] == 2 for r in result["runs"])
+    assert result["real_floor"]["modes"] > 900 and (tmp_path / "paper_seed0.png").is_file()
+    assert "real held-out stacks" in (tmp_path / "t.md").read_text()

@@ -84,3 +84,18 @@ def test_remedy_presets_are_packing_with_top_k_and_on_the_grid_a_longer_decay():
     assert _updates(t) == 48_000 and _updates(base.train) == 32_000
     assert t.lr_decay ** (_updates(t) - t.lr_decay_after) == pytest.approx(30, rel=1e-3)   # 30-fold, last 32,000
     assert t == dataclasses.replace(base.train, batch_size=200, epochs=t.epochs, top_k=0.5, lr_decay=t.lr_decay)
+
+
+def test_stacked_presets_are_the_paper_recipe_and_the_remedy_on_the_same_budget():
+    paper, remedy, mnist = make_config("stacked-mnist"), make_config("stacked-mnist-remedy"), make_config("paper-mnist")
+    assert paper.data.dataset == remedy.data.dataset == "stacked-mnist"
+    assert paper.model == mnist.model and paper.train == dataclasses.replace(mnist.train, epochs=paper.train.epochs)
+    assert remedy.train.epochs == paper.train.epochs and remedy.train.batch_size == paper.train.batch_size
+    no_dropout = dict(discriminator_input_include_prob=1.0, discriminator_input_scale=1.0,
+                      discriminator_hidden_include_prob=1.0, discriminator_hidden_scale=1.0)
+    assert remedy.model == dataclasses.replace(mnist.model, pack=2, **no_dropout)       # PacGAN's D, same sizes
+    t = remedy.train
+    assert (t.schedule, t.k_discriminator_steps, t.optimizer, t.generator_ema) == ("alternating", 1, "adam", 0.999)
+    updates = t.epochs * (remedy.data.stack_size // t.batch_size)
+    assert t.lr_decay_after < updates // 2                        # a steady rate, then down 10-fold to the end
+    assert t.lr_decay ** (updates - t.lr_decay_after) == pytest.approx(10, rel=0.02)

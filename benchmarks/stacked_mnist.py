@@ -1,0 +1,228 @@
+"""The Stacked MNIST benchmark (data/stacked.py; docs/mode-collapse.md): 1,000 modes, one per digit triple. The paper's
+recipe (the `stacked-mnist` preset) against the remedy (`stacked-mnist-remedy`), over several seeds; prints one JSON
+object on stdout.
+
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/stacked_mnist.py                  # 10 seeds, presets' budgets
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/stacked_mnist.py --seeds 3 --jobs 2 \
+        --methods remedy,remedy-d-half,remedy-d-quarter --markdown table.md
+
+Each run trains its preset with train.seed = the seed (the stacking is drawn from that seed too: data.stack_seed is
+null), for `--steps` generator updates (default: the preset's), then reads 26,000 samples of the run's sampler (the
+average of G's weights where the preset keeps one; noise seeded by the seed + 1000) with the source digits'
+classifier, channel by channel, as VEEGAN and PacGAN do: modes captured (triples seen at least once, of 1,000), the KL
+of the samples' triple histogram to the data's triple distribution (eval/stacked_coverage.py), and the KL to uniform
+(the papers' number). Beside them: the same numbers for 26,000 real stacks of held-out digits (the floor a perfect
+generator reaches with this classifier). Reported per method: mean and standard error (std / sqrt(n)) over the seeds,
+wall seconds and steps per run, and the published rows (PacGAN Tables 2 and 3). Runs are independent processes
+(`--jobs` at a time, one thread each).
+
+Methods: paper (the `stacked-mnist` preset), remedy (`stacked-mnist-remedy`), and remedy-d-half / remedy-d-quarter:
+the remedy with D's maxout layers a half and a quarter as wide (PacGAN Table 3 shrinks D against G the same way).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+SAMPLES = 26_000        # VEEGAN and PacGAN read 26,000 samples
+PRESETS = {"paper": "stacked-mnist", "remedy": "stacked-mnist-remedy",
+           "remedy-d-half": "stacked-mnist-remedy", "remedy-d-quarter": "stacked-mnist-remedy"}
+D_SHRINK = {"remedy-d-half": 2, "remedy-d-quarter": 4}
+DEFAULT_METHODS = "paper,remedy"
+
+# mean over trials (PacGAN Table 2: VEEGAN's D; Table 3: the unrolled-GAN setting with D 1/2 or 1/4 of G)
+PUBLISHED = {
+    "DCGAN (PacGAN Table 2)": {"modes": 99.0, "kl": 3.40},
+    "ALI (PacGAN Table 2)": {"modes": 16.0, "kl": 5.40},
+    "Unrolled GAN (PacGAN Table 2)": {"modes": 48.7, "kl": 4.32},
+    "VEEGAN (PacGAN Table 2)": {"modes": 150.0, "kl": 2.95},
+    "PacDCGAN2 (PacGAN Table 2)": {"modes": 1000.0, "kl": 0.06},
+    "PacDCGAN4 (PacGAN Table 2)": {"modes": 1000.0, "kl": 0.07},
+    "DCGAN, D 1/2 of G (PacGAN Table 3)": {"modes": 628.0, "kl": 2.58},
+    "Unrolled GAN 10 steps, D 1/2 (PacGAN Table 3)": {"modes": 817.0, "kl": 1.43},
+    "PacDCGAN3, D 1/2 (PacGAN Table 3)": {"modes": 867.0, "kl": 0.90},
+    "DCGAN, D 1/4 of G (PacGAN Table 3)": {"modes": 31.0, "kl": 5.99},
+    "PacDCGAN4, D 1/4 (PacGAN Table 3)": {"modes": 667.0, "kl": 1.81},
+}
+TARGET = {"modes": 999.5, "kl": 0.05, "seconds": 1200}
+
+
+def method_config(method: str, seed: int, steps: int | None, extra: list[str]):
+    """The config of one run: the method's preset with the seed, `steps` updates and the extra overrides; for the
+    remedy-d-* methods D's maxout layers then narrowed (after the extra overrides, which may set their widths)."""
+    from advnets.config import make_config
+
+    sets = {"train.seed": seed, "train.tensorboard": False, "train.coverage_every_epochs": 0}   # measured after
+    if steps is not None:
+        sets.update({"train.max_steps": steps, "train.epochs": 10**6})
+    overrides = [f"{k}={json.dumps(v)}" for k, v in sets.items()] + list(extra)
+    config = make_config(PRESETS[method], overrides)
+    if method in D_SHRINK:
+        units = [max(1, u // D_SHRINK[method]) for u in config.model.discriminator_units]
+        config = make_config(PRESETS[method], overrides + [f"model.discriminator_units={json.dumps(units)}"])
+    return config
+
+
+def one_run(job: tuple[str, int, int | None, list[str], str | None]) -> dict:
+    """Train one (method, seed) and read SAMPLES samples of its sampler; runs in a worker process. With a grid
+    folder, the first 100 samples also go to GRIDS/METHOD_seedS.png (RGB: channel 0 red)."""
+    import torch
+
+    from advnets.data.registry import load_stacked_labels
+    from advnets.eval.classifier import load_or_train_classifier
+    from advnets.eval.stacked_coverage import stacked_coverage, stacked_mode_frequencies
+    from advnets.models import sample_noise
+    from advnets.training.trainer import Trainer
+
+    method, seed, steps, extra, grids = job
+    torch.set_num_threads(1)
+    config = method_config(method, seed, steps, extra)
+    started = time.perf_counter()
+    trainer = Trainer(config, None)
+    trainer.run()
+    seconds = time.perf_counter() - started
+    m = config.model
+    with torch.no_grad():
+        z = sample_noise(SAMPLES, m.noise_dim, m.noise_prior, torch.Generator().manual_seed(seed + 1000), "cpu")
+        samples = torch.cat([trainer.sampler.eval()(b) for b in z.split(1000)])
+    if grids:
+        from advnets.figures.image_grid import save_grid
+
+        save_grid(samples[:100], os.path.join(grids, f"{method}_seed{seed}.png"), nrow=10, scale=2)
+    classifier = load_or_train_classifier(config.data)
+    frequencies = stacked_mode_frequencies(load_stacked_labels(config.data, run_seed=seed))
+    cov = stacked_coverage(classifier.predict(samples), frequencies)
+    return {"method": method, "seed": seed, "steps": trainer.g_updates, "batch_size": config.train.batch_size,
+            "d_units": list(m.discriminator_units), "seconds": round(seconds, 1),
+            "modes": cov["modes_captured"], "kl": cov["kl"], "kl_uniform": cov["kl_uniform"]}
+
+
+def mean_se(values) -> dict:
+    """Mean and standard error (sample std / sqrt(n)) of the finite values, and their count."""
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
+    if len(v) == 0:
+        return {"mean": None, "se": None, "n": 0}
+    se = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else None
+    return {"mean": float(v.mean()), "se": se, "n": len(v)}
+
+
+def summarise(runs: list[dict]) -> dict:
+    out = {}
+    for method in PRESETS:
+        rs = [r for r in runs if r["method"] == method]
+        if rs:
+            s = {key: mean_se([r[key] for r in rs]) for key in ("modes", "kl", "kl_uniform", "seconds", "steps")}
+            s.update(runs=len(rs), batch_size=rs[0]["batch_size"], d_units=rs[0]["d_units"],
+                     meets_target=bool(s["modes"]["mean"] >= TARGET["modes"] and s["kl"]["n"] == len(rs)
+                                       and s["kl"]["mean"] <= TARGET["kl"]
+                                       and max(r["seconds"] for r in rs) <= TARGET["seconds"]))
+            out[method] = s
+    return out
+
+
+def real_floor(seed: int = 0) -> dict:
+    """Modes and KLs of SAMPLES real stacks of held-out digits, read by the same classifier."""
+    from advnets.config import make_config
+    from advnets.data.registry import load_stacked_labels, load_stacked_test
+    from advnets.eval.classifier import load_or_train_classifier
+    from advnets.eval.stacked_coverage import stacked_coverage, stacked_mode_frequencies
+
+    data = make_config(PRESETS["remedy"]).data
+    _, real = load_stacked_test(data, SAMPLES, run_seed=seed)
+    frequencies = stacked_mode_frequencies(load_stacked_labels(data, run_seed=seed))
+    cov = stacked_coverage(load_or_train_classifier(data).predict(real.images), frequencies)
+    return {"modes": cov["modes_captured"], "kl": cov["kl"], "kl_uniform": cov["kl_uniform"], "n": cov["n"]}
+
+
+def _pm(stat: dict, digits: int = 2) -> str:
+    if stat["mean"] is None:
+        return "n/a"
+    return f"{stat['mean']:.{digits}f}" + ("" if stat["se"] is None else f" ± {stat['se']:.{digits}f}")
+
+
+def markdown(summary: dict, floor: dict) -> str:
+    """The docs table: ours (mean ± s.e., with the budget) beside the published rows."""
+    lines = ["| method | modes (of 1,000) | KL to data | KL to uniform | steps × batch | wall s / run (1 core) |",
+             "|---|---|---|---|---|---|"]
+    for method, s in summary.items():
+        lines.append(f"| advnets {method} ({s['runs']} seeds, D {s['d_units']}) | {_pm(s['modes'], 1)} | "
+                     f"{_pm(s['kl'], 3)} | {_pm(s['kl_uniform'], 3)} | {s['steps']['mean']:,.0f} × {s['batch_size']} | "
+                     f"{_pm(s['seconds'], 0)} |")
+    lines.append(f"| real held-out stacks (the classifier's floor) | {floor['modes']} | {floor['kl']:.3f} | "
+                 f"{floor['kl_uniform']:.3f} | – | – |")
+    for name, p in PUBLISHED.items():
+        lines.append(f"| {name} | {p['modes']} | – | {p['kl']:.2f} | – | – |")
+    return "\n".join(lines) + "\n"
+
+
+def _combine(paths: list[str], markdown_path: str | None) -> int:
+    """One summary of the runs in several JSON outputs of this script (e.g. methods run on different cores)."""
+    results = []
+    for path in paths:
+        with open(path) as f:
+            results.append(json.load(f))
+    runs = [r for result in results for r in result["runs"]]
+    summary, floor = summarise(runs), results[0]["real_floor"]
+    if markdown_path:
+        from advnets.fileio import atomic_write_text
+
+        atomic_write_text(markdown_path, markdown(summary, floor))
+    print(json.dumps({"benchmark": "stacked_mnist", "summary": summary, "real_floor": floor, "combined": paths,
+                      "runs": runs, "published": PUBLISHED, "target": TARGET}, indent=1))
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", type=int, default=10, help="seeds 0 .. N-1 (default 10)")
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--steps", type=int, help="generator updates per run (default: the preset's)")
+    p.add_argument("--methods", default=DEFAULT_METHODS, help=f"of {', '.join(PRESETS)} (default {DEFAULT_METHODS})")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config overrides")
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time, one process and one thread each")
+    p.add_argument("--markdown", help="also write the docs table to this file")
+    p.add_argument("--grids", metavar="DIR", help="write each run's first 100 samples to DIR/METHOD_seedS.png")
+    p.add_argument("--combine", nargs="+", metavar="JSON", help="no training: merge the runs of earlier outputs of "
+                                                               "this script into one summary (and --markdown table)")
+    args = p.parse_args(argv)
+    if args.combine:
+        return _combine(args.combine, args.markdown)
+    methods = args.methods.split(",")
+    unknown = sorted(set(methods) - set(PRESETS))
+    if unknown:
+        p.error(f"unknown method {', '.join(unknown)}: choose from {', '.join(PRESETS)}")
+    from advnets.config import make_config
+    from advnets.eval.classifier import load_or_train_classifier
+
+    load_or_train_classifier(make_config(PRESETS["remedy"]).data)       # trained once, before the workers read it
+    jobs = [(m, s, args.steps, args.set, args.grids) for m in methods for s in range(args.first_seed, args.first_seed + args.seeds)]
+    started = time.perf_counter()
+    runs = []
+    with ProcessPoolExecutor(args.jobs) as pool:
+        for r in pool.map(one_run, jobs):                       # in job order; each run's line as soon as it is in
+            runs.append(r)
+            print(json.dumps(r), file=sys.stderr, flush=True)
+    summary, floor = summarise(runs), real_floor()
+    result = {"benchmark": "stacked_mnist", "summary": summary, "real_floor": floor, "published": PUBLISHED,
+              "target": TARGET, "runs": runs, "overrides": args.set, "jobs": args.jobs,
+              "total_seconds": round(time.perf_counter() - started, 1),
+              "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                          "load_average": os.getloadavg(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}}
+    if args.markdown:
+        from advnets.fileio import atomic_write_text
+
+        atomic_write_text(args.markdown, markdown(summary, floor))
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
