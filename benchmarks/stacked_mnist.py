@@ -153,7 +153,7 @@ def markdown(summary: dict, floor: dict) -> str:
     lines = ["| method | modes (of 1,000) | KL to data | KL to uniform | steps × batch | wall s / run (1 core) |",
              "|---|---|---|---|---|---|"]
     for method, s in summary.items():
-        lines.append(f"| advnets {method} ({s['runs']} seeds, D {s['d_units']}) | {_pm(s['modes'], 1)} | "
+        lines.append(f"| advnets {method} ({s['runs']} seed{'s' * (s['runs'] != 1)}, D {s['d_units']}) | {_pm(s['modes'], 1)} | "
                      f"{_pm(s['kl'], 3)} | {_pm(s['kl_uniform'], 3)} | {s['steps']['mean']:,.0f} × {s['batch_size']} | "
                      f"{_pm(s['seconds'], 0)} |")
     lines.append(f"| real held-out stacks (the classifier's floor) | {floor['modes']} | {floor['kl']:.3f} | "
