@@ -126,9 +126,30 @@ def test_sigterm_and_sighup_checkpoint_like_ctrl_c(tmp_path, digits_images, tiny
                 os.kill(os.getpid(), sig)
 
     run = tmp_path / "run"
-    result = Trainer(make_config(overrides=tiny_overrides), run, train_images=digits_images, reporter=Term()).run()
-    assert result.interrupted and result.step == 7 and load_checkpoint(run / CHECKPOINT)["g_updates"] == 7
-    assert signal.getsignal(sig) is signal.SIG_DFL
+    previous = signal.signal(sig, signal.SIG_DFL)        # as a foreground shell starts it (nohup: ignored, below)
+    try:
+        result = Trainer(make_config(overrides=tiny_overrides), run, train_images=digits_images,
+                         reporter=Term()).run()
+        assert result.interrupted and result.step == 7 and load_checkpoint(run / CHECKPOINT)["g_updates"] == 7
+        assert signal.getsignal(sig) is signal.SIG_DFL
+    finally:
+        signal.signal(sig, previous)
+
+
+def test_a_signal_the_process_ignores_stays_ignored(tmp_path, digits_images, tiny_overrides):
+    class Hangup(Reporter):
+        def step(self, trainer, stats):
+            if trainer.g_updates == 7:
+                os.kill(os.getpid(), signal.SIGHUP)       # what a closed terminal sends a `nohup` run
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        config = make_config(overrides={**tiny_overrides, "train.max_steps": 12})
+        result = Trainer(config, tmp_path / "run", train_images=digits_images, reporter=Hangup()).run()
+        assert not result.interrupted and result.step == 12
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 def test_lost_config_json_resumes_from_the_checkpoint(tmp_path, digits_images, tiny_overrides):

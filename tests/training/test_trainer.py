@@ -116,10 +116,14 @@ def test_sigint_checkpoints_and_resumes(tmp_path, digits_images, tiny_overrides)
                 os.kill(os.getpid(), signal.SIGINT)      # a real Ctrl-C, handled by the trainer
 
     part = tmp_path / "part"
-    result = Trainer(make_config(overrides=tiny_overrides), part, train_images=digits_images,
-                     reporter=Interrupt()).run()
-    assert result.interrupted and result.step == 20
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)   # a background job starts it ignored
+    try:
+        result = Trainer(make_config(overrides=tiny_overrides), part, train_images=digits_images,
+                         reporter=Interrupt()).run()
+        assert result.interrupted and result.step == 20
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
     train(None, part, resume=True, train_images=digits_images)
     _assert_same_state(_state(full), _state(part))
 
