@@ -147,7 +147,8 @@ def _meets(dataset: str, rs: list[dict]) -> bool:
             and kl["n"] == len(rs) and kl["mean"] <= t["reverse_kl"])
 
 
-def _pm(stat: dict, scale: float = 1.0, digits: int = 2) -> str:
+def plus_minus(stat: dict, scale: float = 1.0, digits: int = 2) -> str:
+    """A `mean_se` figure as 'mean ± se' (the mean alone with one value; n/a with none), times `scale`."""
     if stat["mean"] is None:
         return "n/a"
     se = "" if stat["se"] is None else f" ± {stat['se'] * scale:.{digits}f}"
@@ -161,11 +162,11 @@ def markdown(summary: dict) -> str:
     for dataset, methods in summary.items():
         for method, s in methods.items():
             b = s["budget"]
-            kl = _pm(s["reverse_kl"], digits=3) + ("" if s["reverse_kl"]["n"] == s["runs"]
+            kl = plus_minus(s["reverse_kl"], digits=3) + ("" if s["reverse_kl"]["n"] == s["runs"]
                                                    else f" ({s['reverse_kl']['n']} of {s['runs']} runs)")
-            lines.append(f"| {dataset} | advnets {method} ({s['runs']} seeds) | {_pm(s['modes'], digits=1)} | "
-                         f"{_pm(s['high_quality'], 100, 1)} | {kl} | {b['steps']:,} × {b['batch_size']} | "
-                         f"{_pm(s['seconds'], digits=0)} |")
+            lines.append(f"| {dataset} | advnets {method} ({s['runs']} seeds) | {plus_minus(s['modes'], digits=1)} | "
+                         f"{plus_minus(s['high_quality'], 100, 1)} | {kl} | {b['steps']:,} × {b['batch_size']} | "
+                         f"{plus_minus(s['seconds'], digits=0)} |")
         for name, numbers in PUBLISHED.items():
             p = numbers[dataset]
             kl = f"{p['reverse_kl']:.2f}" if "reverse_kl" in p else "–"

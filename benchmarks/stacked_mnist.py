@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-import numpy as np
+# beside this script (its directory is on sys.path when it runs): the 2-D benchmark's statistics and their format
+from modes import mean_se, plus_minus
 
 SAMPLES = 26_000        # VEEGAN and PacGAN read 26,000 samples
 PRESETS = {"paper": "stacked-mnist", "remedy": "stacked-mnist-remedy",
@@ -105,15 +105,6 @@ def one_run(job: tuple[str, int, int | None, list[str], str | None]) -> dict:
             "modes": cov["modes_captured"], "kl": cov["kl"], "kl_uniform": cov["kl_uniform"]}
 
 
-def mean_se(values) -> dict:
-    """Mean and standard error (sample std / sqrt(n)) of the finite values, and their count."""
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
-    if len(v) == 0:
-        return {"mean": None, "se": None, "n": 0}
-    se = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else None
-    return {"mean": float(v.mean()), "se": se, "n": len(v)}
-
-
 def summarise(runs: list[dict]) -> dict:
     out = {}
     for method in PRESETS:
@@ -142,20 +133,15 @@ def real_floor(seed: int = 0) -> dict:
     return {"modes": cov["modes_captured"], "kl": cov["kl"], "kl_uniform": cov["kl_uniform"], "n": cov["n"]}
 
 
-def _pm(stat: dict, digits: int = 2) -> str:
-    if stat["mean"] is None:
-        return "n/a"
-    return f"{stat['mean']:.{digits}f}" + ("" if stat["se"] is None else f" ± {stat['se']:.{digits}f}")
-
-
 def markdown(summary: dict, floor: dict) -> str:
     """The docs table: ours (mean ± s.e., with the budget) beside the published rows."""
     lines = ["| method | modes (of 1,000) | KL to data | KL to uniform | steps × batch | wall s / run (1 core) |",
              "|---|---|---|---|---|---|"]
     for method, s in summary.items():
-        lines.append(f"| advnets {method} ({s['runs']} seed{'s' * (s['runs'] != 1)}, D {s['d_units']}) | {_pm(s['modes'], 1)} | "
-                     f"{_pm(s['kl'], 3)} | {_pm(s['kl_uniform'], 3)} | {s['steps']['mean']:,.0f} × {s['batch_size']} | "
-                     f"{_pm(s['seconds'], 0)} |")
+        cells = [plus_minus(s["modes"], digits=1), plus_minus(s["kl"], digits=3), plus_minus(s["kl_uniform"], digits=3),
+                 f"{s['steps']['mean']:,.0f} × {s['batch_size']}", plus_minus(s["seconds"], digits=0)]
+        lines.append(f"| advnets {method} ({s['runs']} seed{'s' * (s['runs'] != 1)}, D {s['d_units']}) | "
+                     + " | ".join(cells) + " |")
     lines.append(f"| real held-out stacks (the classifier's floor) | {floor['modes']} | {floor['kl']:.3f} | "
                  f"{floor['kl_uniform']:.3f} | – | – |")
     for name, p in PUBLISHED.items():

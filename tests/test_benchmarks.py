@@ -18,7 +18,10 @@ SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py") if p.name != "timing.py
 
 
 def _module(name: str):
-    """benchmarks/NAME.py loaded as a module from its file (benchmarks/ is not a package and is not on sys.path)."""
+    """benchmarks/NAME.py loaded as a module from its file (benchmarks/ is not a package): its directory goes on
+    sys.path, as when the script runs, for the modules it imports from beside it."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.append(str(BENCHMARKS))
     spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
