@@ -31,3 +31,12 @@ def test_memorisation_report_detects_copies():
 def test_dimension_mismatch():
     with pytest.raises(ValueError, match="dimensions"):
         nearest_neighbours(torch.zeros(2, 3), torch.zeros(4, 5))
+
+
+def test_memorisation_report_has_no_ratio_when_the_held_out_images_are_training_examples():
+    rng = np.random.default_rng(2)
+    train = rng.random((50, 16))
+    report = memorisation_report(rng.random((20, 16)), train, train[:10])
+    assert report["held_out_mean_nn_distance"] == 0.0
+    assert report["ratio"] is None
+    assert report["samples_mean_nn_distance"] > 0.1

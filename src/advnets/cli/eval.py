@@ -37,7 +37,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         nearest = run_reports.nearest_report(run, seed=args.seed, **data)
         n = nearest["nearest"]
         log.info(f"mean L2 distance to the nearest training example: samples {n['samples_mean_nn_distance']:.3f}, "
-                 f"held-out images {n['held_out_mean_nn_distance']:.3f} (ratio {n['ratio']:.3f})")
+                 f"held-out images {n['held_out_mean_nn_distance']:.3f} ({_ratio(n['ratio'])})")
     if args.class_accuracy:
         _class_accuracy(run_reports.class_accuracy_report(run, per_class=args.per_class, seed=args.seed,
                                                           progress=_classifier_progress(), **data), out_dir)
@@ -127,6 +127,12 @@ def _image_coverage_lines(report: dict) -> None:
     unit = "digit" if stacked else "class"
     log.info(f"classifier accuracy on {acc['on']}: {acc['accuracy']:.1%} of {acc['n']:,} (per {unit}: "
              + ", ".join(f"{k} {a:.1%}" for k, a in enumerate(acc["per_class"])) + f"; worst {unit} {worst})")
+
+
+def _ratio(ratio: float | None) -> str:
+    if ratio is None:
+        return "no ratio: every held-out image is also a training example"
+    return f"ratio {ratio:.3f}"
 
 
 def _class_accuracy(report: dict, out_dir: Path) -> None:

@@ -35,12 +35,15 @@ def memorisation_report(samples, train, held_out, device: torch.device | str | N
     """Mean distance to the nearest training example, of model samples and of held-out real images (computed on
     `device`, default the samples' device).
 
-    Samples much closer to the training set than held-out data is would mean the model copies its data.
+    Samples much closer to the training set than held-out data is would mean the model copies its data. The ratio
+    (samples / held-out) is None when every held-out image is itself a training example (distance 0): then there is
+    no scale to compare with.
     """
     device = device if device is not None else getattr(samples, "device", None)
     _, d_samples = nearest_neighbours(samples, train, device=device)
     _, d_held = nearest_neighbours(held_out, train, device=device)
+    held = d_held.mean().item()
     return {"samples_mean_nn_distance": round(d_samples.mean().item(), 4),
-            "held_out_mean_nn_distance": round(d_held.mean().item(), 4),
-            "ratio": round(d_samples.mean().item() / d_held.mean().item(), 4),
+            "held_out_mean_nn_distance": round(held, 4),
+            "ratio": round(d_samples.mean().item() / held, 4) if held > 0 else None,
             "n_samples": len(samples), "n_held_out": len(held_out), "n_train": len(train)}
