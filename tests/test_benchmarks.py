@@ -11,7 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from advnets.eval.stacked_coverage import stacked_coverage, stacked_mode_frequencies
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py") if p.name != "timing.py")
@@ -163,3 +166,39 @@ def test_stacked_mnist_benchmark_trains_measures_and_combines(tmp_path):
     assert all(1 <= r["modes"] <= 1000 and r["steps"] == 2 for r in result["runs"])
     assert result["real_floor"]["modes"] > 900 and (tmp_path / "paper_seed0.png").is_file()
     assert "real held-out stacks" in (tmp_path / "t.md").read_text()
+
+
+check = _module("stacked_classifier_check")
+
+
+def test_classifier_check_scores_digit_probabilities_as_the_coverage_metric_does():
+    rng = np.random.default_rng(0)
+    data_digits = rng.integers(0, 10, (5000, 3))                               # the training stacks' digits
+    frequencies = stacked_mode_frequencies(data_digits @ np.array([100, 10, 1]))
+    read = rng.integers(0, 10, (3000, 3))                                      # what a classifier read
+    probabilities = [np.eye(10)[read[:, c]] * 0.9 + 0.01 for c in range(3)]    # top probability 0.91
+    s = check.score(probabilities, frequencies, data_digits)
+    cov = stacked_coverage(read, frequencies)
+    assert (s["modes"], s["kl"]) == (cov["modes_captured"], round(cov["kl"], 4))
+    assert s["mean_confidence"] == pytest.approx(0.91)
+    assert np.array_equal(s["digits"], read)
+    expected = np.bincount(read[:, 1], minlength=10) / 3000 / (np.bincount(data_digits[:, 1], minlength=10) / 5000)
+    assert s["digit_frequency_vs_data"][1] == pytest.approx(expected, abs=0.006)   # rounded to 2 places
+    only_threes = [np.eye(10)[np.full(3000, 3)]] * 3
+    assert check.score(only_threes, frequencies, data_digits)["digit_frequency_vs_data"][0][3] > 9
+
+
+@pytest.mark.bench
+def test_stacked_classifier_check_reads_a_run_with_both_classifiers(tmp_path):
+    run = tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "advnets", "-q", "train", "--preset", "stacked-mnist-remedy", "--out",
+                    str(run), "--max-steps", "3", "--no-coverage", "--threads", "1", "--set", "data.stack_size=300",
+                    "--set", "model.generator_hidden=16", "--set", "model.discriminator_units=8,8"],
+                   check=True, capture_output=True, timeout=600)
+    result = json.loads(_run("stacked_classifier_check.py", str(run), "--samples", "300"))
+    r = result["runs"][0]
+    assert r["step"] == 3 and r["n"] == 300 and set(r["classifiers"]) == {"package_cnn", "sklearn_svm_rbf"}
+    for c in r["classifiers"].values():
+        assert c["held_out_digit_accuracy"] > 0.9 and 1 <= c["samples"]["modes"] <= 300
+        assert c["real_floor"]["modes"] > 200 and len(c["samples"]["digit_frequency_vs_data"]) == 3
+    assert min(r["agreement_real_floor"]["per_channel"]) > 0.85          # two good classifiers agree on real digits

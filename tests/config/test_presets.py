@@ -99,3 +99,16 @@ def test_stacked_presets_are_the_paper_recipe_and_the_remedy_on_the_same_budget(
     updates = t.epochs * (remedy.data.stack_size // t.batch_size)
     assert t.lr_decay_after < updates // 2                        # a steady rate, then down 10-fold to the end
     assert t.lr_decay ** (updates - t.lr_decay_after) == pytest.approx(10, rel=0.02)
+
+
+def test_the_quick_start_remedy_is_the_stacked_remedy_on_the_quick_start():
+    quick, remedy, stacked = (make_config(n) for n in ("paper-mnist-5k", "paper-mnist-5k-remedy",
+                                                       "stacked-mnist-remedy"))
+    assert remedy.data == quick.data and remedy.model == stacked.model             # same digits; PacGAN's D
+    assert (remedy.train.epochs, remedy.train.batch_size) == (quick.train.epochs, quick.train.batch_size)
+    same = ("schedule", "k_discriminator_steps", "optimizer", "adam_betas", "lr", "generator_ema")
+    assert all(getattr(remedy.train, k) == getattr(stacked.train, k) for k in same)
+    updates = remedy.train.epochs * 4000 // remedy.train.batch_size              # mnist-5k trains on 4,000 digits
+    t = remedy.train
+    assert t.lr_decay_after < updates // 2
+    assert t.lr_decay ** (updates - t.lr_decay_after) == pytest.approx(10, rel=0.02)

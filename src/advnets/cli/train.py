@@ -99,7 +99,8 @@ def coverage_warning(record, total) -> str:
     return (f"epoch {record['epoch']}: mode coverage fell, {fell}: the generator is collapsing onto a few {kind} "
             "(the paper's \"Helvetica scenario\", section 6). Try --set model.pack=2 (PacGAN), "
             "--set train.schedule=alternating --set train.top_k=0.5, or --set train.generator_ema=0.999 (the "
-            "grid-remedy, ring-remedy and stacked-mnist-remedy presets combine them; docs/mode-collapse.md)")
+            "grid-remedy, ring-remedy, stacked-mnist-remedy and paper-mnist-5k-remedy presets combine them; "
+            "docs/mode-collapse.md)")
 
 
 class ConsoleReporter(Reporter):
