@@ -71,9 +71,10 @@ def method_config(method: str, seed: int, steps: int | None, extra: list[str]):
     return config
 
 
-def one_run(job: tuple[str, int, int | None, list[str], str | None]) -> dict:
+def one_run(job: tuple[str, int, int | None, list[str], str | None, str | None]) -> dict:
     """Train one (method, seed) and read SAMPLES samples of its sampler; runs in a worker process. With a grid
-    folder, the first 100 samples also go to GRIDS/METHOD_seedS.png (RGB: channel 0 red)."""
+    folder, the first 100 samples also go to GRIDS/METHOD_seedS.png (RGB: channel 0 red); with a runs folder, the
+    run is kept as the run directory RUNS/METHOD_seedS (else nothing is written)."""
     import torch
 
     from advnets.data.registry import load_stacked_labels
@@ -82,11 +83,11 @@ def one_run(job: tuple[str, int, int | None, list[str], str | None]) -> dict:
     from advnets.models import sample_noise
     from advnets.training.trainer import Trainer
 
-    method, seed, steps, extra, grids = job
+    method, seed, steps, extra, grids, runs = job
     torch.set_num_threads(1)
     config = method_config(method, seed, steps, extra)
     started = time.perf_counter()
-    trainer = Trainer(config, None)
+    trainer = Trainer(config, os.path.join(runs, f"{method}_seed{seed}") if runs else None)
     trainer.run()
     seconds = time.perf_counter() - started
     m = config.model
@@ -176,6 +177,8 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=1, help="runs at a time, one process and one thread each")
     p.add_argument("--markdown", help="also write the docs table to this file")
     p.add_argument("--grids", metavar="DIR", help="write each run's first 100 samples to DIR/METHOD_seedS.png")
+    p.add_argument("--runs", metavar="DIR", help="keep each run as the run directory DIR/METHOD_seedS (for "
+                                                   "`advnets eval`, `advnets sample`, stacked_classifier_check.py)")
     p.add_argument("--combine", nargs="+", metavar="JSON", help="no training: merge the runs of earlier outputs of "
                                                                "this script into one summary (and --markdown table)")
     args = p.parse_args(argv)
@@ -189,7 +192,7 @@ def main(argv=None) -> int:
     from advnets.eval.classifier import load_or_train_classifier
 
     load_or_train_classifier(make_config(PRESETS["remedy"]).data)       # trained once, before the workers read it
-    jobs = [(m, s, args.steps, args.set, args.grids) for m in methods for s in range(args.first_seed, args.first_seed + args.seeds)]
+    jobs = [(m, s, args.steps, args.set, args.grids, args.runs) for m in methods for s in range(args.first_seed, args.first_seed + args.seeds)]
     started = time.perf_counter()
     runs = []
     with ProcessPoolExecutor(args.jobs) as pool:

@@ -157,7 +157,7 @@ def test_stacked_mnist_benchmark_trains_measures_and_combines(tmp_path):
             "model.discriminator_units=8,8", "--steps", "2", "--seeds", "1"]
     outs = []
     for method in ("paper", "remedy-d-half"):
-        out = _run("stacked_mnist.py", "--methods", method, "--grids", str(tmp_path), *tiny)
+        out = _run("stacked_mnist.py", "--methods", method, "--grids", str(tmp_path), "--runs", str(tmp_path), *tiny)
         (tmp_path / f"{method}.json").write_text(out[out.index("{"):])
         outs.append(str(tmp_path / f"{method}.json"))
     result = json.loads(_run("stacked_mnist.py", "--combine", *outs, "--markdown", str(tmp_path / "t.md")))
@@ -166,6 +166,8 @@ def test_stacked_mnist_benchmark_trains_measures_and_combines(tmp_path):
     assert all(1 <= r["modes"] <= 1000 and r["steps"] == 2 for r in result["runs"])
     assert result["real_floor"]["modes"] > 900 and (tmp_path / "paper_seed0.png").is_file()
     assert "real held-out stacks" in (tmp_path / "t.md").read_text()
+    kept = json.loads((tmp_path / "paper_seed0" / "config.json").read_text())          # --runs keeps the run
+    assert kept["data"]["dataset"] == "stacked-mnist" and (tmp_path / "paper_seed0" / "checkpoints").is_dir()
 
 
 check = _module("stacked_classifier_check")
