@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from advnets.fileio import atomic_npy, atomic_write_text, writer_is_gone
+from advnets.fileio import atomic_npy, atomic_write_text, scratch_npy, writer_is_gone
 from advnets.run.layout import remove_stale_temporaries
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,3 +116,71 @@ def test_a_disk_that_fills_under_a_memory_mapped_write_is_one_line_naming_the_fi
     error, left = child.stdout.splitlines()
     assert error == f"error: cannot write {out}: the disk is full -- free some disk space or write elsewhere"
     assert left == "[]"                              # no .npy, no temporary
+
+
+# A child that fills a (64, 1024, 1024) uint8 scratch map beside OUT (64 MiB); with "hold" it waits to be killed.
+SCRATCH = """
+import sys, time
+from advnets.errors import AdvnetsError
+from advnets.fileio import scratch_npy
+try:
+    with scratch_npy(sys.argv[1], (64, 1024, 1024), "uint8") as work:
+        for i in range(64):
+            work[i] = i
+            if sys.argv[2:] == ["hold"] and i == 0:
+                print("writing", flush=True)
+                time.sleep(600)
+except AdvnetsError as exc:
+    print(f"error: {exc}", flush=True)
+    sys.exit(1)
+"""
+
+
+def _scratches(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.name.endswith(".scratch"))
+
+
+def test_a_scratch_map_is_removed_however_its_block_ends(tmp_path):
+    with scratch_npy(tmp_path / "work", (3, 4), "uint8") as work:
+        work[:] = 5
+        assert int(work.sum()) == 60 and len(_scratches(tmp_path)) == 1
+    with pytest.raises(ZeroDivisionError), scratch_npy(tmp_path / "work", (3, 4), "uint8"):
+        1 / 0                                                   # noqa: B018  an error inside the block
+    assert list(tmp_path.iterdir()) == []                       # nothing at the path, no temporary
+
+
+def test_a_killed_scratch_writers_file_is_removed_by_the_next_scratch_of_that_name(tmp_path):
+    def holding():
+        child = subprocess.Popen([sys.executable, "-c", SCRATCH, str(tmp_path / "rgb"), "hold"], env=ENV,
+                                 stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline() == "writing\n"
+        return child
+
+    killed = holding()
+    _kill(killed)
+    orphan, = _scratches(tmp_path)
+    assert orphan.stat().st_size >= 64 << 20 and str(killed.pid) in orphan.name
+    live = holding()
+    try:
+        mine, = (p for p in _scratches(tmp_path) if str(live.pid) in p.name)
+        with scratch_npy(tmp_path / "rgb", (2,), "uint8"):
+            assert orphan not in _scratches(tmp_path) and mine in _scratches(tmp_path)
+    finally:
+        _kill(live)
+
+
+def test_a_disk_that_fills_under_a_scratch_map_is_one_line_naming_the_file(tmp_path):
+    full = tmp_path / "full"
+    full.mkdir()
+    out = full / "cache.rgb"
+    listing = f"import os; print(sorted(os.listdir({str(full)!r})))"
+    command = _tmpfs_command(full, "16m", sys.executable, "-c",
+                             f"import sys; sys.argv = ['-', {str(out)!r}]\n"
+                             f"try:\n    exec({SCRATCH!r})\nfinally:\n    {listing}")
+    if command is None:
+        pytest.skip("cannot mount a small tmpfs here (no unshare -rm)")
+    child = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=120, check=False)
+    assert child.returncode == 1, (child.returncode, child.stdout, child.stderr[-2000:])
+    error, left = child.stdout.splitlines()
+    assert error == f"error: cannot write {out}: the disk is full -- free some disk space or write elsewhere"
+    assert left == "[]"

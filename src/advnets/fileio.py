@@ -232,6 +232,46 @@ def atomic_npy(path: str | Path, shape: tuple[int, ...], dtype="float32") -> Ite
             del array
 
 
+SCRATCH_SUFFIX = ".scratch"    # scratch_npy's temporaries: ".NAME.PID-HOST.RANDOM.scratch" beside NAME
+
+
+@contextmanager
+def scratch_npy(path: str | Path, shape: tuple[int, ...], dtype="float32") -> Iterator:
+    """A writable memory map of `shape` in a temporary file beside `path`, for work too large for memory; the file
+    is removed when the block ends, however it ends, and nothing is ever written at `path` itself.
+
+    As in `atomic_npy`, the blocks are allocated before the map is used (a full disk is an OutputError naming
+    `path`, not a SIGBUS), and as in `atomic_open` the name says which process writes it, so the next scratch of
+    the same `path` removes one whose writer was killed."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_dead_writers_temporaries(path, SCRATCH_SUFFIX)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-{_host_tag()}.",
+                                   suffix=SCRATCH_SUFFIX)
+    except OSError as exc:
+        raise OutputError.from_os_error(exc, path) from None
+    try:
+        with os.fdopen(fd, "w+b") as f:
+            size = math.prod(shape) * np.dtype(dtype).itemsize
+            if size == 0:
+                yield np.empty(shape, dtype)
+                return
+            _allocate(f.fileno(), size)
+            array = np.memmap(f, dtype=dtype, mode="w+", shape=shape)
+            try:
+                yield array
+            finally:
+                del array
+    except OSError as exc:
+        if isinstance(exc, OutputError):
+            raise
+        raise OutputError.from_os_error(exc, path) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def _allocate(fd: int, size: int) -> None:
     """Reserve `size` bytes of disk for the file `fd` (an OSError, ENOSPC or EFBIG, when there is no room). Where
     the system or the file system cannot (no posix_fallocate: macOS, Windows; EOPNOTSUPP, EINVAL), the file is

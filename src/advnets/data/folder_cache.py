@@ -18,8 +18,9 @@ once per open, as a training run does every epoch anyway, and costs far less tha
 While one process builds a cache, the others that need it wait on ``F-K.lock`` (run/lock.py), so the ranks of a
 torchrun run decode the folder once.
 
-Building decodes one file at a time into a temporary memory map, so memory stays flat whatever the folder's size,
-and renames each file into place only when it is whole (fileio.atomic_*). A cache whose files are missing,
+Building decodes one file at a time into a scratch memory map (fileio.scratch_npy: its disk allocated first, removed
+however the build ends, or by the next build if its writer was killed), so memory stays flat whatever the folder's
+size, and renames each file into place only when it is whole (fileio.atomic_*). A cache whose files are missing,
 truncated or do not match their .json is decoded again with a `FolderCacheWarning`.
 """
 from __future__ import annotations
@@ -27,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +39,7 @@ from advnets.data.download import default_cache_dir
 from advnets.data.folder import (UnreadableImagesWarning, decode_listing, folder_labels, no_readable_images,
                                  unreadable_message)
 from advnets.errors import OutputError
-from advnets.fileio import atomic_npy, atomic_save_npy, atomic_write_text, load_npy, read_regular
+from advnets.fileio import atomic_npy, atomic_save_npy, atomic_write_text, load_npy, read_regular, scratch_npy
 from advnets.run.lock import build_lock
 
 VERSION = 2          # of the decoding (folder.decode_image) and of this layout: a new value rebuilds every cache
@@ -164,25 +164,18 @@ def _build(folder: str, size: int, listing: tuple, stem: Path, progress: Callabl
     stored layout, the labels and the description, each renamed into place when whole; `progress()` is called
     after every file and block."""
     try:
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=stem.parent, prefix=f".{stem.name}.", suffix=".rgb.tmp")
-        os.close(fd)
-    except OSError as exc:
-        raise OutputError.from_os_error(exc, stem.with_suffix(".npy")) from None
-    try:
-        rgb = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(listing), size, size, 3))
-        _, kept, failures = decode_listing(folder, size, listing, rgb, progress)
-        if not kept:
-            raise no_readable_images(folder, len(listing))
-        grey = all(bool((rgb[i, ..., :1] == rgb[i, ..., 1:]).all()) for i in kept)
-        c = 1 if grey else 3
-        with atomic_npy(stem.with_suffix(".npy"), (len(kept), c, size, size), np.uint8) as out:
-            for start in range(0, len(kept), _CHUNK):
-                block = rgb[kept[start:start + _CHUNK]]                              # (B, size, size, 3)
-                out[start:start + len(block)] = (block[..., :1] if grey else block).transpose(0, 3, 1, 2)
-                progress()
-            sums = {"pixels": array_digest(out)}
-        del rgb
+        with scratch_npy(Path(f"{stem}.rgb"), (len(listing), size, size, 3), np.uint8) as rgb:
+            _, kept, failures = decode_listing(folder, size, listing, rgb, progress)
+            if not kept:
+                raise no_readable_images(folder, len(listing))
+            grey = all(bool((rgb[i, ..., :1] == rgb[i, ..., 1:]).all()) for i in kept)
+            c = 1 if grey else 3
+            with atomic_npy(stem.with_suffix(".npy"), (len(kept), c, size, size), np.uint8) as out:
+                for start in range(0, len(kept), _CHUNK):
+                    block = rgb[kept[start:start + _CHUNK]]                          # (B, size, size, 3)
+                    out[start:start + len(block)] = (block[..., :1] if grey else block).transpose(0, 3, 1, 2)
+                    progress()
+                sums = {"pixels": array_digest(out)}
         labels = folder_labels(folder, [Path(listing[i][0]) for i in kept])
         if labels is not None:
             atomic_save_npy(Path(f"{stem}.labels.npy"), labels)
@@ -192,10 +185,9 @@ def _build(folder: str, size: int, listing: tuple, stem: Path, progress: Callabl
             "channels": c, "labelled": labels is not None, "failed": len(failures), "failures": failures[:3],
             "sha256": sums}))
     except OSError as exc:
+        if isinstance(exc, OutputError):
+            raise
         raise OutputError.from_os_error(exc, stem.with_suffix(".npy")) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     _remove_stale(stem)
 
 
