@@ -13,6 +13,7 @@ from ..config import Config
 from ..data import load_data_split
 from ..device import resolve_device
 from ..errors import CheckpointError, ConfigError, RunError
+from ..fileio import file_kind
 from ..limits import check_count, check_memory
 from ..models import build_models, label_kwargs, sample_noise
 from .checkpoint import checkpoint_config, load_checkpoint, load_state
@@ -101,14 +102,22 @@ class LoadedRun:
 def load_run(run_dir: str | Path, checkpoint: str | Path | None = None, device: str = "auto",
              average: bool = True) -> LoadedRun:
     """Load a run's generator and discriminator from its last (or the given) checkpoint. A run trained with
-    train.generator_ema gives the moving average of its G (the one its grids show), unless `average` is False."""
+    train.generator_ema gives the moving average of its G (the one its grids show), unless `average` is False.
+    A run whose config.json is missing or damaged is read with the copy of its config in the checkpoint (as
+    `advnets train --resume` recovers it)."""
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
     path = Path(checkpoint) if checkpoint is not None else run_dir / CHECKPOINT
+    try:
+        config = read_config(run_dir)
+    except (RunError, ConfigError):
+        if checkpoint is not None or not path.is_file() or file_kind(path) is not None:
+            raise                           # no run here, or no checkpoint to recover its config from
+        config = None                       # the checkpoint's copy, below
     dev = resolve_device(device)
     payload = load_checkpoint(path)         # on CPU: a device that cannot be used is not a damaged checkpoint
     image_shape = tuple(payload["image_shape"])
     saved = checkpoint_config(payload, path)
+    config = config or saved
     if saved.model != config.model:
         raise RunError(f"checkpoint {path} was written for another model than {run_dir / CONFIG} describes",
                        "pass a checkpoint of this run")
