@@ -77,6 +77,17 @@ def remove_dead_writers_temporaries(path: Path, suffix: str = TEMPORARY_SUFFIX) 
     return removed
 
 
+def _writer_temporary(path: Path, suffix: str) -> tuple[int, str]:
+    """A new temporary file ".NAME.PID-HOST.RANDOM<suffix>" beside `path` (its folder made if needed), after
+    removing those of earlier writers of `path` that were killed; (fd, its path). An OSError is an OutputError."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_dead_writers_temporaries(path, suffix)
+        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-{_host_tag()}.", suffix=suffix)
+    except OSError as exc:
+        raise OutputError.from_os_error(exc, path) from None
+
+
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "wb", suffix: str = TEMPORARY_SUFFIX) -> Iterator[IO]:
     """Open a temporary file beside `path` for writing; on success it is synced and renamed to `path` with the
@@ -88,13 +99,7 @@ def atomic_open(path: str | Path, mode: str = "wb", suffix: str = TEMPORARY_SUFF
     An OSError (a full disk, a file-size limit, no permission, ...) becomes an `OutputError` naming `path`; a
     BaseException (Ctrl-C, a signal turned into an exception) also removes the temporary file."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_dead_writers_temporaries(path, suffix)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-{_host_tag()}.",
-                                   suffix=suffix)
-    except OSError as exc:
-        raise OutputError.from_os_error(exc, path) from None
+    fd, tmp = _writer_temporary(path, suffix)
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -244,13 +249,7 @@ def scratch_npy(path: str | Path, shape: tuple[int, ...], dtype="float32") -> It
     `path`, not a SIGBUS), and as in `atomic_open` the name says which process writes it, so the next scratch of
     the same `path` removes one whose writer was killed."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_dead_writers_temporaries(path, SCRATCH_SUFFIX)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-{_host_tag()}.",
-                                   suffix=SCRATCH_SUFFIX)
-    except OSError as exc:
-        raise OutputError.from_os_error(exc, path) from None
+    fd, tmp = _writer_temporary(path, SCRATCH_SUFFIX)
     try:
         with os.fdopen(fd, "w+b") as f:
             size = math.prod(shape) * np.dtype(dtype).itemsize
