@@ -16,31 +16,33 @@ from advnets.run.layout import remove_stale_temporaries
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", "OMP_NUM_THREADS": "1"}
 
-# A child that writes OUT (a (64, 1024, 1024) uint8 .npy, 64 MiB) through atomic_npy, block by block. With argument
+# A child that fills a (64, 1024, 1024) uint8 map (64 MiB) for OUT, block by block, through the fileio context
+# {writer}: atomic_npy (WRITER, the .npy at OUT) or scratch_npy (SCRATCH, a scratch file beside OUT). With argument
 # "hold" it says "writing" after the first block and waits to be killed.
-WRITER = """
+_CHILD = """
 import signal, sys, time
 from advnets.errors import AdvnetsError
-from advnets.fileio import atomic_npy
+from advnets.fileio import {writer}
 try:
-    with atomic_npy(sys.argv[1], (64, 1024, 1024), "uint8") as out:
+    with {writer}(sys.argv[1], (64, 1024, 1024), "uint8") as out:
         for i in range(64):
             out[i] = i
             if sys.argv[2:] == ["hold"] and i == 0:
                 print("writing", flush=True)
                 time.sleep(600)
 except AdvnetsError as exc:
-    print(f"error: {exc}", flush=True)
+    print(f"error: {{exc}}", flush=True)
     sys.exit(1)
 """
+WRITER, SCRATCH = _CHILD.format(writer="atomic_npy"), _CHILD.format(writer="scratch_npy")
 
 
 def _temporaries(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.name.endswith(".tmp"))
 
 
-def _holding_writer(out: Path) -> subprocess.Popen:
-    child = subprocess.Popen([sys.executable, "-c", WRITER, str(out), "hold"], env=ENV, stdout=subprocess.PIPE,
+def _holding_writer(out: Path, child_code: str = WRITER) -> subprocess.Popen:
+    child = subprocess.Popen([sys.executable, "-c", child_code, str(out), "hold"], env=ENV, stdout=subprocess.PIPE,
                              text=True)
     assert child.stdout.readline() == "writing\n"
     return child
@@ -99,41 +101,29 @@ def _tmpfs_command(folder: Path, size: str, *command: str) -> list[str] | None:
     return ["unshare", "-rm", "sh", "-c", script, "sh", size, str(folder), *command]
 
 
-def test_a_disk_that_fills_under_a_memory_mapped_write_is_one_line_naming_the_file(tmp_path):
-    """64 MiB into a 16 MiB tmpfs. Mapped without its blocks allocated, the file's pages fault in as they are
-    stored to; the first page the tmpfs has no room for kills the writer with SIGBUS, silently."""
+def _fill_a_small_disk(tmp_path: Path, name: str, child_code: str) -> None:
+    """Run `child_code` on FULL/name in a 16 MiB tmpfs FULL: it must exit 1 with one error line naming the file,
+    and leave FULL empty."""
     full = tmp_path / "full"
     full.mkdir()
-    out = full / "samples.npy"
+    out = full / name
     listing = f"import os; print(sorted(os.listdir({str(full)!r})))"
     command = _tmpfs_command(full, "16m", sys.executable, "-c",
                              f"import sys; sys.argv = ['-', {str(out)!r}]\n"
-                             f"try:\n    exec({WRITER!r})\nfinally:\n    {listing}")
+                             f"try:\n    exec({child_code!r})\nfinally:\n    {listing}")
     if command is None:
         pytest.skip("cannot mount a small tmpfs here (no unshare -rm)")
     child = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=120, check=False)
     assert child.returncode == 1, (child.returncode, child.stdout, child.stderr[-2000:])
     error, left = child.stdout.splitlines()
     assert error == f"error: cannot write {out}: the disk is full -- free some disk space or write elsewhere"
-    assert left == "[]"                              # no .npy, no temporary
+    assert left == "[]"                              # no output, no temporary
 
 
-# A child that fills a (64, 1024, 1024) uint8 scratch map beside OUT (64 MiB); with "hold" it waits to be killed.
-SCRATCH = """
-import sys, time
-from advnets.errors import AdvnetsError
-from advnets.fileio import scratch_npy
-try:
-    with scratch_npy(sys.argv[1], (64, 1024, 1024), "uint8") as work:
-        for i in range(64):
-            work[i] = i
-            if sys.argv[2:] == ["hold"] and i == 0:
-                print("writing", flush=True)
-                time.sleep(600)
-except AdvnetsError as exc:
-    print(f"error: {exc}", flush=True)
-    sys.exit(1)
-"""
+def test_a_disk_that_fills_under_a_memory_mapped_write_is_one_line_naming_the_file(tmp_path):
+    """64 MiB into a 16 MiB tmpfs. Mapped without its blocks allocated, the file's pages fault in as they are
+    stored to; the first page the tmpfs has no room for kills the writer with SIGBUS, silently."""
+    _fill_a_small_disk(tmp_path, "samples.npy", WRITER)
 
 
 def _scratches(folder: Path) -> list[Path]:
@@ -150,17 +140,11 @@ def test_a_scratch_map_is_removed_however_its_block_ends(tmp_path):
 
 
 def test_a_killed_scratch_writers_file_is_removed_by_the_next_scratch_of_that_name(tmp_path):
-    def holding():
-        child = subprocess.Popen([sys.executable, "-c", SCRATCH, str(tmp_path / "rgb"), "hold"], env=ENV,
-                                 stdout=subprocess.PIPE, text=True)
-        assert child.stdout.readline() == "writing\n"
-        return child
-
-    killed = holding()
+    killed = _holding_writer(tmp_path / "rgb", SCRATCH)
     _kill(killed)
     orphan, = _scratches(tmp_path)
     assert orphan.stat().st_size >= 64 << 20 and str(killed.pid) in orphan.name
-    live = holding()
+    live = _holding_writer(tmp_path / "rgb", SCRATCH)
     try:
         mine, = (p for p in _scratches(tmp_path) if str(live.pid) in p.name)
         with scratch_npy(tmp_path / "rgb", (2,), "uint8"):
@@ -170,17 +154,4 @@ def test_a_killed_scratch_writers_file_is_removed_by_the_next_scratch_of_that_na
 
 
 def test_a_disk_that_fills_under_a_scratch_map_is_one_line_naming_the_file(tmp_path):
-    full = tmp_path / "full"
-    full.mkdir()
-    out = full / "cache.rgb"
-    listing = f"import os; print(sorted(os.listdir({str(full)!r})))"
-    command = _tmpfs_command(full, "16m", sys.executable, "-c",
-                             f"import sys; sys.argv = ['-', {str(out)!r}]\n"
-                             f"try:\n    exec({SCRATCH!r})\nfinally:\n    {listing}")
-    if command is None:
-        pytest.skip("cannot mount a small tmpfs here (no unshare -rm)")
-    child = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=120, check=False)
-    assert child.returncode == 1, (child.returncode, child.stdout, child.stderr[-2000:])
-    error, left = child.stdout.splitlines()
-    assert error == f"error: cannot write {out}: the disk is full -- free some disk space or write elsewhere"
-    assert left == "[]"
+    _fill_a_small_disk(tmp_path, "cache.rgb", SCRATCH)
