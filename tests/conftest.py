@@ -1,6 +1,7 @@
 """Shared fixtures: tiny configs and real small data, so that tests run in seconds on 2 cores."""
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -14,6 +15,13 @@ from advnets.eval.classifier import Recipe, load_or_train_classifier
 from advnets.threads import torch_threads
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+def write_idx_gz(path: Path, array: np.ndarray) -> None:
+    """A uint8 array as a gzipped IDX file, as MNIST's files are: magic 0 0 8 NDIM, each dimension as a big-endian
+    uint32, then the bytes."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(gzip.compress(header + np.ascontiguousarray(array, np.uint8).tobytes(), 1))
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,5 @@
 """Stacked MNIST (data/stacked.py, through data/registry.py): three mnist-5k digits per image, drawn from a seed;
 labels that name the channels' digits; held-out stacks from held-out digits only; the config's checks."""
-import gzip
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from advnets.data.stacked import draw_stacks, label_digits, stack_digits, triple
 from advnets.data.split import Split
 from advnets.errors import ConfigError
 from advnets.limits import LimitError
+from tests.conftest import write_idx_gz
 
 SMALL = {"stack_size": 1500, "download": False}
 
@@ -102,10 +102,8 @@ def _numbered_mnist(folder: Path) -> None:
         index = np.arange(n)
         images = np.zeros((n, 28, 28), np.uint8)
         images[:, 0, 0], images[:, 0, 1], images[:, 0, 2] = index // 256, index % 256, mark
-        for kind, array, dims in (("images-idx3", images, (n, 28, 28)), ("labels-idx1", index % 10, (n,))):
-            header = bytes([0, 0, 8, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims)
-            (folder / f"{prefix}-{kind}-ubyte.gz").write_bytes(
-                gzip.compress(header + array.astype(np.uint8).tobytes(), 1))
+        write_idx_gz(folder / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx_gz(folder / f"{prefix}-labels-idx1-ubyte.gz", (index % 10).astype(np.uint8))
 
 
 def _numbers(stacks: Split) -> tuple[np.ndarray, np.ndarray]:
@@ -119,14 +117,14 @@ def test_stacks_of_the_full_mnist_files(tmp_path):
     """stack_source=mnist end to end from MNIST's IDX files: train stacks of the first 50,000 training images only,
     valid stacks of the last 10,000, test stacks of the test file, each channel's label the digit's own."""
     _numbered_mnist(tmp_path / "mnist")
-    source = {"stack_source": "mnist", "data_dir": str(tmp_path / "mnist"), "download": False, "stack_size": 3000,
-              "cache_dir": tmp_path / "cache"}
-    train = load_split("stacked-mnist", "train", seed=4, **source)
+    source = {"stack_source": "mnist", "data_dir": str(tmp_path / "mnist"), "download": False, "stack_size": 3000}
+    cache = tmp_path / "cache"
+    train = load_split("stacked-mnist", "train", seed=4, cache_dir=cache, **source)
     number, from_test = _numbers(train)
     assert train.images.shape == (3000, 3, 28, 28) and not from_test.any()
     assert np.array_equal(number, draw_stacks(3000, 50_000, 4))                # the draw, by index into the 50,000
     assert np.array_equal(train.labels, triple_labels(number % 10))
-    valid, test = (load_split("stacked-mnist", split, seed=4, **source) for split in ("valid", "test"))
+    valid, test = (load_split("stacked-mnist", split, seed=4, cache_dir=cache, **source) for split in ("valid", "test"))
     number, from_test = _numbers(valid)
     assert len(valid) == 3000 and not from_test.any() and number.min() >= 50_000
     assert np.array_equal(valid.labels, triple_labels(number % 10))
@@ -134,9 +132,9 @@ def test_stacks_of_the_full_mnist_files(tmp_path):
     assert len(test) == 3000 and from_test.all() and number.max() < 10_000
     assert np.array_equal(test.labels, triple_labels(number % 10))
     # the training labels alone, and the held-out stacks the evaluation reads, are the same draws
-    data = DataConfig(dataset="stacked-mnist", stack_seed=4, **{k: v for k, v in source.items() if k != "cache_dir"})
-    assert np.array_equal(load_stacked_labels(data, cache_dir=tmp_path / "cache"), train.labels)
-    held = load_held_out(data, cache_dir=tmp_path / "cache")
+    data = DataConfig(dataset="stacked-mnist", stack_seed=4, **source)
+    assert np.array_equal(load_stacked_labels(data, cache_dir=cache), train.labels)
+    held = load_held_out(data, cache_dir=cache)
     assert np.array_equal(held.test.images, test.images) and "mnist test split" in held.test_split
 
 

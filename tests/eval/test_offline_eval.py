@@ -22,7 +22,7 @@ from advnets.extensions.semisup import semisup_report
 from advnets.run import load_run
 from advnets.run.loaded import LoadedRun
 from advnets.training import train
-from tests.conftest import SHARED_MNIST, TINY
+from tests.conftest import SHARED_MNIST, TINY, write_idx_gz
 
 T10K = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 needs_mnist = pytest.mark.skipif(not all((SHARED_MNIST / f).is_file() for f in T10K),
@@ -163,11 +163,8 @@ def test_a_damaged_test_file_stops_quality_before_the_classifier_trains(quicksta
 def _fake_mnist_training_files(folder: Path) -> None:
     """MNIST's two training files, of the standard size (60,000 blank 28x28 images), without the test files."""
     folder.mkdir()
-    (folder / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(
-        b"\x00\x00\x08\x03" + b"".join(n.to_bytes(4, "big") for n in (60_000, 28, 28)) + bytes(60_000 * 784), 1))
-    labels = (np.arange(60_000) % 10).astype(np.uint8).tobytes()
-    (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(
-        b"\x00\x00\x08\x01" + (60_000).to_bytes(4, "big") + labels, 1))
+    write_idx_gz(folder / "train-images-idx3-ubyte.gz", np.zeros((60_000, 28, 28), np.uint8))
+    write_idx_gz(folder / "train-labels-idx1-ubyte.gz", (np.arange(60_000) % 10).astype(np.uint8))
 
 
 def test_missing_test_files_stop_every_report_before_sampling_or_training(tmp_path, classifier_spy, capsys,
