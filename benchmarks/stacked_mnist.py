@@ -14,7 +14,9 @@ of the samples' triple histogram to the data's triple distribution (eval/stacked
 (the papers' number). Beside them: the same numbers for 26,000 real stacks of held-out digits (the floor a perfect
 generator reaches with this classifier). Reported per method: mean and standard error (std / sqrt(n)) over the seeds,
 wall seconds and steps per run, and the published rows (PacGAN Tables 2 and 3). Runs are independent processes
-(`--jobs` at a time, one thread each).
+(`--jobs` at a time, one thread each). `--measure RUN_DIR ...` trains nothing: it reads finished runs of one method
+trained elsewhere (`advnets train --preset stacked-mnist-remedy --seed S`, or kept by `--runs`) the same way, after
+checking that each holds that method's settings.
 
 Methods: paper (the `stacked-mnist` preset), remedy (`stacked-mnist-remedy`), and remedy-d-half / remedy-d-quarter:
 the remedy with D's maxout layers a half and a quarter as wide (PacGAN Table 3 shrinks D against G the same way).
@@ -77,10 +79,6 @@ def one_run(job: tuple[str, int, int | None, list[str], str | None, str | None])
     run is kept as the run directory RUNS/METHOD_seedS (else nothing is written)."""
     import torch
 
-    from advnets.data.registry import load_stacked_labels
-    from advnets.eval.classifier import load_or_train_classifier
-    from advnets.eval.stacked_coverage import stacked_coverage, stacked_mode_frequencies
-    from advnets.models import sample_noise
     from advnets.training.trainer import Trainer
 
     method, seed, steps, extra, grids, runs = job
@@ -90,10 +88,23 @@ def one_run(job: tuple[str, int, int | None, list[str], str | None, str | None])
     trainer = Trainer(config, os.path.join(runs, f"{method}_seed{seed}") if runs else None)
     trainer.run()
     seconds = time.perf_counter() - started
+    return measure(trainer.sampler.eval(), config, method, seed, trainer.g_updates, seconds, grids)
+
+
+def measure(sampler, config, method: str, seed: int, steps: int, seconds: float, grids: str | None) -> dict:
+    """One run's row: SAMPLES samples of `sampler` (noise seeded by the seed + 1000) read by the source digits'
+    classifier, channel by channel; with a grid folder, the first 100 also go to GRIDS/METHOD_seedS.png."""
+    import torch
+
+    from advnets.data.registry import load_stacked_labels
+    from advnets.eval.classifier import load_or_train_classifier
+    from advnets.eval.stacked_coverage import stacked_coverage, stacked_mode_frequencies
+    from advnets.models import sample_noise
+
     m = config.model
     with torch.no_grad():
         z = sample_noise(SAMPLES, m.noise_dim, m.noise_prior, torch.Generator().manual_seed(seed + 1000), "cpu")
-        samples = torch.cat([trainer.sampler.eval()(b) for b in z.split(1000)])
+        samples = torch.cat([sampler(b) for b in z.split(1000)])
     if grids:
         from advnets.figures.image_grid import save_grid
 
@@ -101,9 +112,35 @@ def one_run(job: tuple[str, int, int | None, list[str], str | None, str | None])
     classifier = load_or_train_classifier(config.data)
     frequencies = stacked_mode_frequencies(load_stacked_labels(config.data, run_seed=seed))
     cov = stacked_coverage(classifier.predict(samples), frequencies)
-    return {"method": method, "seed": seed, "steps": trainer.g_updates, "batch_size": config.train.batch_size,
+    return {"method": method, "seed": seed, "steps": steps, "batch_size": config.train.batch_size,
             "d_units": list(m.discriminator_units), "seconds": round(seconds, 1),
             "modes": cov["modes_captured"], "kl": cov["kl"], "kl_uniform": cov["kl_uniform"]}
+
+
+def measure_kept(run_dir: str, method: str, steps: int | None, extra: list[str], grids: str | None) -> dict:
+    """The row of a run trained elsewhere (`--runs`, or `advnets train --preset P --seed S`), measured as one_run
+    measures its own: it must hold the method's settings for its seed (up to the ones a resume may change, such as
+    TensorBoard or the coverage lines) and have finished its epochs (or its `steps` updates). Its seconds are its epochs' training time as
+    metrics.jsonl records it (without the start-up and the end-of-run checkpoint one_run's clock includes)."""
+    import torch
+
+    from advnets import load_run
+    from advnets.run.layout import _changes, read_metrics
+
+    torch.set_num_threads(1)
+    run = load_run(run_dir, device="cpu")
+    seed = run.config.train.seed
+    expected = method_config(method, seed, steps, extra)
+    changed = _changes(expected, run.config)
+    if changed:
+        raise SystemExit(f"stacked_mnist.py: {run_dir} differs from the {method} settings (the method's -> the "
+                         f"run's: {changed}); pass --methods, --steps and --set as it was trained")
+    if run.step < (steps or 0) or steps is None and run.epoch < expected.train.epochs:
+        done, planned = (f"update {run.step}", steps) if steps else (f"epoch {run.epoch}", expected.train.epochs)
+        raise SystemExit(f"stacked_mnist.py: {run_dir} stopped at {done} of {planned}; "
+                         "finish it with `advnets train --resume`")
+    seconds = sum(r.get("seconds") or 0.0 for r in read_metrics(run_dir) if r.get("kind") == "epoch")
+    return measure(run.generator, run.config, method, seed, run.step, seconds, grids)
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -181,6 +218,9 @@ def main(argv=None) -> int:
                                                    "`advnets eval`, `advnets sample`, stacked_classifier_check.py)")
     p.add_argument("--combine", nargs="+", metavar="JSON", help="no training: merge the runs of earlier outputs of "
                                                                "this script into one summary (and --markdown table)")
+    p.add_argument("--measure", nargs="+", metavar="RUN_DIR", help="no training: measure finished runs trained "
+                   "elsewhere (by --runs, or `advnets train --preset P --seed S`) as the benchmark measures its own; "
+                   "--methods names their one method, --set their extra settings")
     args = p.parse_args(argv)
     if args.combine:
         return _combine(args.combine, args.markdown)
@@ -188,17 +228,25 @@ def main(argv=None) -> int:
     unknown = sorted(set(methods) - set(PRESETS))
     if unknown:
         p.error(f"unknown method {', '.join(unknown)}: choose from {', '.join(PRESETS)}")
+    if args.measure and len(methods) != 1:
+        p.error("--measure reads runs of one method: name it with --methods")
     from advnets.config import make_config
     from advnets.eval.classifier import load_or_train_classifier
 
     load_or_train_classifier(make_config(PRESETS["remedy"]).data)       # trained once, before the workers read it
-    jobs = [(m, s, args.steps, args.set, args.grids, args.runs) for m in methods for s in range(args.first_seed, args.first_seed + args.seeds)]
     started = time.perf_counter()
     runs = []
-    with ProcessPoolExecutor(args.jobs) as pool:
-        for r in pool.map(one_run, jobs):                       # in job order; each run's line as soon as it is in
-            runs.append(r)
-            print(json.dumps(r), file=sys.stderr, flush=True)
+    if args.measure:
+        for run_dir in args.measure:
+            runs.append(measure_kept(run_dir, methods[0], args.steps, args.set, args.grids))
+            print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    else:
+        jobs = [(m, s, args.steps, args.set, args.grids, args.runs)
+                for m in methods for s in range(args.first_seed, args.first_seed + args.seeds)]
+        with ProcessPoolExecutor(args.jobs) as pool:
+            for r in pool.map(one_run, jobs):                   # in job order; each run's line as soon as it is in
+                runs.append(r)
+                print(json.dumps(r), file=sys.stderr, flush=True)
     summary, floor = summarise(runs), real_floor()
     result = {"benchmark": "stacked_mnist", "summary": summary, "real_floor": floor, "published": PUBLISHED,
               "target": TARGET, "runs": runs, "overrides": args.set, "jobs": args.jobs,

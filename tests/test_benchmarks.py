@@ -168,6 +168,16 @@ def test_stacked_mnist_benchmark_trains_measures_and_combines(tmp_path):
     assert "real held-out stacks" in (tmp_path / "t.md").read_text()
     kept = json.loads((tmp_path / "paper_seed0" / "config.json").read_text())          # --runs keeps the run
     assert kept["data"]["dataset"] == "stacked-mnist" and (tmp_path / "paper_seed0" / "checkpoints").is_dir()
+    # --measure reads the kept run as the benchmark read it after training, and refuses another method's run
+    again = json.loads(_run("stacked_mnist.py", "--methods", "paper", "--measure", str(tmp_path / "paper_seed0"),
+                            *tiny))["runs"][0]
+    trained = json.loads((tmp_path / "paper.json").read_text())["runs"][0]
+    keys = ("seed", "steps", "modes", "kl")
+    assert [again[k] for k in keys] == [trained[k] for k in keys]
+    wrong = subprocess.run([sys.executable, str(BENCHMARKS / "stacked_mnist.py"), "--methods", "remedy", "--measure",
+                            str(tmp_path / "paper_seed0"), *tiny], capture_output=True, text=True, timeout=600)
+    assert wrong.returncode == 1 and "differs from the remedy settings" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
 
 
 check = _module("stacked_classifier_check")
