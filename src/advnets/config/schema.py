@@ -183,7 +183,9 @@ class TrainConfig:
     coverage_every_epochs: int | None = None
     coverage_samples: int = 0
     # Sample from a moving average of G's weights (training/averaging.py): each G update moves the average by
-    # 1 - generator_ema (after a warm-up). 0: off, samples come from G itself. Training is unchanged either way.
+    # 1 - generator_ema once past a warm-up, by 9 / (10 + t) before it (update t); the warm-up lasts
+    # (10 generator_ema - 1) / (1 - generator_ema) updates: 8,990 for 0.999, so a run of fewer updates averages alike
+    # with any value from 0.999 up. 0: off, samples come from G itself. Training is unchanged either way.
     generator_ema: float = 0.0
     # Zero-centred gradient penalty on D at the data (R1, Mescheder et al. 2018): D's loss gains
     # gradient_penalty / 2 * E_x ||d logit / dx||^2 (x: a packed row when packed). 0: off. Alternating schedule only.
