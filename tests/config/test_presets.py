@@ -97,7 +97,7 @@ def test_stacked_presets_are_the_paper_recipe_and_the_remedy_on_the_same_budget(
     t = remedy.train
     assert (t.schedule, t.k_discriminator_steps, t.optimizer, t.generator_ema) == ("alternating", 1, "adam", 0.999)
     updates = t.epochs * (remedy.data.stack_size // t.batch_size)
-    assert t.lr_decay_after < updates // 2                        # a steady rate, then down 10-fold to the end
+    assert updates // 2 < t.lr_decay_after < updates              # a steady rate, then down 10-fold to the end
     assert t.lr_decay ** (updates - t.lr_decay_after) == pytest.approx(10, rel=0.02)
 
 
