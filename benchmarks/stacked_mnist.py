@@ -120,15 +120,20 @@ def measure(sampler, config, method: str, seed: int, steps: int, seconds: float,
 def measure_kept(run_dir: str, method: str, steps: int | None, extra: list[str], grids: str | None) -> dict:
     """The row of a run trained elsewhere (`--runs`, or `advnets train --preset P --seed S`), measured as one_run
     measures its own: it must hold the method's settings for its seed (up to the ones a resume may change, such as
-    TensorBoard or the coverage lines) and have finished its epochs (or its `steps` updates). Its seconds are its epochs' training time as
-    metrics.jsonl records it (without the start-up and the end-of-run checkpoint one_run's clock includes)."""
+    TensorBoard or the coverage lines) and have finished its epochs (or its `steps` updates). Its seconds are its
+    epochs' training time as metrics.jsonl records it (without the start-up and the end-of-run checkpoint one_run's
+    clock includes). A folder that holds no readable run exits with one line saying why."""
     import torch
 
     from advnets import load_run
+    from advnets.errors import AdvnetsError
     from advnets.run.layout import _changes, read_metrics
 
     torch.set_num_threads(1)
-    run = load_run(run_dir, device="cpu")
+    try:
+        run = load_run(run_dir, device="cpu")
+    except AdvnetsError as exc:
+        raise SystemExit(f"stacked_mnist.py: {exc}") from None
     seed = run.config.train.seed
     expected = method_config(method, seed, steps, extra)
     changed = _changes(expected, run.config)

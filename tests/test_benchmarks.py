@@ -178,6 +178,9 @@ def test_stacked_mnist_benchmark_trains_measures_and_combines(tmp_path):
                             str(tmp_path / "paper_seed0"), *tiny], capture_output=True, text=True, timeout=600)
     assert wrong.returncode == 1 and "differs from the remedy settings" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+    missing = subprocess.run([sys.executable, str(BENCHMARKS / "stacked_mnist.py"), "--methods", "paper", "--measure",
+                              str(tmp_path / "no_such_run")], capture_output=True, text=True, timeout=600)
+    assert missing.returncode == 1 and "no_such_run" in missing.stderr and "Traceback" not in missing.stderr
 
 
 check = _module("stacked_classifier_check")
