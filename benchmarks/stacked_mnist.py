@@ -140,9 +140,9 @@ def measure_kept(run_dir: str, method: str, steps: int | None, extra: list[str],
     if changed:
         raise SystemExit(f"stacked_mnist.py: {run_dir} differs from the {method} settings (the method's -> the "
                          f"run's: {changed}); pass --methods, --steps and --set as it was trained")
-    if run.step < (steps or 0) or steps is None and run.epoch < expected.train.epochs:
-        done, planned = (f"update {run.step}", steps) if steps else (f"epoch {run.epoch}", expected.train.epochs)
-        raise SystemExit(f"stacked_mnist.py: {run_dir} stopped at {done} of {planned}; "
+    unit, done, planned = ("update", run.step, steps) if steps else ("epoch", run.epoch, expected.train.epochs)
+    if done < planned:
+        raise SystemExit(f"stacked_mnist.py: {run_dir} stopped at {unit} {done} of {planned}; "
                          "finish it with `advnets train --resume`")
     seconds = sum(r.get("seconds") or 0.0 for r in read_metrics(run_dir) if r.get("kind") == "epoch")
     return measure(run.generator, run.config, method, seed, run.step, seconds, grids)
