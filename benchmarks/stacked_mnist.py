@@ -117,26 +117,22 @@ def measure(sampler, config, method: str, seed: int, steps: int, seconds: float,
             "modes": cov["modes_captured"], "kl": cov["kl"], "kl_uniform": cov["kl_uniform"]}
 
 
-def measure_kept(run_dir: str, method: str, steps: int | None, extra: list[str], grids: str | None) -> dict:
-    """The row of a run trained elsewhere (`--runs`, or `advnets train --preset P --seed S`), measured as one_run
-    measures its own: it must hold the method's settings for its seed (up to the ones a resume may change, such as
+def check_kept(run_dir: str, method: str, steps: int | None, extra: list[str]):
+    """A run trained elsewhere (`--runs`, or `advnets train --preset P --seed S`) loaded for measuring, with its
+    training seconds: it must hold the method's settings for its seed (up to the ones a resume may change, such as
     TensorBoard or the coverage lines) and have finished its epochs (or its `steps` updates). Its seconds are its
     epochs' training time as metrics.jsonl records it (without the start-up and the end-of-run checkpoint one_run's
-    clock includes). A folder that holds no readable run exits with one line saying why."""
-    import torch
-
+    clock includes). A folder that holds no readable run, or another run, exits with one line saying why."""
     from advnets import load_run
     from advnets.errors import AdvnetsError
-    from advnets.run.layout import _changes, read_metrics
+    from advnets.run.layout import changed_settings, read_metrics
 
-    torch.set_num_threads(1)
     try:
         run = load_run(run_dir, device="cpu")
     except AdvnetsError as exc:
         raise SystemExit(f"stacked_mnist.py: {exc}") from None
-    seed = run.config.train.seed
-    expected = method_config(method, seed, steps, extra)
-    changed = _changes(expected, run.config)
+    expected = method_config(method, run.config.train.seed, steps, extra)
+    changed = changed_settings(expected, run.config)
     if changed:
         raise SystemExit(f"stacked_mnist.py: {run_dir} differs from the {method} settings (the method's -> the "
                          f"run's: {changed}); pass --methods, --steps and --set as it was trained")
@@ -145,7 +141,16 @@ def measure_kept(run_dir: str, method: str, steps: int | None, extra: list[str],
         raise SystemExit(f"stacked_mnist.py: {run_dir} stopped at {unit} {done} of {planned}; "
                          "finish it with `advnets train --resume`")
     seconds = sum(r.get("seconds") or 0.0 for r in read_metrics(run_dir) if r.get("kind") == "epoch")
-    return measure(run.generator, run.config, method, seed, run.step, seconds, grids)
+    return run, seconds
+
+
+def measure_kept(run_dir: str, method: str, steps: int | None, extra: list[str], grids: str | None) -> dict:
+    """The row of a run trained elsewhere (see check_kept), measured as one_run measures its own."""
+    import torch
+
+    torch.set_num_threads(1)
+    run, seconds = check_kept(run_dir, method, steps, extra)
+    return measure(run.generator, run.config, method, run.config.train.seed, run.step, seconds, grids)
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -235,6 +240,8 @@ def main(argv=None) -> int:
         p.error(f"unknown method {', '.join(unknown)}: choose from {', '.join(PRESETS)}")
     if args.measure and len(methods) != 1:
         p.error("--measure reads runs of one method: name it with --methods")
+    for run_dir in args.measure or []:
+        check_kept(run_dir, methods[0], args.steps, args.set)   # a wrong folder is told before the classifier's cost
     from advnets.config import make_config
     from advnets.eval.classifier import load_or_train_classifier
 

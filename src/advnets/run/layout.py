@@ -122,7 +122,7 @@ def resolve_config(run_dir: Path, config: Config | None, resume: bool, notes: li
                 stored = read_config(run_dir)
             except AdvnetsError:        # an unreadable config.json and no checkpoint: nothing to keep
                 return config
-            changed = _changes(stored, config)
+            changed = changed_settings(stored, config)
             if changed:
                 raise RunError(f"{run_dir} holds a run that stopped before its first checkpoint, with other "
                                f"settings ({changed})", f"repeat its command, continue it with --resume {run_dir}, "
@@ -140,7 +140,7 @@ def resolve_config(run_dir: Path, config: Config | None, resume: bool, notes: li
                           "with the new settings in another output directory")
     if config is None:
         return stored
-    changed = _changes(stored, config)
+    changed = changed_settings(stored, config)
     if changed:
         raise ConfigError(f"cannot resume {run_dir} with different settings ({changed})",
                           "resume without them, or start a new run with another output directory")
@@ -154,8 +154,10 @@ def _merged(stored: Config, config: Config) -> Config:
                       for s, v in stored.to_dict().items()})
 
 
-def _changes(stored: Config, config: Config) -> str:
-    """The settings outside RESUMABLE_CHANGES in which `config` differs from `stored` ("" when none)."""
+def changed_settings(stored: Config, config: Config) -> str:
+    """The settings outside RESUMABLE_CHANGES in which `config` differs from `stored`, up to four of them as
+    "key: old -> new" joined by commas ("" when none): what makes a run a different run, the rule that decides
+    whether a run directory can be resumed with `config` (and whether a kept run holds a benchmark's settings)."""
     old, new = _flatten(stored.to_dict()), _flatten(config.to_dict())
     changed = sorted(k for k in old if old[k] != new[k] and k not in RESUMABLE_CHANGES)
     return ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in changed[:4])
