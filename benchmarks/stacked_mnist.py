@@ -117,7 +117,7 @@ def measure(sampler, config, method: str, seed: int, steps: int, seconds: float,
             "modes": cov["modes_captured"], "kl": cov["kl"], "kl_uniform": cov["kl_uniform"]}
 
 
-def check_kept(run_dir: str, method: str, steps: int | None, extra: list[str]):
+def check_kept(run_dir: str, method: str, steps: int | None, extra: list[str]) -> tuple:
     """A run trained elsewhere (`--runs`, or `advnets train --preset P --seed S`) loaded for measuring, with its
     training seconds: it must hold the method's settings for its seed (up to the ones a resume may change, such as
     TensorBoard or the coverage lines) and have finished its epochs (or its `steps` updates). Its seconds are its
