@@ -144,12 +144,11 @@ def check_kept(run_dir: str, method: str, steps: int | None, extra: list[str]) -
     return run, seconds
 
 
-def measure_kept(run_dir: str, method: str, steps: int | None, extra: list[str], grids: str | None) -> dict:
-    """The row of a run trained elsewhere (see check_kept), measured as one_run measures its own."""
+def measure_kept(run, seconds: float, method: str, grids: str | None) -> dict:
+    """The row of a run trained elsewhere, as check_kept loaded it, measured as one_run measures its own."""
     import torch
 
     torch.set_num_threads(1)
-    run, seconds = check_kept(run_dir, method, steps, extra)
     return measure(run.generator, run.config, method, run.config.train.seed, run.step, seconds, grids)
 
 
@@ -240,8 +239,8 @@ def main(argv=None) -> int:
         p.error(f"unknown method {', '.join(unknown)}: choose from {', '.join(PRESETS)}")
     if args.measure and len(methods) != 1:
         p.error("--measure reads runs of one method: name it with --methods")
-    for run_dir in args.measure or []:
-        check_kept(run_dir, methods[0], args.steps, args.set)   # a wrong folder is told before the classifier's cost
+    # every kept run loaded and checked once, before the classifier's cost: a wrong folder is told at once
+    kept = [check_kept(run_dir, methods[0], args.steps, args.set) for run_dir in args.measure or []]
     from advnets.config import make_config
     from advnets.eval.classifier import load_or_train_classifier
 
@@ -249,8 +248,8 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     runs = []
     if args.measure:
-        for run_dir in args.measure:
-            runs.append(measure_kept(run_dir, methods[0], args.steps, args.set, args.grids))
+        for run, seconds in kept:
+            runs.append(measure_kept(run, seconds, methods[0], args.grids))
             print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     else:
         jobs = [(m, s, args.steps, args.set, args.grids, args.runs)
