@@ -30,6 +30,7 @@ import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any, NamedTuple
 
 # beside this script (its directory is on sys.path when it runs): the 2-D benchmark's statistics and their format
 from modes import mean_se, plus_minus
@@ -117,7 +118,16 @@ def measure(sampler, config, method: str, seed: int, steps: int, seconds: float,
             "modes": cov["modes_captured"], "kl": cov["kl"], "kl_uniform": cov["kl_uniform"]}
 
 
-def check_kept(run_dir: str, method: str, steps: int | None, extra: list[str]) -> tuple:
+class Kept(NamedTuple):
+    """What measuring needs of a run trained elsewhere: its G (the average when it kept one), config, updates and
+    training seconds. D is not kept, so many checked runs held at once cost G's weights only."""
+    generator: Any
+    config: Any
+    step: int
+    seconds: float
+
+
+def check_kept(run_dir: str, method: str, steps: int | None, extra: list[str]) -> Kept:
     """A run trained elsewhere (`--runs`, or `advnets train --preset P --seed S`) loaded for measuring, with its
     training seconds: it must hold the method's settings for its seed (up to the ones a resume may change, such as
     TensorBoard or the coverage lines) and have finished its epochs (or its `steps` updates). Its seconds are its
@@ -141,15 +151,15 @@ def check_kept(run_dir: str, method: str, steps: int | None, extra: list[str]) -
         raise SystemExit(f"stacked_mnist.py: {run_dir} stopped at {unit} {done} of {planned}; "
                          "finish it with `advnets train --resume`")
     seconds = sum(r.get("seconds") or 0.0 for r in read_metrics(run_dir) if r.get("kind") == "epoch")
-    return run, seconds
+    return Kept(run.generator, run.config, run.step, seconds)
 
 
-def measure_kept(run, seconds: float, method: str, grids: str | None) -> dict:
+def measure_kept(kept: Kept, method: str, grids: str | None) -> dict:
     """The row of a run trained elsewhere, as check_kept loaded it, measured as one_run measures its own."""
     import torch
 
     torch.set_num_threads(1)
-    return measure(run.generator, run.config, method, run.config.train.seed, run.step, seconds, grids)
+    return measure(kept.generator, kept.config, method, kept.config.train.seed, kept.step, kept.seconds, grids)
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -248,8 +258,8 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     runs = []
     if args.measure:
-        for run, seconds in kept:
-            runs.append(measure_kept(run, seconds, methods[0], args.grids))
+        for run in kept:
+            runs.append(measure_kept(run, methods[0], args.grids))
             print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     else:
         jobs = [(m, s, args.steps, args.set, args.grids, args.runs)
